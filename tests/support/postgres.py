@@ -1,0 +1,1 @@
+"""Placeholder: the real PostgreSQL server fixture lands with the connectors work."""
