@@ -2,4 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from sandbox.catalog import Catalog
+from sandbox.demo import build_demo
+
 pytest_plugins = ["tests.support.postgres"]
+
+REPO = Path(__file__).resolve().parents[1]
+POLICIES = REPO / "policies"
+PUMS = REPO.parent / "shared" / "data" / "pums"
+DEMO_SCALE = 5_000
+
+
+@pytest.fixture(scope="session")
+def demo_catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    """The demo city at a small scale plus the PUMS samples, registered from policies/."""
+    data_dir = tmp_path_factory.mktemp("sandbox-data")
+    build_demo(data_dir / "demo", scale=DEMO_SCALE)
+    catalog = Catalog(data_dir)
+    catalog.register_directory(POLICIES)
+    return catalog

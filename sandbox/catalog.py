@@ -1,0 +1,279 @@
+"""Registered datasets: connector + policy + managed, read-only storage.
+
+Registration is where the expensive, data-independent-of-the-query work happens once:
+- the source is snapshotted by its connector and checked against the policy;
+- every row gets `__rank`, its position among its unit's rows ordered by a keyed hash of
+  (server secret, row content), so per-query contribution bounding is the cheap filter
+  `__rank <= max_rows` instead of a window over the whole table;
+- facts the compiler may rely on are verified and recorded: the largest number of rows any unit
+  has, and which dimensions are constant within a unit (grouping by them needs no max_groups pass);
+- the managed Parquet is written (the portable copy, e.g. for a Spark backend) and a read-only
+  DuckDB file is built from it for the local engine, which attaches it read-only and then
+  switches its file system off.
+
+The listing shows schemas and policies, never rows.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from connectors import check_schema, get_connector
+from sandbox.errors import DatasetNotFound
+from sandbox.policy import Policy, Role, load_policies
+
+__all__ = ["RANK_COLUMN", "Catalog", "Dataset"]
+
+RANK_COLUMN = "__rank"
+_MANIFEST_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A registered dataset as the compiler and engine see it."""
+
+    policy: Policy
+    directory: Path
+    manifest: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    @property
+    def parquet_path(self) -> Path:
+        return self.directory / "data.parquet"
+
+    @property
+    def engine_path(self) -> Path:
+        return self.directory / "engine.duckdb"
+
+    @property
+    def rows(self) -> int:
+        return int(self.manifest["rows"])
+
+    @property
+    def max_rows_per_unit(self) -> int:
+        """Verified at registration; 0 for public datasets."""
+        return int(self.manifest.get("max_rows_per_unit", 0))
+
+    @property
+    def constant_dimensions(self) -> frozenset[str]:
+        return frozenset(self.manifest.get("constant_dimensions", ()))
+
+    def describe(self) -> dict[str, Any]:
+        """Schema and policy for the catalog listing: never rows, never data statistics."""
+        return {
+            "name": self.name,
+            "title": self.policy.title,
+            "description": self.policy.description,
+            "owner": self.policy.owner,
+            "domain": self.policy.domain,
+            "public": self.policy.public,
+            "privacy_unit": self.policy.privacy_unit.model_dump() if self.policy.privacy_unit else None,
+            "columns": {
+                name: column.model_dump(exclude_none=True)
+                for name, column in self.policy.columns.items()
+                if column.role is not Role.hidden
+            },
+            "limits": self.policy.limits.model_dump(),
+            "default_delta": self.policy.default_delta,
+            "registered_at": self.manifest.get("registered_at"),
+        }
+
+
+class Catalog:
+    """The datasets under one data directory."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.datasets_dir = self.data_dir / "datasets"
+        self.datasets_dir.mkdir(parents=True, exist_ok=True)
+        self._secret = _load_or_create_secret(self.data_dir / "secret.key")
+        self._cache: dict[str, Dataset] = {}
+
+    # -- reading --------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        return sorted(p.name for p in self.datasets_dir.iterdir() if (p / "manifest.json").exists())
+
+    def get(self, name: str) -> Dataset:
+        cached = self._cache.get(name)
+        if cached is not None:
+            return cached
+        directory = self.datasets_dir / name
+        manifest_file = directory / "manifest.json"
+        if not name.isidentifier() or not manifest_file.exists():
+            names = self.names()
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise DatasetNotFound(
+                f"No dataset named {name!r}.{hint} Available: {', '.join(names) or '(none)'}.",
+                dataset=name,
+                suggestion=close[0] if close else None,
+            )
+        manifest = json.loads(manifest_file.read_text())
+        dataset = Dataset(Policy.model_validate(manifest["policy"]), directory, manifest)
+        self._cache[name] = dataset
+        return dataset
+
+    def list(self) -> list[Dataset]:
+        return [self.get(name) for name in self.names()]
+
+    # -- registration ---------------------------------------------------------------------
+    def register_directory(self, policies_dir: str | Path) -> list[Dataset]:
+        return [self.register(policy, file) for policy, file in load_policies(policies_dir).values()]
+
+    def register(self, policy: Policy, policy_file: str | Path | None = None) -> Dataset:
+        """Snapshot, check, bound and store one dataset. Idempotent: an unchanged source and
+        policy is only re-checked; anything else is rebuilt and swapped in atomically."""
+        policy_dir = Path(policy_file).resolve().parent if policy_file else None
+        origin = str(policy_file or policy.name)
+        location = policy.resolve_location(policy_dir, self.data_dir)
+        connector = get_connector(policy.source.kind)
+        target = self.datasets_dir / policy.name
+        with tempfile.TemporaryDirectory(dir=self.data_dir, prefix=".register-") as tmp:
+            work = Path(tmp)
+            snapshot = connector.snapshot(policy, location, work / "snapshot")
+            check_schema(policy, snapshot.schema, origin)
+            fingerprint = self._fingerprint(policy, snapshot.parquet)
+            existing = target / "manifest.json"
+            if existing.exists() and json.loads(existing.read_text()).get("fingerprint") == fingerprint:
+                self._cache.pop(policy.name, None)
+                return self.get(policy.name)
+            staged = work / "staged"
+            staged.mkdir()
+            manifest = self._ingest(policy, snapshot.parquet, staged, origin)
+            manifest["fingerprint"] = fingerprint
+            (staged / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+            for file in staged.iterdir():
+                file.chmod(stat.S_IRUSR | stat.S_IRGRP)
+            if target.exists():
+                _make_writable(target)
+                shutil.rmtree(target)
+            os.replace(staged, target)
+        self._cache.pop(policy.name, None)
+        return self.get(policy.name)
+
+    def _fingerprint(self, policy: Policy, source: Path) -> str:
+        digest = hashlib.sha256()
+        digest.update(str(_MANIFEST_VERSION).encode())
+        digest.update(policy.model_dump_json().encode())
+        digest.update(hashlib.sha256(self._secret).digest())
+        files = sorted(source.rglob("*.parquet")) if source.is_dir() else [source]
+        for file in files:
+            info = file.stat()
+            digest.update(f"{file.name}:{info.st_size}:{info.st_mtime_ns}".encode())
+        return digest.hexdigest()
+
+    def _ingest(self, policy: Policy, source: Path, out: Path, origin: str) -> dict[str, Any]:
+        pattern = str(source / "**" / "*.parquet") if source.is_dir() else str(source)
+        columns = ", ".join(
+            f"CAST({_quote(name)} AS {column.type}) AS {_quote(name)}"
+            for name, column in policy.columns.items()
+        )
+        parquet = out / "data.parquet"
+        con = duckdb.connect(config={"threads": str(os.cpu_count() or 2), "memory_limit": "2GB"})
+        try:
+            con.execute(
+                f"CREATE TEMP VIEW src AS SELECT * FROM read_parquet('{_sql_path(Path(pattern))}')"
+            )
+            facts: dict[str, Any] = {}
+            if policy.public:
+                select = f"SELECT {columns} FROM src"
+            else:
+                unit = _quote(policy.unit)
+                # Rows without a unit are treated as one unit, as SQL groups NULLs: they are
+                # bounded together, which is never weaker than bounding them separately.
+                facts["null_unit_rows"] = con.execute(
+                    f"SELECT count(*) FROM src WHERE {unit} IS NULL"
+                ).fetchone()[0]
+                # The keyed hash of (secret, row content): uniform, reproducible, unpredictable
+                # without the secret, and independent of other units' rows, so removing one
+                # unit never changes which rows of another unit are kept. Identical rows tie,
+                # and it does not matter which of them is kept.
+                content = ", ".join(_quote(name) for name in policy.columns)
+                select = (
+                    f"SELECT {columns}, CAST(row_number() OVER (PARTITION BY {unit} ORDER BY "
+                    f"sha256(concat($secret, CAST(row({content}) AS VARCHAR)))) AS INTEGER) "
+                    f"AS {RANK_COLUMN} FROM src"
+                )
+            con.execute(
+                f"COPY ({select}) TO '{_sql_path(parquet)}' (FORMAT parquet, COMPRESSION zstd)",
+                {"secret": self._secret.hex()} if not policy.public else {},
+            )
+            rows = con.execute(f"SELECT count(*) FROM '{_sql_path(parquet)}'").fetchone()[0]
+            if not policy.public:
+                facts |= self._unit_facts(con, policy, parquet)
+            engine = out / "engine.duckdb"
+            db = duckdb.connect(str(engine))
+            try:
+                db.execute(f"CREATE TABLE data AS SELECT * FROM '{_sql_path(parquet)}'")
+            finally:
+                db.close()
+        finally:
+            con.close()
+        return {
+            "version": _MANIFEST_VERSION,
+            "name": policy.name,
+            "policy": policy.model_dump(mode="json"),
+            "rows": rows,
+            "registered_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **facts,
+        }
+
+    @staticmethod
+    def _unit_facts(con: duckdb.DuckDBPyConnection, policy: Policy, parquet: Path) -> dict[str, Any]:
+        """Verified facts about units that let the compiler skip work without weakening bounds."""
+        unit = _quote(policy.unit)
+        dims = [n for n, c in policy.columns.items() if c.role is Role.dimension]
+        max_rows, units = con.execute(
+            f"SELECT max(n), count(*) FROM (SELECT count(*) AS n FROM '{_sql_path(parquet)}' GROUP BY {unit})"
+        ).fetchone()
+        constant = list(dims)
+        if dims and max_rows and max_rows > 1:
+            per_unit = ", ".join(
+                f"count(DISTINCT {_quote(d)}) + max(CASE WHEN {_quote(d)} IS NULL THEN 1 ELSE 0 END) AS {_quote(d)}"
+                for d in dims
+            )
+            worst = ", ".join(f"max({_quote(d)})" for d in dims)
+            row = con.execute(
+                f"SELECT {worst} FROM (SELECT {per_unit} FROM '{_sql_path(parquet)}' GROUP BY {unit})"
+            ).fetchone()
+            constant = [d for d, n in zip(dims, row, strict=True) if n <= 1]
+        return {"units": units or 0, "max_rows_per_unit": max_rows or 0, "constant_dimensions": constant}
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _make_writable(directory: Path) -> None:
+    for file in directory.iterdir():
+        file.chmod(stat.S_IRUSR | stat.S_IWUSR)
+
+
+def _load_or_create_secret(path: Path) -> bytes:
+    """The bounding key: never leaves the server; changing it re-ranks every dataset."""
+    if path.exists():
+        return path.read_bytes()
+    secret = os.urandom(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secret)
+    return secret

@@ -1,0 +1,74 @@
+"""SQL -> validated plan. Reads like the pipeline: parse -> normalize -> validate (RULES, one
+module per rule) -> plan (bounded SQL + noise plan)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from sqlglot import exp
+
+from sandbox.compiler.context import Context
+from sandbox.compiler.parse import parse
+from sandbox.compiler.plan import OutputColumn, Plan, Primitive, Selection
+from sandbox.compiler.planner import build_plan
+from sandbox.compiler.rules import RULES
+from sandbox.errors import BudgetExceeded, InvalidParameter
+
+if TYPE_CHECKING:
+    from sandbox.catalog import Catalog
+
+__all__ = ["OutputColumn", "Plan", "Primitive", "Selection", "check_parameters", "compile_query"]
+
+
+def check_parameters(epsilon: object, delta: object) -> tuple[float, float | None]:
+    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or not math.isfinite(epsilon) or epsilon <= 0:
+        raise InvalidParameter(
+            f"epsilon must be a finite number greater than 0 (got {epsilon!r}); typical values are 0.1 to 1.",
+            parameter="epsilon",
+        )
+    if delta is not None and (
+        isinstance(delta, bool) or not isinstance(delta, int | float) or not math.isfinite(delta) or not 0 < delta < 1
+    ):
+        raise InvalidParameter(
+            f"delta must be a number strictly between 0 and 1 (got {delta!r}); leave it out to use the "
+            "dataset's default.",
+            parameter="delta",
+        )
+    return float(epsilon), (float(delta) if delta is not None else None)
+
+
+def _normalize(query: exp.Expression) -> exp.Expression:
+    """Resolve GROUP BY ordinals and output aliases to the expressions they name."""
+    if not isinstance(query, exp.Select) or query.args.get("group") is None:
+        return query
+    items = query.expressions
+    aliases = {item.alias: item.unalias() for item in items if item.alias}
+    resolved = []
+    for key in query.args["group"].expressions:
+        if isinstance(key, exp.Literal) and key.is_int and 1 <= int(key.this) <= len(items):
+            key = items[int(key.this) - 1].unalias().copy()
+        elif isinstance(key, exp.Column) and not key.table and key.name in aliases:
+            key = aliases[key.name].copy()
+        resolved.append(key)
+    query.args["group"].set("expressions", resolved)
+    return query
+
+
+def compile_query(sql: str, catalog: Catalog, *, epsilon: float, delta: float | None = None) -> Plan:
+    """Validate `sql` against the catalog's policies and plan it. Touches no data."""
+    epsilon, delta = check_parameters(epsilon, delta)
+    query = _normalize(parse(sql))
+    ctx = Context(sql=sql, catalog=catalog)
+    for rule in RULES:
+        rule.check(query, ctx)
+    policy = ctx.policy
+    cap = policy.limits.max_epsilon_per_query
+    if epsilon > cap:
+        raise BudgetExceeded(
+            f"epsilon {epsilon:g} exceeds the per-query cap of {cap:g} for dataset {policy.name!r}; "
+            f"ask for at most {cap:g}.",
+            requested=epsilon,
+            cap=cap,
+        )
+    return build_plan(query, ctx.group_keys, ctx.dataset, sql, epsilon, delta)

@@ -1,0 +1,67 @@
+"""Public key sets: when every column a GROUP BY key reads has a public, finite domain (declared
+`keys`, a small bounded integer range, or BOOLEAN), the set of possible groups is public. It is
+computed here from the policy alone (never from data), every such group is released (also those
+absent from the data) and groups outside it are dropped. Otherwise keys are private and groups
+go through threshold selection."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import duckdb
+from sqlglot import exp
+
+from sandbox.policy import Column, Policy
+
+__all__ = ["public_key_set"]
+
+MAX_DOMAIN = 10_001
+MAX_PRODUCT = 200_000
+
+
+def _domain(column: Column) -> list[Any] | None:
+    values: list[Any] | None = None
+    if column.keys is not None:
+        values = list(column.keys)
+    elif column.type == "BOOLEAN":
+        values = [False, True]
+    elif column.is_integer and column.bounds is not None:
+        lo, hi = math.ceil(column.bounds[0]), math.floor(column.bounds[1])
+        if hi - lo + 1 <= MAX_DOMAIN:
+            values = list(range(lo, hi + 1))
+    if values is not None and column.nullable:
+        values.append(None)
+    return values
+
+
+def public_key_set(keys: list[exp.Expression], policy: Policy) -> tuple[tuple[Any, ...], ...] | None:
+    names = sorted({c.name for k in keys for c in k.find_all(exp.Column)})
+    domains = {}
+    size = 1
+    for name in names:
+        domain = _domain(policy.columns[name])
+        if domain is None:
+            return None
+        domains[name] = domain
+        size *= len(domain)
+        if size > MAX_PRODUCT:
+            return None
+    con = duckdb.connect(config={"enable_external_access": "false", "threads": "1"})
+    try:
+        sources = []
+        for i, name in enumerate(names):
+            column_type = policy.columns[name].type
+            con.execute(
+                f'CREATE TABLE d{i} AS SELECT unnest($values::{column_type}[]) AS "{name}"',
+                {"values": domains[name]},
+            )
+            sources.append(f"d{i}")
+        select = ", ".join(f"{k.sql(dialect='duckdb')} AS k{i}" for i, k in enumerate(keys))
+        relation = " CROSS JOIN ".join(sources) if sources else "(SELECT 1)"
+        rows = con.execute(f"SELECT DISTINCT {select} FROM {relation} ORDER BY ALL NULLS LAST").fetchall()
+    except duckdb.Error:
+        return None  # the expression fails on some public value: fall back to private keys
+    finally:
+        con.close()
+    return tuple(tuple(row) for row in rows)

@@ -1,0 +1,32 @@
+"""GROUP BY dimension columns, or deterministic expressions of them (buckets, CASE, date parts)."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from sandbox.compiler.context import Context
+from sandbox.policy import Role
+
+NAME = "group_by_dimensions"
+MAX_KEYS = 4
+
+
+def check(query: exp.Select, ctx: Context) -> None:
+    group = query.args.get("group")
+    if group is None:
+        return
+    if group.args.get("rollup") or group.args.get("cube") or group.args.get("grouping_sets"):
+        ctx.reject(group, "ROLLUP/CUBE/GROUPING SETS", "they release overlapping groups",
+                   "Run one query per grouping.", NAME)
+    if len(group.expressions) > MAX_KEYS:
+        ctx.reject(group.expressions[MAX_KEYS], f"{len(group.expressions)} GROUP BY keys",
+                   f"at most {MAX_KEYS} keys are allowed", "Group by fewer dimensions.", NAME)
+    for key in group.expressions:
+        for column in key.find_all(exp.Column):
+            declared = ctx.policy.columns[column.name]
+            if declared.role is not Role.dimension:
+                ctx.reject(column, f"GROUP BY on the {declared.role.value} {column.name!r}",
+                           "only dimensions may define groups",
+                           "Group by a dimension; aggregate measures with SUM/AVG/MEDIAN, or "
+                           "ask the data owner to declare it a dimension.", NAME)
+    ctx.group_keys = list(group.expressions)

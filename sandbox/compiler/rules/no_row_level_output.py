@@ -1,0 +1,36 @@
+"""Every output is an aggregate, arithmetic over aggregates, or a GROUP BY key: never a row."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from sandbox.compiler.context import Context
+from sandbox.compiler.shape import matches_key
+from sandbox.compiler.vocabulary import is_aggregate
+
+NAME = "no_row_level_output"
+
+
+def covered(node: exp.Expression, keys: list[exp.Expression]) -> exp.Column | None:
+    """The first column reference not inside an aggregate or a group key, if any."""
+    if is_aggregate(node) or matches_key(node, keys) is not None:
+        return None
+    if isinstance(node, exp.Column):
+        return node
+    for child in node.iter_expressions():
+        bad = covered(child, keys)
+        if bad is not None:
+            return bad
+    return None
+
+
+def check(query: exp.Select, ctx: Context) -> None:
+    if not any(is_aggregate(n) for item in query.expressions for n in item.walk()):
+        ctx.reject(query.expressions[0], "A query without aggregates", "it would output rows",
+                   "Select aggregates such as COUNT(*) or AVG(col), grouped by dimensions.", NAME)
+    for item in query.expressions:
+        bad = covered(item.unalias(), ctx.group_keys)
+        if bad is not None:
+            ctx.reject(bad, f"The non-aggregated column {bad.name!r}", "it would output row values",
+                       f"Add it to GROUP BY (if it is a dimension) or aggregate it, e.g. AVG({bad.name}).",
+                       NAME)

@@ -1,0 +1,64 @@
+"""The accepted SQL subset, as sqlglot node types. Anything not listed here is rejected.
+
+An allowlist of *node types* (not of function names found by regex) means a construct the
+parser learns tomorrow is refused until someone adds it here on purpose.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+__all__ = [
+    "AGGREGATES",
+    "FORBIDDEN_AGGREGATES",
+    "SAFE_ANONYMOUS",
+    "SCALAR_NODES",
+    "STRUCTURAL_NODES",
+    "is_aggregate",
+]
+
+# Aggregates we can release with differential privacy (see planner.py for how).
+AGGREGATES: tuple[type[exp.Expression], ...] = (
+    exp.Count, exp.Sum, exp.Avg, exp.Variance, exp.VariancePop, exp.Stddev, exp.StddevSamp,
+    exp.StddevPop, exp.Median, exp.PercentileCont, exp.Quantile,
+)
+
+# Aggregates that reveal single rows, with what to write instead.
+FORBIDDEN_AGGREGATES: dict[type[exp.Expression], tuple[str, str]] = {
+    exp.Min: ("MIN returns one person's value", "Use QUANTILE_CONT(col, 0.05) for a robust low value."),
+    exp.Max: ("MAX returns one person's value", "Use QUANTILE_CONT(col, 0.95) for a robust high value."),
+    exp.ArgMax: ("ARG_MAX returns one row's value", "Use GROUP BY with COUNT or a quantile."),
+    exp.ArgMin: ("ARG_MIN returns one row's value", "Use GROUP BY with COUNT or a quantile."),
+    exp.ArrayAgg: ("LIST/ARRAY_AGG returns row values", "Aggregate with COUNT, SUM or AVG."),
+    exp.GroupConcat: ("STRING_AGG returns row values", "Aggregate with COUNT per group."),
+    exp.Mode: ("MODE returns one exact value", "GROUP BY the column and compare noisy COUNT(*)."),
+    exp.First: ("FIRST returns one row's value", "Aggregate with COUNT, SUM or AVG."),
+    exp.Last: ("LAST returns one row's value", "Aggregate with COUNT, SUM or AVG."),
+    exp.AnyValue: ("ANY_VALUE returns one row's value", "GROUP BY the column instead."),
+}
+
+STRUCTURAL_NODES: tuple[type[exp.Expression], ...] = (
+    exp.Select, exp.From, exp.Table, exp.TableAlias, exp.Identifier, exp.Column, exp.Alias,
+    exp.Where, exp.Group, exp.Having, exp.Order, exp.Ordered, exp.Limit, exp.Offset,
+    exp.Literal, exp.Boolean, exp.Null, exp.Star, exp.DataType, exp.Var, exp.Tuple, exp.Distinct,
+    exp.Paren,
+)
+
+# Pure, bounded-cost scalar functions and operators.
+SCALAR_NODES: tuple[type[exp.Expression], ...] = (
+    exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Neg,
+    exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.And, exp.Or, exp.Not, exp.Is,
+    exp.In, exp.Between, exp.Like, exp.ILike, exp.Case, exp.If, exp.Coalesce, exp.Nullif,
+    exp.Cast, exp.TryCast, exp.Abs, exp.Floor, exp.Ceil, exp.Round, exp.Sqrt, exp.Ln, exp.Log,
+    exp.Exp, exp.Pow, exp.Sign, exp.Least, exp.Greatest, exp.Lower, exp.Upper, exp.Length,
+    exp.Substring, exp.Trim, exp.Year, exp.Month, exp.Day, exp.Quarter, exp.DayOfWeek,
+    exp.DayOfMonth, exp.DayOfYear, exp.Week, exp.Extract, exp.DateTrunc, exp.TimestampTrunc,
+    exp.TimeToStr, exp.StartsWith,
+)
+
+# DuckDB functions sqlglot does not model, known to be pure and cheap.
+SAFE_ANONYMOUS = frozenset({"date_part", "datepart"})
+
+
+def is_aggregate(node: exp.Expression) -> bool:
+    return isinstance(node, AGGREGATES)

@@ -1,0 +1,52 @@
+"""What leaves the sandbox: noisy values, their accuracy, the charge and the plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from sandbox.compiler.plan import Plan
+
+__all__ = ["Release"]
+
+
+@dataclass(frozen=True)
+class Release:
+    table: pl.DataFrame
+    accuracy: pl.DataFrame  # 95% interval half-width per cell; null where none is available
+    suppressed: list[bool]  # rows blanked by the minimum-count rule
+    epsilon: float
+    delta: float
+    plan: Plan
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_worker(cls, plan: Plan, output: pa.Table, seconds: float) -> Release:
+        names = [c.name for c in plan.outputs]
+        values = output.select(list(range(len(names)))).rename_columns(names)
+        widths = output.select([f"__hw_{i}" for i in range(len(names))]).rename_columns(names)
+        suppressed = output.column("__suppressed").to_pylist()
+        return cls(
+            table=pl.from_arrow(values),
+            accuracy=pl.from_arrow(widths),
+            suppressed=[bool(s) for s in suppressed],
+            epsilon=plan.epsilon,
+            delta=plan.delta,
+            plan=plan,
+            seconds=seconds,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: rows of values, rows of half-widths, the charge."""
+        return {
+            "columns": self.table.columns,
+            "rows": self.table.rows(),
+            "half_widths": self.accuracy.rows(),
+            "suppressed": self.suppressed,
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+        }

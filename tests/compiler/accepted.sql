@@ -1,0 +1,97 @@
+-- title: total count
+SELECT COUNT(*) FROM residents;
+-- title: grouped count over public keys
+SELECT district, COUNT(*) FROM residents GROUP BY district;
+-- title: count distinct units
+SELECT COUNT(DISTINCT person_id) FROM social_insurance;
+-- title: count of a column skips nulls
+SELECT COUNT(income) FROM pums_null;
+-- title: sum of a measure
+SELECT SUM(monthly_income) FROM residents;
+-- title: average of a measure
+SELECT AVG(monthly_income) AS mean_income FROM residents;
+-- title: variance and standard deviation
+SELECT VAR_SAMP(monthly_income), STDDEV(monthly_income) FROM residents;
+-- title: variance spelled VARIANCE and population forms
+SELECT VARIANCE(age), VAR_POP(age), STDDEV_POP(age), STDDEV_SAMP(age) FROM residents;
+-- title: median
+SELECT MEDIAN(monthly_income) FROM residents;
+-- title: quantile_cont with a constant level
+SELECT QUANTILE_CONT(monthly_income, 0.9) AS p90 FROM residents;
+-- title: several aggregates grouped
+SELECT district, COUNT(*), SUM(monthly_income), AVG(monthly_income) FROM residents GROUP BY district;
+-- title: table alias and qualified columns
+SELECT r.district, AVG(r.age) FROM residents AS r GROUP BY r.district;
+-- title: alias without AS
+SELECT r.sex, COUNT(*) FROM residents r GROUP BY r.sex;
+-- title: where on a dimension
+SELECT COUNT(*) FROM residents WHERE district = 'Siming';
+-- title: where on a measure
+SELECT COUNT(*) FROM residents WHERE monthly_income > 20000;
+-- title: where with IN, BETWEEN and LIKE
+SELECT COUNT(*) FROM residents WHERE district IN ('Huli', 'Jimei') AND age BETWEEN 18 AND 65 AND sex LIKE 'F%';
+-- title: where with IS NULL
+SELECT COUNT(*) FROM pums_null WHERE income IS NULL;
+-- title: where with NOT and OR
+SELECT COUNT(*) FROM residents WHERE NOT (age < 18 OR age > 64);
+-- title: bucketing with FLOOR
+SELECT FLOOR(age / 10) * 10 AS decade, COUNT(*) FROM residents GROUP BY decade;
+-- title: bucketing with integer division
+SELECT age // 10 AS decade, COUNT(*) FROM residents GROUP BY 1;
+-- title: bucketing with CASE
+SELECT CASE WHEN age < 18 THEN 'child' WHEN age < 65 THEN 'adult' ELSE 'senior' END AS band, COUNT(*) FROM residents GROUP BY band;
+-- title: group by ordinal
+SELECT district, sex, COUNT(*) FROM residents GROUP BY 1, 2;
+-- title: two public keys
+SELECT district, sex, AVG(monthly_income) FROM residents GROUP BY district, sex;
+-- title: private keys (dates) go through threshold selection
+SELECT month, COUNT(*) FROM social_insurance GROUP BY month;
+-- title: date part bucketing with YEAR
+SELECT YEAR(month) AS y, SUM(contribution) FROM social_insurance GROUP BY y;
+-- title: date_part function
+SELECT date_part('month', visit_date) AS m, COUNT(*) FROM medical_visits GROUP BY m;
+-- title: EXTRACT
+SELECT EXTRACT(year FROM visit_date) AS y, COUNT(*) FROM medical_visits GROUP BY y;
+-- title: date_trunc
+SELECT date_trunc('year', month) AS y, COUNT(*) FROM social_insurance GROUP BY y;
+-- title: arithmetic over aggregates
+SELECT SUM(monthly_income) / COUNT(*) * 12 AS yearly FROM residents;
+-- title: ratio of two aggregates with ROUND
+SELECT hospital, ROUND(SUM(cost) / COUNT(*), 2) AS per_visit FROM medical_visits GROUP BY hospital;
+-- title: order by aggregate and limit
+SELECT hospital, COUNT(*) AS visits FROM medical_visits GROUP BY hospital ORDER BY visits DESC LIMIT 3;
+-- title: order by ordinal
+SELECT district, COUNT(*) FROM residents GROUP BY district ORDER BY 2 DESC;
+-- title: order by key
+SELECT industry, AVG(employees) FROM enterprises GROUP BY industry ORDER BY industry;
+-- title: having on a released aggregate
+SELECT district, COUNT(*) AS n FROM residents GROUP BY district HAVING COUNT(*) > 100;
+-- title: having on an output name
+SELECT district, AVG(monthly_income) AS mean_income FROM residents GROUP BY district HAVING mean_income > 1000;
+-- title: limit with offset
+SELECT district, COUNT(*) FROM residents GROUP BY district ORDER BY district LIMIT 2 OFFSET 1;
+-- title: enterprise privacy unit
+SELECT industry, SUM(annual_revenue), MEDIAN(employees) FROM enterprises GROUP BY industry;
+-- title: bounded integer dimension as public keys
+SELECT household_size, COUNT(*) FROM residents GROUP BY household_size;
+-- title: founded year bucket
+SELECT founded_year // 10 * 10 AS decade, COUNT(*) FROM enterprises GROUP BY decade;
+-- title: multi-row units with group cap
+SELECT department, COUNT(*), AVG(cost) FROM medical_visits GROUP BY department;
+-- title: PUMS with nulls
+SELECT sex, COUNT(*), AVG(income), MEDIAN(age) FROM pums_null GROUP BY sex;
+-- title: PUMS one row per person
+SELECT educ, COUNT(*) FROM pums_pid GROUP BY educ;
+-- title: PUMS race histogram ordered
+SELECT race, COUNT(*) AS n FROM pums_pid GROUP BY race ORDER BY n DESC;
+-- title: COALESCE and CAST in a key
+SELECT COALESCE(married, 'unknown') AS m, COUNT(*) FROM pums_null GROUP BY m;
+-- title: string function in a filter
+SELECT COUNT(*) FROM medical_visits WHERE lower(department) = 'surgery';
+-- title: quoted identifiers
+SELECT "district", COUNT(*) FROM "residents" GROUP BY "district";
+-- title: trailing semicolon and comments
+SELECT COUNT(*) -- how many residents
+FROM residents; /* done */
+-- title: keys in arithmetic with aggregates
+SELECT age // 10 * 10 AS decade, COUNT(*) * 100.0 / 5000 AS share FROM residents GROUP BY decade;

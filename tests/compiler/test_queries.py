@@ -1,0 +1,34 @@
+"""Every accepted query compiles to a plan; every rejected one fails with its stated reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.compiler import compile_query
+from sandbox.errors import SQLRejected
+from tests.compiler.cases import load_cases
+
+ACCEPTED = load_cases("accepted.sql")
+REJECTED = load_cases("rejected.sql")
+
+
+def test_fixture_sizes() -> None:
+    assert len(ACCEPTED) >= 40 and len(REJECTED) >= 40
+
+
+@pytest.mark.parametrize("case", ACCEPTED, ids=[c.title for c in ACCEPTED])
+def test_accepted(case, demo_catalog) -> None:
+    plan = compile_query(case.sql, demo_catalog, epsilon=1.0)
+    assert plan.primitives, "an accepted query always releases at least one noisy primitive"
+    assert abs(sum(p.epsilon for p in plan.primitives) - 1.0) < 1e-9, "the epsilon split adds up"
+    assert "__rank" not in plan.output_sql and case.sql not in plan.aggregate_sql
+
+
+@pytest.mark.parametrize("case", REJECTED, ids=[c.title for c in REJECTED])
+def test_rejected(case, demo_catalog) -> None:
+    with pytest.raises(SQLRejected) as info:
+        compile_query(case.sql, demo_catalog, epsilon=1.0)
+    err = info.value
+    assert err.fields["rule"] == case.rule, err.message
+    assert case.expect.lower() in err.message.lower(), err.message
+    assert err.message.rstrip().endswith("."), "every message ends with the fix"
