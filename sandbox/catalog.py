@@ -172,9 +172,11 @@ class Catalog:
         digest.update(policy.model_dump_json().encode())
         digest.update(hashlib.sha256(self._secret).digest())
         files = sorted(source.rglob("*.parquet")) if source.is_dir() else [source]
-        for file in files:
-            info = file.stat()
-            digest.update(f"{file.name}:{info.st_size}:{info.st_mtime_ns}".encode())
+        for file in files:  # content, not timestamps: CSV/PostgreSQL snapshots are new files
+            digest.update(file.relative_to(source).as_posix().encode() if source.is_dir() else b"")
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
         return digest.hexdigest()
 
     def _ingest(self, policy: Policy, source: Path, out: Path, origin: str) -> dict[str, Any]:
