@@ -24,7 +24,7 @@ __all__ = ["Engine", "Limits", "Release"]
 class Engine:
     def __init__(self, catalog: Catalog, *, workers: int = 2, limits: Limits | None = None) -> None:
         self.catalog = catalog
-        self.pool = WorkerPool(workers, limits or Limits())
+        self.pool = WorkerPool(workers, limits or Limits(), preload=("sandbox.engine.execute",))
 
     def explain(self, sql: str, *, epsilon: float, delta: float | None = None) -> Plan:
         """The plan, the charge and per-column accuracy, without touching data."""

@@ -15,7 +15,7 @@ import pyarrow as pa
 from sandbox import privacy
 from sandbox.compiler.plan import Plan, Primitive
 
-__all__ = ["run_plan"]
+__all__ = ["run_plan", "warm_up"]
 
 
 def run_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[str, Any]:
@@ -67,6 +67,17 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[str, Any]:
     table = con.sql(plan.output_sql).to_arrow_table()
     con.unregister("released")
     return {"table": table}
+
+
+def warm_up() -> None:
+    """Load OpenDP's library and build one measurement, so a worker's first real job (and its
+    measured address-space baseline) does not pay for it."""
+    privacy.discrete_laplace([0], sensitivity=1, epsilon=1.0)
+    privacy.noisy_quantile_index([1, 0], 0.5, d_in=1, epsilon=1.0)
+    con = duckdb.connect()
+    con.register("released", pa.table({"x": [1.0]}))
+    con.sql("SELECT x FROM released").to_arrow_table()
+    con.close()
 
 
 def _quantile(p: Primitive, hist: dict[int, int]) -> float:

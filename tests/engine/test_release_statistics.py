@@ -1,0 +1,68 @@
+"""Many releases of one query on fixed data (through the compiled plan and the worker's
+execution code, in-process for speed): the noise has the declared scale and the 95% intervals
+cover the exact answer about 95% of the time. Thresholds are set for a false-failure rate
+<= 1e-6."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy import stats
+
+from sandbox.compiler import compile_query
+from sandbox.engine.execute import run_plan
+from sandbox.engine.lockdown import open_locked_connection
+from sandbox.engine.release import Release
+from sandbox.engine.worker import Limits
+from tests.support.exact import exact_primitives
+
+RELEASES = 300
+FAILURE = 1e-6
+
+
+def _releases(plan, n: int) -> list[Release]:
+    out = []
+    for _ in range(n):
+        con = open_locked_connection(plan.attach, Limits())
+        try:
+            out.append(Release.from_worker(plan, run_plan(con, plan)["table"], 0.0))
+        finally:
+            con.close()
+    return out
+
+
+def _coverage_bounds(n: int, p: float = 0.95) -> tuple[int, int]:
+    low = int(stats.binom.ppf(FAILURE / 2, n, p))
+    high = int(stats.binom.isf(FAILURE / 2, n, p))
+    return low, high
+
+
+@pytest.mark.parametrize("sql,column,primitive", [
+    ("SELECT COUNT(*) AS n FROM pums_null", "n", "p0"),
+    ("SELECT SUM(income) AS s FROM pums_null", "s", "p0"),
+    ("SELECT COUNT(DISTINCT pid) AS u FROM pums_null WHERE age > 40", "u", "p0"),
+])
+def test_noise_scale_and_interval_coverage(demo_catalog, sql, column, primitive) -> None:
+    plan = compile_query(sql, demo_catalog, epsilon=1.0)
+    p = plan.primitive(primitive)
+    truth = exact_primitives(plan)[()][primitive] * p.step
+    releases = _releases(plan, RELEASES)
+    errors = [r.table[column][0] - truth for r in releases]
+    # spread: a chi-square goodness-of-fit of the errors (in grid units) against the discrete
+    # Laplace pmf of the declared scale, P(k) = (1-q)/(1+q) q^|k|, tails pooled
+    q = math.exp(-1 / p.scale)
+    pmf = lambda k: (1 - q) / (1 + q) * q ** abs(k)  # noqa: E731
+    width = 0
+    while RELEASES * pmf(width + 1) >= 5:
+        width += 1
+    observed = [0] * (2 * width + 3)
+    for e in errors:
+        k = round(e / p.step)
+        observed[0 if k < -width else -1 if k > width else k + width + 1] += 1
+    tail = q ** (width + 1) / (1 + q)
+    expected = [tail] + [pmf(k) for k in range(-width, width + 1)] + [tail]
+    assert stats.chisquare(observed, [RELEASES * e for e in expected]).pvalue > FAILURE
+    covered = sum(abs(e) <= r.accuracy[column][0] for e, r in zip(errors, releases, strict=True))
+    low, high = _coverage_bounds(RELEASES)
+    assert low <= covered <= high + 1, f"{covered}/{RELEASES} intervals covered the truth"
