@@ -14,7 +14,13 @@ private rows.
     ├── QueryFailed                   500 query_failed         (generic; data_touched)
     │   ├── QueryTimeout              504 query_timeout
     │   └── ResourceExhausted         507 resource_exhausted
-    └── BudgetExceeded                403 budget_exceeded      (per-query cap)
+    ├── BudgetExceeded                403 budget_exceeded      (per-query cap)
+    ├── BudgetExhausted               403 budget_exhausted     (what is left, how to get more)
+    ├── Unauthorized                  401 unauthorized         (missing or unknown token)
+    ├── Forbidden                     403 forbidden            (role or ownership)
+    ├── NotFound                      404 not_found
+    ├── Conflict                      409 conflict             (state transition not allowed)
+    └── AgreementInactive             403 agreement_inactive   (requested, expired, revoked, ...)
 """
 
 from __future__ import annotations
@@ -22,7 +28,13 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AgreementInactive",
     "BudgetExceeded",
+    "BudgetExhausted",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "Unauthorized",
     "ConnectorError",
     "DatasetNotFound",
     "InvalidParameter",
@@ -154,3 +166,27 @@ class ResourceExhausted(QueryFailed):
 
 class BudgetExceeded(SandboxError):
     status, code = 403, "budget_exceeded"
+
+
+class BudgetExhausted(SandboxError):
+    status, code = 403, "budget_exhausted"
+
+
+class Unauthorized(SandboxError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(SandboxError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(SandboxError):
+    status, code = 404, "not_found"
+
+
+class Conflict(SandboxError):
+    status, code = 409, "conflict"
+
+
+class AgreementInactive(SandboxError):
+    status, code = 403, "agreement_inactive"

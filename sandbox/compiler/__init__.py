@@ -10,7 +10,7 @@ from sqlglot import exp
 
 from sandbox.compiler.context import Context
 from sandbox.compiler.parse import parse
-from sandbox.compiler.plan import OutputColumn, Plan, Primitive, Selection
+from sandbox.compiler.plan import OutputColumn, OutputRules, Plan, Primitive, Selection
 from sandbox.compiler.planner import build_plan
 from sandbox.compiler.rules import RULES
 from sandbox.errors import BudgetExceeded, InvalidParameter
@@ -18,7 +18,9 @@ from sandbox.errors import BudgetExceeded, InvalidParameter
 if TYPE_CHECKING:
     from sandbox.catalog import Catalog
 
-__all__ = ["OutputColumn", "Plan", "Primitive", "Selection", "check_parameters", "compile_query"]
+__all__ = [
+    "OutputColumn", "OutputRules", "Plan", "Primitive", "Selection", "check_parameters", "compile_query",
+]
 
 
 def check_parameters(epsilon: object, delta: object) -> tuple[float, float | None]:
@@ -55,20 +57,24 @@ def _normalize(query: exp.Expression) -> exp.Expression:
     return query
 
 
-def compile_query(sql: str, catalog: Catalog, *, epsilon: float, delta: float | None = None) -> Plan:
-    """Validate `sql` against the catalog's policies and plan it. Touches no data."""
+def compile_query(
+    sql: str, catalog: Catalog, *, epsilon: float, delta: float | None = None, rules: OutputRules | None = None,
+) -> Plan:
+    """Validate `sql` against the catalog's policies (and an agreement's `rules`) and plan it.
+    Touches no data."""
+    rules = rules or OutputRules()
     epsilon, delta = check_parameters(epsilon, delta)
     query = _normalize(parse(sql))
     ctx = Context(sql=sql, catalog=catalog)
     for rule in RULES:
         rule.check(query, ctx)
     policy = ctx.policy
-    cap = policy.limits.max_epsilon_per_query
+    cap = min(policy.limits.max_epsilon_per_query, rules.max_epsilon or math.inf)
     if epsilon > cap:
         raise BudgetExceeded(
-            f"epsilon {epsilon:g} exceeds the per-query cap of {cap:g} for dataset {policy.name!r}; "
-            f"ask for at most {cap:g}.",
+            f"epsilon {epsilon:g} exceeds the per-query cap of {cap:g} (dataset {policy.name!r} and your "
+            f"agreement); ask for at most {cap:g}.",
             requested=epsilon,
             cap=cap,
         )
-    return build_plan(query, ctx.group_keys, ctx.dataset, sql, epsilon, delta)
+    return build_plan(query, ctx.group_keys, ctx.dataset, sql, epsilon, delta, rules)

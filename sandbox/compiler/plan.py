@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["OutputColumn", "Plan", "Primitive", "Selection"]
+__all__ = ["OutputColumn", "OutputRules", "Plan", "Primitive", "Selection"]
 
 PrimitiveKind = Literal["count", "units", "sum", "quantile"]
 
@@ -68,6 +68,15 @@ class OutputColumn:
 
 
 @dataclass(frozen=True)
+class OutputRules:
+    """Rules an agreement adds on top of the dataset policy; the strictest rule wins."""
+
+    min_count: int = 0
+    round_to: int = 1
+    max_epsilon: float | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
     sql: str
     normalized_sql: str
@@ -87,6 +96,7 @@ class Plan:
     output_sql: str
     outputs: tuple[OutputColumn, ...]
     max_rows: int
+    columns: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
 
     def primitive(self, pid: str) -> Primitive:

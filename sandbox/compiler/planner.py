@@ -29,7 +29,7 @@ from sqlglot import exp
 from sandbox import privacy
 from sandbox.catalog import Dataset
 from sandbox.compiler import keys as key_sets
-from sandbox.compiler.plan import OutputColumn, Plan, Primitive, Selection
+from sandbox.compiler.plan import OutputColumn, OutputRules, Plan, Primitive, Selection
 from sandbox.compiler.shape import matches_key, unqualified
 from sandbox.compiler.vocabulary import is_aggregate
 from sandbox.policy import Column
@@ -73,9 +73,11 @@ class _Builder:
 
 def build_plan(
     query: exp.Select, group_keys: list[exp.Expression], dataset: Dataset, sql: str,
-    epsilon: float, delta: float | None,
+    epsilon: float, delta: float | None, rules: OutputRules,
 ) -> Plan:
     policy = dataset.policy
+    min_count = max(policy.limits.min_count, rules.min_count)
+    round_to = math.lcm(policy.limits.round_to, rules.round_to)
     unit = policy.unit
     m = policy.privacy_unit.max_rows
     max_groups = policy.privacy_unit.max_groups
@@ -115,7 +117,7 @@ def build_plan(
     if keys and public is None:
         selection_pid = builder.need(_Need("units" if m > 1 else "count"), internal=True)
     suppress_pid = None
-    if policy.limits.min_count > 0:
+    if min_count > 0:
         suppress_pid = _first_count(builder) or builder.need(_Need("count"), internal=True)
 
     count = len(builder.order)
@@ -160,13 +162,14 @@ def build_plan(
         primitives=tuple(primitives),
         selection=selection,
         suppress_by=suppress_pid,
-        min_count=policy.limits.min_count,
-        round_to=policy.limits.round_to,
+        min_count=min_count,
+        round_to=round_to,
         output_sql=generate.output_sql(
-            query, outputs, keys, builder.needs, primitives, policy.columns, policy.limits.round_to
+            query, outputs, keys, builder.needs, primitives, policy.columns, round_to
         ),
         outputs=plan_outputs,
         max_rows=m,
+        columns=tuple(sorted({c.name for c in query.find_all(exp.Column) if c.name in policy.columns})),
         notes=tuple(notes),
     )
 

@@ -1,0 +1,204 @@
+"""Data-use agreements: requested by a developer, decided by an operator, checked at run time.
+
+    requested --approve--> active --revoke--> revoked
+        |                    |--(valid_to passed)--> expired
+        +--reject--> rejected +--(budget spent)----> exhausted (ledger.commit)
+
+Every transition is an audit event with who, when and why, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from sandbox import audit
+from sandbox.accounts import User, require_licence
+from sandbox.errors import AgreementInactive, Conflict, Forbidden, InvalidParameter, NotFound
+from sandbox.store import now
+from sandbox.store.schema import DELTA_UNIT, EPSILON_UNIT, agreements
+
+__all__ = ["approve", "get", "list_for", "public", "reject", "request", "revoke", "usable"]
+
+Scope = dict[str, list[str] | None]  # dataset -> columns in scope (None: all queryable columns)
+
+
+def _row(conn: Connection, agreement_id: str, lock: bool = False):
+    query = select(agreements).where(agreements.c.id == agreement_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise NotFound(f"No agreement {agreement_id}.", agreement_id=agreement_id)
+    return row
+
+
+def public(row) -> dict[str, Any]:
+    """The wire shape of an agreement, with budgets as numbers and what is left."""
+    values = dict(row._mapping)
+    values["datasets"] = json.loads(values["datasets"])
+    for key, unit in (("budget_epsilon", EPSILON_UNIT), ("spent_epsilon", EPSILON_UNIT),
+                      ("budget_delta", DELTA_UNIT), ("spent_delta", DELTA_UNIT)):
+        values[key] = values[key] / unit
+    values["remaining_epsilon"] = max(values["budget_epsilon"] - values["spent_epsilon"], 0.0)
+    values["remaining_delta"] = max(values["budget_delta"] - values["spent_delta"], 0.0)
+    return values
+
+
+def _check_budget(epsilon: float, delta: float) -> None:
+    if not (math.isfinite(epsilon) and 0 < epsilon <= 100):
+        raise InvalidParameter("epsilon must be a finite number in (0, 100].", parameter="epsilon")
+    if not (math.isfinite(delta) and 0 <= delta < 1e-3):
+        raise InvalidParameter("delta must be in [0, 0.001).", parameter="delta")
+
+
+def request(
+    conn: Connection, developer: User, *, purpose: str, legal_basis: str, datasets: Scope,
+    valid_from: str, valid_to: str, epsilon: float, delta: float, known: dict[str, set[str]],
+) -> dict[str, Any]:
+    if developer.role != "developer":
+        raise Forbidden("Only licensed developers request agreements.")
+    require_licence(conn, developer)
+    _check_budget(epsilon, delta)
+    if not purpose.strip() or not legal_basis.strip():
+        raise InvalidParameter("State the purpose and the legal basis of the data use.", parameter="purpose")
+    if valid_to <= valid_from:
+        raise InvalidParameter("valid_to must be after valid_from.", parameter="valid_to")
+    _check_scope(datasets, known)
+    stamp = now()
+    values = {
+        "id": str(uuid.uuid4()), "developer_id": developer.id, "status": "requested", "purpose": purpose,
+        "legal_basis": legal_basis, "datasets": json.dumps(datasets, sort_keys=True), "valid_from": valid_from,
+        "valid_to": valid_to, "requested_epsilon": epsilon, "requested_delta": delta, "budget_epsilon": 0,
+        "budget_delta": 0, "spent_epsilon": 0, "spent_delta": 0, "min_count": 0, "round_to": 1,
+        "created_at": stamp, "updated_at": stamp,
+    }
+    conn.execute(insert(agreements).values(**values))
+    audit.append(conn, action="agreement.requested", actor=developer.id, role=developer.role, agreement_id=values["id"],
+                 details={"purpose": purpose, "legal_basis": legal_basis, "datasets": datasets,
+                          "epsilon": epsilon, "delta": delta, "valid_from": valid_from, "valid_to": valid_to})
+    return public(_row(conn, values["id"]))
+
+
+def _check_scope(datasets: Scope, known: dict[str, set[str]]) -> None:
+    if not datasets:
+        raise InvalidParameter("Name at least one dataset.", parameter="datasets")
+    for name, columns in datasets.items():
+        if name not in known:
+            raise InvalidParameter(f"Unknown dataset {name!r}; see GET /datasets.", parameter="datasets")
+        unknown = set(columns or ()) - known[name]
+        if unknown:
+            raise InvalidParameter(f"Dataset {name!r} has no column(s) {', '.join(sorted(unknown))}.", parameter="datasets")
+
+
+def approve(
+    conn: Connection, operator: User, agreement_id: str, *, epsilon: float | None = None,
+    delta: float | None = None, per_query_epsilon: float | None = None, datasets: Scope | None = None,
+    valid_to: str | None = None, min_count: int = 0, round_to: int = 1, reason: str = "",
+) -> dict[str, Any]:
+    if not operator.manages:
+        raise Forbidden("Only operators decide agreements.")
+    row = _row(conn, agreement_id, lock=True)
+    if row.status != "requested":
+        raise Conflict(f"Agreement {agreement_id} is {row.status}; only a requested agreement can be approved.")
+    epsilon = row.requested_epsilon if epsilon is None else epsilon
+    delta = row.requested_delta if delta is None else delta
+    _check_budget(epsilon, delta)
+    if epsilon > row.requested_epsilon or delta > row.requested_delta:
+        raise InvalidParameter("An approval may grant less budget than requested, never more.", parameter="epsilon")
+    requested: Scope = json.loads(row.datasets)
+    scope = requested if datasets is None else datasets
+    for name, columns in scope.items():
+        if name not in requested or (requested[name] is not None and not set(columns or requested[name]) <= set(requested[name])):
+            raise InvalidParameter("An approval may narrow the requested scope, never widen it.", parameter="datasets")
+    if per_query_epsilon is not None and not 0 < per_query_epsilon <= epsilon:
+        raise InvalidParameter("per_query_epsilon must be in (0, epsilon].", parameter="per_query_epsilon")
+    valid_to = valid_to or row.valid_to
+    if min_count < 0 or round_to < 1:
+        raise InvalidParameter("min_count must be >= 0 and round_to >= 1.", parameter="min_count")
+    values = {"status": "active", "budget_epsilon": math.floor(epsilon * EPSILON_UNIT + 1e-6),
+              "budget_delta": math.floor(delta * DELTA_UNIT + 1e-6), "per_query_epsilon": per_query_epsilon,
+              "datasets": json.dumps(scope, sort_keys=True), "valid_to": valid_to, "min_count": min_count,
+              "round_to": round_to, "decided_by": operator.id, "decision_reason": reason, "updated_at": now()}
+    conn.execute(update(agreements).where(agreements.c.id == agreement_id).values(**values))
+    audit.append(conn, action="agreement.approved", actor=operator.id, role=operator.role, agreement_id=agreement_id,
+                 details={"epsilon": epsilon, "delta": delta, "per_query_epsilon": per_query_epsilon,
+                          "datasets": scope, "valid_to": valid_to, "min_count": min_count, "round_to": round_to,
+                          "reason": reason, "requested_epsilon": row.requested_epsilon})
+    return public(_row(conn, agreement_id))
+
+
+def _decide(conn: Connection, operator: User, agreement_id: str, *, to: str, allowed: str, reason: str) -> dict[str, Any]:
+    if not operator.manages:
+        raise Forbidden("Only operators decide agreements.")
+    if not reason.strip():
+        raise InvalidParameter(f"Give a reason; the developer and the auditors will read it.", parameter="reason")
+    row = _row(conn, agreement_id, lock=True)
+    if row.status != allowed:
+        raise Conflict(f"Agreement {agreement_id} is {row.status}; only a {allowed} agreement can be {to}.")
+    conn.execute(update(agreements).where(agreements.c.id == agreement_id).values(
+        status=to, decided_by=operator.id, decision_reason=reason, updated_at=now()))
+    audit.append(conn, action=f"agreement.{to}", actor=operator.id, role=operator.role, agreement_id=agreement_id,
+                 details={"reason": reason})
+    return public(_row(conn, agreement_id))
+
+
+def reject(conn: Connection, operator: User, agreement_id: str, reason: str) -> dict[str, Any]:
+    return _decide(conn, operator, agreement_id, to="rejected", allowed="requested", reason=reason)
+
+
+def revoke(conn: Connection, operator: User, agreement_id: str, reason: str) -> dict[str, Any]:
+    return _decide(conn, operator, agreement_id, to="revoked", allowed="active", reason=reason)
+
+
+def get(conn: Connection, user: User, agreement_id: str) -> dict[str, Any]:
+    row = _row(conn, agreement_id)
+    if user.role == "developer" and row.developer_id != user.id:
+        raise NotFound(f"No agreement {agreement_id}.", agreement_id=agreement_id)  # never confirm others' ids
+    return public(row)
+
+
+def list_for(conn: Connection, user: User, status: str | None = None) -> list[dict[str, Any]]:
+    query = select(agreements).order_by(agreements.c.created_at)
+    if user.role == "developer":
+        query = query.where(agreements.c.developer_id == user.id)
+    if status:
+        query = query.where(agreements.c.status == status)
+    return [public(r) for r in conn.execute(query)]
+
+
+def usable(conn: Connection, developer: User, agreement_id: str, dataset: str, columns: list[str]):
+    """The agreement in force *now* for this job, or a clear refusal. Expiry is recorded the
+    first time a job meets it."""
+    row = _row(conn, agreement_id)
+    if row.developer_id != developer.id:
+        raise NotFound(f"No agreement {agreement_id}.", agreement_id=agreement_id)
+    require_licence(conn, developer)
+    stamp = now()
+    if row.status == "active" and stamp >= row.valid_to:
+        conn.execute(update(agreements).where(agreements.c.id == row.id, agreements.c.status == "active")
+                     .values(status="expired", updated_at=stamp))
+        audit.append(conn, action="agreement.expired", role="system", agreement_id=row.id,
+                     details={"valid_to": row.valid_to})
+        row = _row(conn, agreement_id)
+    if row.status != "active":
+        hint = {"requested": "wait for an operator's decision", "exhausted": "ask the operator for more budget",
+                "expired": "request a new agreement", "revoked": "contact the operator",
+                "rejected": "read the operator's reason and request again"}.get(row.status, "contact the operator")
+        raise AgreementInactive(f"Agreement {agreement_id} is {row.status}; {hint}.", agreement_id=agreement_id,
+                                status=row.status)
+    if stamp < row.valid_from:
+        raise AgreementInactive(f"Agreement {agreement_id} starts on {row.valid_from}.", agreement_id=agreement_id,
+                                status=row.status)
+    scope: Scope = json.loads(row.datasets)
+    if dataset not in scope:
+        raise Forbidden(f"Agreement {agreement_id} does not cover dataset {dataset!r} (it covers "
+                        f"{', '.join(sorted(scope))}); request an agreement that does.", agreement_id=agreement_id)
+    allowed = scope[dataset]
+    outside = sorted(set(columns) - set(allowed)) if allowed is not None else []
+    if outside:
+        raise Forbidden(f"Agreement {agreement_id} does not cover column(s) {', '.join(outside)} of {dataset!r}.",
+                        agreement_id=agreement_id)
+    return row

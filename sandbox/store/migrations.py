@@ -1,0 +1,36 @@
+"""Ordered schema migrations. An existing database is upgraded step by step at start-up;
+adding a change means appending one function to MIGRATIONS."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, inspect, insert, select, update
+
+from sandbox.store import schema
+
+if TYPE_CHECKING:
+    from sandbox.store import Store
+
+GENESIS = "0" * 64
+
+
+def _v1_initial(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=[t for t in schema.metadata.sorted_tables if t.name != "schema_version"])
+    conn.execute(insert(schema.audit_head).values(id=1, seq=0, hash=GENESIS))
+
+
+MIGRATIONS = (_v1_initial,)
+
+
+def migrate(store: Store) -> int:
+    with store.transaction() as conn:
+        if not inspect(conn).has_table("schema_version"):
+            schema.schema_version.create(conn)
+            conn.execute(insert(schema.schema_version).values(version=0))
+        current = conn.execute(select(schema.schema_version.c.version).with_for_update()).scalar_one()
+        for version, step in enumerate(MIGRATIONS, start=1):
+            if version > current:
+                step(conn)
+                conn.execute(update(schema.schema_version).values(version=version))
+        return len(MIGRATIONS)

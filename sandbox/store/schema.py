@@ -1,0 +1,133 @@
+"""The metadata schema (SQLAlchemy Core: one definition for SQLite and PostgreSQL).
+
+Timestamps are ISO-8601 UTC text of fixed width, so they sort and compare as text on every
+backend and hash identically in the audit chain. Privacy amounts are integers in fixed units
+(nano-epsilon, atto-delta): budget arithmetic is exact and compare-and-set is a plain UPDATE.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+EPSILON_UNIT = 10**9  # stored epsilon = ceil(epsilon * 1e9)
+DELTA_UNIT = 10**18  # stored delta = ceil(delta * 1e18)
+
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+users = Table(
+    "users", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", String(32), nullable=False),
+)
+
+licences = Table(
+    "licences", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id"), nullable=False),
+    Column("organisation", String(200), nullable=False),
+    Column("licence_number", String(100), nullable=False, unique=True),
+    Column("valid_from", String(32), nullable=False),
+    Column("valid_to", String(32), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("created_by", String(36), nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+agreements = Table(
+    "agreements", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("developer_id", String(36), ForeignKey("users.id"), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("legal_basis", Text, nullable=False),
+    Column("datasets", Text, nullable=False),  # JSON: {dataset: [columns] | null for all}
+    Column("valid_from", String(32), nullable=False),
+    Column("valid_to", String(32), nullable=False),
+    Column("requested_epsilon", Float, nullable=False),
+    Column("requested_delta", Float, nullable=False),
+    Column("budget_epsilon", BigInteger, nullable=False, default=0),
+    Column("budget_delta", BigInteger, nullable=False, default=0),
+    Column("spent_epsilon", BigInteger, nullable=False, default=0),
+    Column("spent_delta", BigInteger, nullable=False, default=0),
+    Column("per_query_epsilon", Float, nullable=True),
+    Column("min_count", Integer, nullable=False, default=0),
+    Column("round_to", Integer, nullable=False, default=1),
+    Column("decided_by", String(36), nullable=True),
+    Column("decision_reason", Text, nullable=True),
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("developer_id", String(36), ForeignKey("users.id"), nullable=False),
+    Column("agreement_id", String(36), ForeignKey("agreements.id"), nullable=True),
+    Column("dataset", String(100), nullable=True),
+    Column("sql", Text, nullable=False),
+    Column("compiled_sql", Text, nullable=True),
+    Column("cache_key", String(64), nullable=True),
+    Column("epsilon", Float, nullable=False),
+    Column("delta", Float, nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("error", Text, nullable=True),  # JSON of the error's wire shape
+    Column("result", Text, nullable=True),  # JSON of the release
+    Column("result_hash", String(64), nullable=True),
+    Column("charge_epsilon", BigInteger, nullable=False, default=0),
+    Column("charge_delta", BigInteger, nullable=False, default=0),
+    Column("reused_from", String(36), nullable=True),
+    Column("data_touched", Boolean, nullable=False, default=False),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("created_at", String(32), nullable=False),
+    Column("started_at", String(32), nullable=True),
+    Column("finished_at", String(32), nullable=True),
+    Index("jobs_developer", "developer_id", "created_at"),
+    Index("jobs_cache", "agreement_id", "cache_key", "status"),
+    Index("jobs_idempotency", "developer_id", "idempotency_key", unique=True),
+)
+
+ledger = Table(
+    "ledger", metadata,
+    Column("job_id", String(36), ForeignKey("jobs.id"), primary_key=True),
+    Column("agreement_id", String(36), ForeignKey("agreements.id"), nullable=False),
+    Column("epsilon", BigInteger, nullable=False),
+    Column("delta", BigInteger, nullable=False),
+    Column("state", String(20), nullable=False),  # reserved -> committed | refunded
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+
+audit = Table(
+    "audit", metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("ts", String(32), nullable=False),
+    Column("actor", String(36), nullable=True),
+    Column("role", String(20), nullable=True),
+    Column("action", String(60), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("agreement_id", String(36), nullable=True),
+    Column("dataset", String(100), nullable=True),
+    Column("job_id", String(36), nullable=True),
+    Column("details", Text, nullable=False),  # canonical JSON
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("audit_actor", "actor", "seq"),
+    Index("audit_agreement", "agreement_id", "seq"),
+    Index("audit_action", "action", "seq"),
+    Index("audit_ts", "ts"),
+)
+
+# One row; appends lock it (SELECT ... FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE on SQLite), so
+# the chain has a single writer at a time and its head is recorded next to the events.
+audit_head = Table(
+    "audit_head", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
