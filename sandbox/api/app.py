@@ -1,40 +1,67 @@
-"""FastAPI app factory. For now: health and the catalog (schemas and policies, never rows);
-accounts, agreements, jobs and audit arrive with the service."""
+"""FastAPI app factory: one router per resource, one JSON shape for every error."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from sandbox import __version__
-from sandbox.catalog import Catalog
+from sandbox.api.deps import Services
+from sandbox.api.routers import accounts, agreements, audit, catalog, jobs
+from sandbox.api.schemas import Health
 from sandbox.errors import SandboxError
 from sandbox.settings import Settings
+
+log = logging.getLogger("sandbox.api")
+
+DESCRIPTION = """Licensed developers run SQL over data they never see; only differentially
+private aggregates leave. Operators decide data-use agreements and budgets; auditors read and
+verify the hash-chained log. Authenticate with `Authorization: Bearer <token>`.
+Every error has the shape `{"error": {"code": ..., "message": ...}}`; the message says what to do."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    catalog = Catalog(settings.data_dir)
-    app = FastAPI(title="Xiamen public-data sandbox", version=__version__)
+    services = Services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        closed = services.jobs.recover()
+        if closed:
+            log.warning("closed %d job(s) left open by an earlier stop", closed)
+        yield
+        services.close()
+
+    app = FastAPI(title="Xiamen public-data sandbox", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.services = services
     app.state.settings = settings
-    app.state.catalog = catalog
 
     @app.exception_handler(SandboxError)
     async def sandbox_error(_: Request, exc: SandboxError) -> JSONResponse:
         return JSONResponse(status_code=exc.status, content={"error": exc.to_dict()})
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "problem": e["msg"]} for e in exc.errors()]
+        first = problems[0] if problems else {"field": "body", "problem": "invalid"}
+        message = f"{first['field']}: {first['problem']}. Fix the request; see /docs for the expected shape."
+        return JSONResponse(status_code=422, content={"error": {"code": "invalid_request", "message": message,
+                                                                "problems": problems}})
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return JSONResponse(status_code=500, content={"error": {
+            "code": "internal", "message": "An unexpected error occurred; it has been logged. Try again later."}})
+
     @app.get("/health", tags=["service"], summary="Liveness and catalog size")
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "datasets": len(catalog.names())}
+    def health() -> Health:
+        return Health(status="ok", version=__version__, datasets=len(services.catalog.names()))
 
-    @app.get("/datasets", tags=["catalog"], summary="Registered datasets: schema and policy, never rows")
-    def datasets() -> list[dict[str, Any]]:
-        return [dataset.describe() for dataset in catalog.list()]
-
-    @app.get("/datasets/{name}", tags=["catalog"], summary="One dataset's schema and policy")
-    def dataset(name: str) -> dict[str, Any]:
-        return catalog.get(name).describe()
-
+    for router in (catalog.router, accounts.router, agreements.router, jobs.router, audit.router):
+        app.include_router(router)
     return app

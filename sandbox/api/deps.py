@@ -1,0 +1,75 @@
+"""Typed dependencies: who is calling, and the services a route needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from sandbox import accounts
+from sandbox.accounts import User
+from sandbox.catalog import Catalog
+from sandbox.errors import Forbidden
+from sandbox.settings import Settings
+from sandbox.store import Store
+
+_bearer = HTTPBearer(auto_error=False, description="a token from `sandbox users` or an operator")
+
+
+class Services:
+    """Everything a request may need, built once per app; the engine's workers start lazily."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.catalog = Catalog(settings.data_dir)
+        self.store = Store(settings.database)
+
+    @cached_property
+    def jobs(self):
+        from sandbox.engine import Engine, Limits
+        from sandbox.jobs import JobService
+
+        engine = Engine(self.catalog, workers=self.settings.workers, limits=Limits(
+            wall_seconds=self.settings.query_seconds, memory_mb=self.settings.query_memory_mb))
+        return JobService(self.store, self.catalog, engine, parallel=self.settings.workers)
+
+    def close(self) -> None:
+        if "jobs" in self.__dict__:
+            self.jobs.close()
+            self.jobs.engine.close()
+        self.store.close()
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+def current_user(svc: ServicesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> User:
+    with svc.store.read() as conn:
+        return accounts.authenticate(conn, credentials.credentials if credentials else None)
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def role(*allowed: str) -> Callable[[User], User]:
+    def check(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            raise Forbidden(f"This needs the role {' or '.join(allowed)}; you are signed in as {user.role}.")
+        return user
+
+    return check
+
+
+Developer = Annotated[User, Depends(role("developer"))]
+Manager = Annotated[User, Depends(role("operator", "admin"))]
+Auditor = Annotated[User, Depends(role("auditor"))]
+Reader = Annotated[User, Depends(role("developer", "operator", "admin", "auditor"))]
+Overseer = Annotated[User, Depends(role("operator", "admin", "auditor"))]
+Admin = Annotated[User, Depends(role("admin"))]

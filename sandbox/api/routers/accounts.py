@@ -1,0 +1,45 @@
+"""Who am I, staff accounts (admin) and developer licences (operators)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from sandbox import accounts
+from sandbox.api.deps import Admin, CurrentUser, Manager, Overseer, ServicesDep
+from sandbox.api.schemas import ErrorBody, LicenceCreate, LicenceCreated, LicencePublic, Reason, UserCreate, UserCreated, UserPublic
+
+router = APIRouter(tags=["accounts"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
+
+
+@router.get("/me", summary="The account behind the token")
+def me(user: CurrentUser) -> UserPublic:
+    return UserPublic(id=user.id, name=user.name, role=user.role)
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED, summary="Create an operator or auditor (admin)")
+def create_user(body: UserCreate, svc: ServicesDep, admin: Admin) -> UserCreated:
+    with svc.store.transaction() as conn:
+        user, token = accounts.create_user(conn, body.name, body.role, by=admin)
+    return UserCreated(id=user.id, name=user.name, role=user.role, token=token)
+
+
+@router.post("/licences", status_code=status.HTTP_201_CREATED, summary="License a developer (operator)",
+             responses={409: {"model": ErrorBody}})
+def create_licence(body: LicenceCreate, svc: ServicesDep, operator: Manager) -> LicenceCreated:
+    with svc.store.transaction() as conn:
+        licence, developer, token = accounts.create_licence(conn, operator, **body.model_dump())
+    return LicenceCreated(licence=LicencePublic(**licence), token=token,
+                          developer=UserPublic(id=developer.id, name=developer.name, role=developer.role))
+
+
+@router.get("/licences", summary="Developer licences (operators, auditors)")
+def list_licences(svc: ServicesDep, _: Overseer) -> list[LicencePublic]:
+    with svc.store.read() as conn:
+        return [LicencePublic(**row) for row in accounts.list_licences(conn)]
+
+
+@router.post("/licences/{licence_id}/suspend", summary="Suspend a licence (operator)",
+             responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}})
+def suspend_licence(licence_id: str, body: Reason, svc: ServicesDep, operator: Manager) -> LicencePublic:
+    with svc.store.transaction() as conn:
+        return LicencePublic(**accounts.suspend_licence(conn, operator, licence_id, body.reason))

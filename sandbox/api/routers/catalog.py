@@ -1,0 +1,22 @@
+"""The catalog: schemas and policies, never rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from sandbox.api.deps import Reader, ServicesDep
+from sandbox.api.schemas import ErrorBody
+
+router = APIRouter(prefix="/datasets", tags=["catalog"], responses={401: {"model": ErrorBody}})
+
+
+@router.get("", summary="Registered datasets: schema and policy, never rows")
+def list_datasets(svc: ServicesDep, _: Reader) -> list[dict[str, Any]]:
+    return [dataset.describe() for dataset in svc.catalog.list()]
+
+
+@router.get("/{name}", summary="One dataset's schema and policy", responses={404: {"model": ErrorBody}})
+def get_dataset(name: str, svc: ServicesDep, _: Reader) -> dict[str, Any]:
+    return svc.catalog.get(name).describe()
