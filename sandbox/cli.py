@@ -369,3 +369,7 @@ def query(
     for row, widths in zip(result["rows"], result["half_widths"], strict=True):
         table.add_row(*[f"{v}" if w is None or v is None else f"{v:.6g} ± {w:.3g}" for v, w in zip(row, widths, strict=True)])
     console.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -28,8 +28,15 @@ from sandbox.catalog import Catalog
 from sandbox.compiler import OutputRules, Plan, compile_query
 from sandbox.engine import Engine
 from sandbox.errors import (
-    AgreementInactive, BudgetExceeded, BudgetExhausted, Forbidden, InvalidParameter, NotFound, QueryFailed,
-    SandboxError, SQLRejected,
+    AgreementInactive,
+    BudgetExceeded,
+    BudgetExhausted,
+    Forbidden,
+    InvalidParameter,
+    NotFound,
+    QueryFailed,
+    SandboxError,
+    SQLRejected,
 )
 from sandbox.store import Store, now
 from sandbox.store.schema import DELTA_UNIT, EPSILON_UNIT, jobs
@@ -38,7 +45,7 @@ from sandbox.store.schema import agreements as agreement_table
 __all__ = ["JobService"]
 
 FINAL = ("released", "rejected", "failed", "cancelled")
-_REFUSALS = (SQLRejected, BudgetExceeded, BudgetExhausted, InvalidParameter, AgreementInactive, Forbidden)
+_REFUSALS = (SQLRejected, BudgetExceeded, BudgetExhausted, InvalidParameter, AgreementInactive, Forbidden, NotFound)
 
 
 def cache_key(plan: Plan, requested_delta: float | None) -> str:
@@ -88,16 +95,18 @@ class JobService:
     def explain(self, user: User, *, sql: str, epsilon: float, delta: float | None, agreement_id: str | None) -> dict[str, Any]:
         """Cost and expected accuracy before spending anything; free, and logged."""
         rules = OutputRules()
-        with self.store.transaction() as conn:
-            if agreement_id:
+        if agreement_id:
+            with self.store.read() as conn:
                 row = agreements.get(conn, user, agreement_id)
-                rules = OutputRules(row["min_count"], row["round_to"], row["per_query_epsilon"])
-            try:
-                plan = compile_query(sql, self.catalog, epsilon=epsilon, delta=delta, rules=rules)
-            except SandboxError as exc:
+            rules = OutputRules(row["min_count"], row["round_to"], row["per_query_epsilon"])
+        try:
+            plan = compile_query(sql, self.catalog, epsilon=epsilon, delta=delta, rules=rules)
+        except SandboxError as exc:
+            with self.store.transaction() as conn:
                 audit.append(conn, action="job.explained", outcome="rejected", actor=user.id, role=user.role,
                              agreement_id=agreement_id, details={"sql": sql, "error": exc.to_dict()})
-                raise
+            raise
+        with self.store.transaction() as conn:
             audit.append(conn, action="job.explained", actor=user.id, role=user.role, agreement_id=agreement_id,
                          dataset=plan.dataset, details={"sql": sql, "epsilon": plan.epsilon, "delta": plan.delta})
         return plan.explain()
@@ -119,11 +128,17 @@ class JobService:
                 "delta": delta if isinstance(delta, int | float) else None, "created_at": now(),
                 "idempotency_key": idempotency_key}
         try:
-            with self.store.transaction() as conn:
+            with self.store.read() as conn:
                 head = agreements.get(conn, user, agreement_id)  # existence and ownership
-                plan = compile_query(sql, self.catalog, epsilon=epsilon, delta=delta,
-                                     rules=OutputRules(head["min_count"], head["round_to"], head["per_query_epsilon"]))
-                agreements.usable(conn, user, agreement_id, plan.dataset, list(plan.columns))
+            # Compiled outside the write transaction, which on SQLite serializes all writers.
+            plan = compile_query(sql, self.catalog, epsilon=epsilon, delta=delta,
+                                 rules=OutputRules(head["min_count"], head["round_to"], head["per_query_epsilon"]))
+            with self.store.transaction() as conn:
+                current = agreements.usable(conn, user, agreement_id, plan.dataset, list(plan.columns))
+                if (current.min_count, current.round_to, current.per_query_epsilon) != (
+                        head["min_count"], head["round_to"], head["per_query_epsilon"]):
+                    raise AgreementInactive(f"Agreement {agreement_id} changed while the query was compiled; "
+                                            "submit it again.", agreement_id=agreement_id)
                 key = cache_key(plan, delta)
                 earlier = conn.execute(select(jobs).where(
                     jobs.c.agreement_id == agreement_id, jobs.c.cache_key == key, jobs.c.status == "released",

@@ -7,9 +7,11 @@ go through threshold selection."""
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import duckdb
+import sqlglot
 from sqlglot import exp
 
 from sandbox.policy import Column, Policy
@@ -36,6 +38,14 @@ def _domain(column: Column) -> list[Any] | None:
 
 
 def public_key_set(keys: list[exp.Expression], policy: Policy) -> tuple[tuple[Any, ...], ...] | None:
+    """Cached: it depends only on the policy and the key expressions, never on data."""
+    return _cached(tuple(k.sql(dialect="duckdb") for k in keys), policy.model_dump_json())
+
+
+@lru_cache(maxsize=512)
+def _cached(key_sql: tuple[str, ...], policy_json: str) -> tuple[tuple[Any, ...], ...] | None:
+    keys = [sqlglot.parse_one(k, read="duckdb") for k in key_sql]
+    policy = Policy.model_validate_json(policy_json)
     names = sorted({c.name for k in keys for c in k.find_all(exp.Column)})
     domains = {}
     size = 1
