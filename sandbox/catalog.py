@@ -33,11 +33,13 @@ import duckdb
 from connectors import check_schema, get_connector
 from sandbox.errors import DatasetNotFound
 from sandbox.policy import Policy, Role, load_policies
+from sandbox.privacy.grid import clamp_bounds, grid_step
 
-__all__ = ["RANK_COLUMN", "Catalog", "Dataset"]
+__all__ = ["QUANTIZED_PREFIX", "RANK_COLUMN", "Catalog", "Dataset"]
 
 RANK_COLUMN = "__rank"
-_MANIFEST_VERSION = 2
+QUANTIZED_PREFIX = "__q_"
+_MANIFEST_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,15 @@ class Dataset:
     def max_rows_per_unit(self) -> int:
         """Verified at registration; 0 for public datasets."""
         return int(self.manifest.get("max_rows_per_unit", 0))
+
+    @property
+    def prebounded(self) -> bool:
+        """The engine file holds only rows with rank <= max_rows (see _build_engine_file)."""
+        return bool(self.manifest.get("prebounded"))
+
+    def quantized_step(self, column: str) -> float | None:
+        """The grid step of the column's stored quantized value, if registration stored one."""
+        return self.manifest.get("quantized", {}).get(column)
 
     @property
     def constant_dimensions(self) -> frozenset[str]:
@@ -218,12 +229,7 @@ class Catalog:
             rows = con.execute(f"SELECT count(*) FROM '{_sql_path(parquet)}'").fetchone()[0]
             if not policy.public:
                 facts |= self._unit_facts(con, policy, parquet)
-            engine = out / "engine.duckdb"
-            db = duckdb.connect(str(engine))
-            try:
-                db.execute(f"CREATE TABLE data AS SELECT * FROM '{_sql_path(parquet)}'")
-            finally:
-                db.close()
+            facts |= self._build_engine_file(policy, parquet, out / "engine.duckdb")
         finally:
             con.close()
         return {
@@ -234,6 +240,31 @@ class Catalog:
             "registered_at": datetime.now(UTC).isoformat(timespec="seconds"),
             **facts,
         }
+
+    @staticmethod
+    def _build_engine_file(policy: Policy, parquet: Path, engine: Path) -> dict[str, Any]:
+        """The local engine's copy: only the rows bounding can ever keep (rank <= max_rows, fixed
+        by the policy), and each aggregable column's clamped value on the sum grid, so a query's
+        bounded SUM is a plain integer SUM over a stored column."""
+        quantized: dict[str, float] = {}
+        extra = []
+        for name, column in policy.columns.items():
+            if column.aggregable:
+                lo, hi = clamp_bounds(column)
+                step = grid_step(column)
+                quantized[name] = step
+                extra.append(
+                    f"CAST(ROUND(LEAST(GREATEST(CAST({_quote(name)} AS DOUBLE), {lo!r}), {hi!r}) / {step!r}) AS INTEGER)"
+                    f" AS {_quote(QUANTIZED_PREFIX + name)}"
+                )
+        select = ", ".join(["*", *extra])
+        where = f" WHERE {RANK_COLUMN} <= {policy.privacy_unit.max_rows}" if not policy.public else ""
+        db = duckdb.connect(str(engine))
+        try:
+            db.execute(f"CREATE TABLE data AS SELECT {select} FROM '{_sql_path(parquet)}'{where}")
+        finally:
+            db.close()
+        return {"quantized": quantized, "prebounded": not policy.public}
 
     @staticmethod
     def _unit_facts(con: duckdb.DuckDBPyConnection, policy: Policy, parquet: Path) -> dict[str, Any]:

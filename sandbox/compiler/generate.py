@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from sandbox.catalog import RANK_COLUMN, Dataset
+from sandbox.catalog import QUANTIZED_PREFIX, RANK_COLUMN, Dataset
 from sandbox.compiler.plan import Primitive
 from sandbox.compiler.shape import matches_key
 from sandbox.compiler.vocabulary import is_aggregate
@@ -59,20 +59,24 @@ def _clamped(p: Primitive) -> str:
     return value if p.power == 1 else f"({value} * {value})"
 
 
-def _primitive_sql(p: Primitive, unit_column: str) -> str:
+def _primitive_sql(p: Primitive, unit_column: str, dataset: Dataset) -> str:
     if p.kind == "count":
         return "COUNT(*)" if p.column is None else f"COUNT({_q(p.column)})"
     if p.kind == "units":
         return f"COUNT(DISTINCT {_q(unit_column)})"
     if p.kind == "sum":
         # Exact integer sum of quantized values: order-independent, overflow ruled out by plan.
+        if p.power == 1 and dataset.quantized_step(p.column) == p.step:
+            return f"CAST(COALESCE(SUM({_q(QUANTIZED_PREFIX + p.column)}), 0) AS BIGINT)"  # stored at registration
         return f"CAST(COALESCE(SUM(CAST(ROUND({_clamped(p)} / {_num(p.step)}) AS BIGINT)), 0) AS BIGINT)"
     raise ValueError(p.kind)
 
 
-def aggregate_sql(relation: str, keys: list[exp.Expression], primitives: list[Primitive], *, unit: str) -> str:
+def aggregate_sql(
+    relation: str, keys: list[exp.Expression], primitives: list[Primitive], *, unit: str, dataset: Dataset,
+) -> str:
     columns = [f"{_sql(k)} AS __k{i}" for i, k in enumerate(keys)]
-    columns += [f"{_primitive_sql(p, unit)} AS {p.id}" for p in primitives if p.kind != "quantile"]
+    columns += [f"{_primitive_sql(p, unit, dataset)} AS {p.id}" for p in primitives if p.kind != "quantile"]
     if len(columns) == len(keys):
         columns.append("COUNT(*) AS __rows")
     sql = f"SELECT {', '.join(columns)} FROM ({relation}) AS b"

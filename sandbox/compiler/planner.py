@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 from sandbox import privacy
+from sandbox.privacy.grid import clamp_bounds, grid_step
 from sandbox.catalog import Dataset
 from sandbox.compiler import keys as key_sets
 from sandbox.compiler.plan import OutputColumn, OutputRules, Plan, Primitive, Selection
@@ -36,7 +37,6 @@ from sandbox.policy import Column
 
 __all__ = ["build_plan"]
 
-GRID_UNITS = 2**20  # quantization resolution of sums: |q| <= 2**20 per row
 MAX_CANDIDATES = 1001  # quantile grid points over [lo, hi]
 I64_HEADROOM = 2**62
 
@@ -91,7 +91,7 @@ def build_plan(
     else:
         l0 = min(max_groups, m)
     groups_pass = bool(keys) and not constant_keys and max_groups < m
-    bounding = dataset.max_rows_per_unit > m  # else the rank filter is a verified no-op
+    bounding = dataset.max_rows_per_unit > m and not dataset.prebounded  # else a verified no-op
 
     builder = _Builder(dataset)
     outputs: list[tuple[str, exp.Expression, OutputColumn]] = []
@@ -155,7 +155,7 @@ def build_plan(
         attach={dataset.name: str(dataset.engine_path)},
         epsilon=epsilon,
         delta=delta_used,
-        aggregate_sql=generate.aggregate_sql(relation, keys, primitives, unit=unit),
+        aggregate_sql=generate.aggregate_sql(relation, keys, primitives, unit=unit, dataset=dataset),
         histogram_sql={p.id: generate.histogram_sql(relation, keys, p) for p in primitives if p.kind == "quantile"},
         key_names=tuple(f"__k{i}" for i in range(len(keys))),
         public_keys=public,
@@ -223,9 +223,7 @@ def _primitive(
     if need.kind == "units":
         return Primitive(pid, "units", None, l0, epsilon, privacy.laplace_scale(l0, epsilon), internal=internal)
     column = columns[need.column]
-    lo, hi = column.bounds
-    if column.is_integer:
-        lo, hi = math.ceil(lo), math.floor(hi)
+    lo, hi = clamp_bounds(column)
     if need.kind == "quantile":
         if column.is_integer and hi - lo + 1 <= MAX_CANDIDATES:
             candidates, step = int(hi - lo + 1), 1.0
@@ -236,11 +234,7 @@ def _primitive(
                          step=step, lo=lo, hi=hi, candidates=candidates, internal=internal)
     # sum of t(x) = clamp(x)**power on an integer grid of `step`
     t_lo, t_hi = (lo, hi) if need.power == 1 else (0.0 if lo <= 0 <= hi else min(lo * lo, hi * hi), max(lo * lo, hi * hi))
-    largest = max(abs(t_lo), abs(t_hi))
-    if column.is_integer and largest <= GRID_UNITS:
-        step = 1.0
-    else:
-        step = 2.0 ** math.ceil(math.log2(largest / GRID_UNITS))
+    step = grid_step(column, need.power)
     q_max = max(abs(round(t_lo / step)), abs(round(t_hi / step)))
     if dataset.rows * q_max >= I64_HEADROOM:
         raise OverflowError(f"{dataset.name}: {dataset.rows} rows x {q_max} could overflow a 64-bit sum")

@@ -116,3 +116,10 @@ def test_bucketing_key(catalog) -> None:
     expected = kept.group_by((pl.col("age") // 20 * 20).alias("band")).len()
     assert {k[0]: v["p0"] for k, v in values.items()} == dict(expected.iter_rows())
     assert (0,) in plan.public_keys and (100,) in plan.public_keys
+
+
+def test_sums_use_the_grid_stored_at_registration(catalog) -> None:
+    plan = compile_query("SELECT SUM(amount), VAR_SAMP(amount) FROM visits", catalog, epsilon=1.0)
+    assert 'SUM("__q_amount")' in plan.aggregate_sql, "power-1 sums read the stored quantized column"
+    assert "ROUND((LEAST(GREATEST(" in plan.aggregate_sql, "squares are still quantized inline"
+    assert "__rank <=" not in plan.aggregate_sql, "the engine file already holds only bounded rows"

@@ -1,0 +1,31 @@
+"""The README documents every route and every policy key (datasette/sqlglot-style doc tests)."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.routing import APIRoute
+
+from sandbox.api import create_app
+from sandbox.policy import Column, Limits, Policy, PrivacyUnit, Source
+from sandbox.settings import Settings
+from tests.conftest import REPO
+
+README = (REPO / "README.md").read_text()
+
+
+def test_every_route_is_documented(tmp_path) -> None:
+    app = create_app(Settings(data_dir=tmp_path))
+    paths = {route.path for route in app.routes if isinstance(route, APIRoute)}
+    documented = set(re.findall(r"`(?:GET|POST) (/[^`?]*)`", README))
+    documented |= {m.replace("...", "{agreement_id}") for m in re.findall(r"`(\.\.\./\w+)`", README)}
+    missing = {p for p in paths if p not in documented and not any(p.endswith(d[3:]) for d in documented if d.startswith("..."))}
+    assert not missing, f"README's HTTP API table lacks {sorted(missing)}"
+
+
+def test_every_policy_key_is_documented() -> None:
+    keys = set()
+    for model in (Policy, Source, PrivacyUnit, Column, Limits):
+        keys |= set(model.model_fields)
+    missing = {k for k in keys if f"`{k}`" not in README and f"`{k}:" not in README}
+    assert not missing, f"README's Policies section lacks {sorted(missing)}"
