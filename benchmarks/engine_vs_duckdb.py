@@ -3,10 +3,12 @@
 For each size and query, four contenders run side by side, interleaved (the order rotates every
 round, so drift and caching hit all of them alike), after a warm-up:
 
-- `exact`: the analyst's SQL, unbounded and without noise, on a warm DuckDB connection to the
-  dataset's read-only engine file (the same file the workers attach), with the engine's thread
-  count. This is the baseline every target is measured against.
-- `exact_parquet`: the same on the managed Parquet file, for reference.
+- `exact_parquet`: the analyst's SQL, unbounded and without noise, on a warm DuckDB connection
+  reading the dataset's managed Parquet, with the engine's thread count. This is the issue's
+  baseline ("DuckDB's exact, unbounded query on the same Parquet"): the targets are judged on it.
+- `exact`: the same on the dataset's read-only engine file (the file the workers attach), a
+  stricter reference: a warm connection keeps its buffer cache, while every job gets a fresh,
+  locked database that reads the file again.
 - `bounded`: the engine's own generated SQL (`plan.aggregate_sql`) run directly on a warm
   connection. `bounded - exact` is the cost of contribution bounding and exact sums.
 - `engine`: `Engine.run` (compile, worker round trip, fresh locked database, bounded SQL,
@@ -211,9 +213,10 @@ def summarize(
         }
         for name, values in times.items()
     }
-    exact, engine = stats["exact"]["median_ms"], stats["engine"]["median_ms"]
+    exact, engine = stats["exact_parquet"]["median_ms"], stats["engine"]["median_ms"]
     ratio, overhead = engine / exact, engine - exact
     goal, met = target(case.dataset, nominal, ratio, overhead)
+    strict_ratio = engine / stats["exact"]["median_ms"]
     return {
         "size": label,
         "dataset": case.dataset,
@@ -224,6 +227,7 @@ def summarize(
         "seconds": times,
         "stats": stats,
         "ratio": ratio,
+        "ratio_engine_file": strict_ratio,
         "overhead_ms": overhead,
         "target": goal,
         "met": met,
@@ -245,8 +249,8 @@ def peak_rss_mib(pid: int | str = "self") -> float | None:
 # -- reporting --------------------------------------------------------------------------------
 
 HEADER = (
-    "dataset", "rows", "query", "DuckDB exact ms", "DuckDB exact Parquet ms", "DuckDB bounded ms",
-    "engine ms", "ratio engine/exact", "overhead ms", "target", "met?",
+    "dataset", "rows", "query", "DuckDB exact Parquet ms", "DuckDB exact engine-file ms", "DuckDB bounded ms",
+    "engine ms", "ratio engine/exact Parquet", "ratio engine/exact engine-file", "overhead ms", "target", "met?",
 )
 SPLIT_HEADER = (
     "dataset", "rows", "query", "bounded - exact ms", "engine execute ms (worker)",
@@ -264,9 +268,9 @@ def rows_of(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
         s = r["stats"]
         met = {True: "yes", False: "**no**", None: "-"}[r["met"]]
         out.append((
-            r["dataset"], f"{r['rows']:,}", r["query"], _cell(s["exact"]),
-            _cell(s["exact_parquet"]), _cell(s["bounded"]), _cell(s["engine"]), f"{r['ratio']:.2f}",
-            f"{r['overhead_ms']:.1f}", r["target"], met,
+            r["dataset"], f"{r['rows']:,}", r["query"], _cell(s["exact_parquet"]),
+            _cell(s["exact"]), _cell(s["bounded"]), _cell(s["engine"]), f"{r['ratio']:.2f}",
+            f"{r['ratio_engine_file']:.2f}", f"{r['overhead_ms']:.1f}", r["target"], met,
         ))
     return out
 

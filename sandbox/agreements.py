@@ -18,7 +18,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from sandbox import audit
 from sandbox.accounts import User, require_licence
-from sandbox.errors import AgreementInactive, Conflict, Forbidden, InvalidParameter, NotFound
+from sandbox.errors import AgreementInactive, BudgetExhausted, Conflict, Forbidden, InvalidParameter, NotFound
 from sandbox.store import now
 from sandbox.store.schema import DELTA_UNIT, EPSILON_UNIT, agreements
 
@@ -134,7 +134,7 @@ def _decide(conn: Connection, operator: User, agreement_id: str, *, to: str, all
     if not operator.manages:
         raise Forbidden("Only operators decide agreements.")
     if not reason.strip():
-        raise InvalidParameter(f"Give a reason; the developer and the auditors will read it.", parameter="reason")
+        raise InvalidParameter("Give a reason; the developer and the auditors will read it.", parameter="reason")
     row = _row(conn, agreement_id, lock=True)
     if row.status != allowed:
         raise Conflict(f"Agreement {agreement_id} is {row.status}; only a {allowed} agreement can be {to}.")
@@ -183,6 +183,11 @@ def usable(conn: Connection, developer: User, agreement_id: str, dataset: str, c
         audit.append(conn, action="agreement.expired", role="system", agreement_id=row.id,
                      details={"valid_to": row.valid_to})
         row = _row(conn, agreement_id)
+    if row.status == "exhausted":
+        raise BudgetExhausted(
+            f"Agreement {agreement_id} has spent its whole budget (epsilon {row.budget_epsilon / EPSILON_UNIT:g}). "
+            "Reuse earlier releases (identical queries are free) or ask the operator for a new agreement.",
+            agreement_id=agreement_id, remaining_epsilon=0.0, remaining_delta=0.0)
     if row.status != "active":
         hint = {"requested": "wait for an operator's decision", "exhausted": "ask the operator for more budget",
                 "expired": "request a new agreement", "revoked": "contact the operator",

@@ -63,8 +63,15 @@ class Verification:
 
 
 def verify(conn: Connection) -> Verification:
-    """Walk the whole chain in order; stop at the first event that does not check out."""
-    expected_seq, prev = 1, GENESIS
+    """Walk the whole chain in order; stop at the first event that does not check out.
+
+    The head (last seq and hash, written with every append) is read before the walk and, if the
+    walk found more events, again after it: events appended while the walk ran are legitimate
+    (PostgreSQL reads at read committed), events beyond the newest head were not appended by us.
+    """
+    start = _head(conn)
+    expected_seq, prev, before = 1, GENESIS, GENESIS
+    tail: dict[int, str] = {}  # hashes of events after the starting head (appended meanwhile?)
     result = conn.execution_options(yield_per=5000).execute(select(audit).order_by(audit.c.seq))
     for row in result:
         event = _event(row)
@@ -75,12 +82,31 @@ def verify(conn: Connection) -> Verification:
             return Verification(False, expected_seq - 1, prev, row.seq, "its prev_hash does not match the previous event")
         if _digest(prev, event) != row.hash:
             return Verification(False, expected_seq - 1, prev, row.seq, "its content does not match its hash")
-        prev, expected_seq = row.hash, expected_seq + 1
-    head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
-    if head.seq != expected_seq - 1 or head.hash != prev:
-        return Verification(False, expected_seq - 1, prev, expected_seq,
-                            f"the chain ends at event {expected_seq - 1} but the head records event {head.seq}")
-    return Verification(True, expected_seq - 1, prev)
+        if row.seq == start.seq and row.hash != start.hash:
+            return Verification(False, expected_seq - 1, prev, row.seq,
+                                "its hash is not the one the chain head recorded for it (rewritten and re-hashed)")
+        if row.seq > start.seq:
+            tail[row.seq] = row.hash
+        before, prev, expected_seq = prev, row.hash, expected_seq + 1
+    last = expected_seq - 1
+    if last < start.seq:
+        return Verification(False, last, prev, last + 1,
+                            f"event {last + 1} is missing: the chain ends at event {last} but the head records "
+                            f"event {start.seq}")
+    if last > start.seq:
+        head = _head(conn)
+        if head.seq < last:
+            return Verification(False, head.seq, tail.get(head.seq, start.hash), head.seq + 1,
+                                f"event {head.seq + 1} was not appended by the sandbox: the head records event "
+                                f"{head.seq} as the last one")
+        if head.seq == last and head.hash != prev:
+            return Verification(False, last - 1, before, last,
+                                "its hash is not the one the chain head recorded for it (rewritten and re-hashed)")
+    return Verification(True, last, prev)
+
+
+def _head(conn: Connection) -> Any:
+    return conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
 
 
 def _event(row: Any) -> dict[str, Any]:
@@ -123,7 +149,10 @@ def search(conn: Connection, where: AuditFilter, *, limit: int = 100, offset: in
 
 
 def _all(conn: Connection, where: AuditFilter) -> Iterator[dict[str, Any]]:
-    result = conn.execution_options(yield_per=5000).execute(select(audit).where(where.clause()).order_by(audit.c.seq))
+    # yield_per on the statement, not the connection: Connection.execution_options() changes the connection
+    # in place, and on PostgreSQL the export's own audit event would then be INSERTed through a server-side
+    # cursor (DECLARE ... CURSOR FOR INSERT: a syntax error).
+    result = conn.execute(select(audit).where(where.clause()).order_by(audit.c.seq).execution_options(yield_per=5000))
     for row in result:
         yield _event(row) | {"hash": row.hash, "prev_hash": row.prev_hash}
 

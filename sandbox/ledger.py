@@ -56,9 +56,13 @@ def commit(conn: Connection, job_id: str) -> None:
     conn.execute(update(ledger).where(ledger.c.job_id == job_id).values(state="committed", updated_at=now()))
     row = conn.execute(select(agreements).where(agreements.c.id == entry.agreement_id)).one()
     if row.status == "active" and row.spent_epsilon >= row.budget_epsilon:
-        conn.execute(update(agreements).where(agreements.c.id == row.id).values(status="exhausted", updated_at=now()))
-        audit.append(conn, action="agreement.exhausted", role="system", agreement_id=row.id,
-                     details={"spent_epsilon": row.spent_epsilon / EPSILON_UNIT})
+        # Compare-and-set on the status: two commits racing past the read above (PostgreSQL,
+        # read committed) must not both record the transition.
+        changed = conn.execute(update(agreements).where(agreements.c.id == row.id, agreements.c.status == "active")
+                               .values(status="exhausted", updated_at=now())).rowcount
+        if changed == 1:
+            audit.append(conn, action="agreement.exhausted", role="system", agreement_id=row.id,
+                         details={"spent_epsilon": row.spent_epsilon / EPSILON_UNIT})
 
 
 def refund(conn: Connection, job_id: str) -> None:
@@ -69,3 +73,13 @@ def refund(conn: Connection, job_id: str) -> None:
     conn.execute(update(agreements).where(agreements.c.id == entry.agreement_id).values(
         spent_epsilon=agreements.c.spent_epsilon - entry.epsilon, spent_delta=agreements.c.spent_delta - entry.delta,
         updated_at=now()))
+    # An agreement marked exhausted while this reservation was in flight has budget again.
+    reactivated = conn.execute(
+        update(agreements)
+        .where(agreements.c.id == entry.agreement_id, agreements.c.status == "exhausted",
+               agreements.c.spent_epsilon < agreements.c.budget_epsilon)
+        .values(status="active", updated_at=now())
+    ).rowcount
+    if reactivated:
+        audit.append(conn, action="agreement.reactivated", role="system", agreement_id=entry.agreement_id,
+                     details={"refunded_job": job_id})

@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import queue
@@ -273,8 +274,23 @@ def _outcome(kind: str, value: Any) -> Any:
 # -- inside the worker process -------------------------------------------------------------
 
 
+def _die_with_parent() -> None:
+    """The wall-clock limit is enforced by the parent: a worker whose parent died (even by
+    SIGKILL) must not finish its job on its own, so it exits as soon as the parent is gone."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _serve(conn: Connection, limits: Limits, preload: tuple[str, ...]) -> None:
     """The worker's main loop: one job at a time until the parent closes the pipe."""
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is for the parent; it stops us
     try:
         os.environ["POLARS_MAX_THREADS"] = str(limits.threads)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, inspect, insert, select, update
+from sqlalchemy import Connection, insert, inspect, select, text, update
 
 from sandbox.store import schema
 
@@ -23,8 +23,18 @@ def _v1_initial(conn: Connection) -> None:
 MIGRATIONS = (_v1_initial,)
 
 
+# Any constant: the key of the PostgreSQL advisory lock that admits one migrator at a time.
+_MIGRATION_LOCK = 0x5A4D_B0C5
+
+
 def migrate(store: Store) -> int:
     with store.transaction() as conn:
+        if conn.dialect.name == "postgresql":
+            # Servers starting together on a new database would all find no schema_version table
+            # and race to create it; the loser's CREATE fails. SQLite's BEGIN IMMEDIATE already
+            # admits one writer; here a transaction-scoped advisory lock does, and the next one in
+            # sees the schema the first one committed.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         if not inspect(conn).has_table("schema_version"):
             schema.schema_version.create(conn)
             conn.execute(insert(schema.schema_version).values(version=0))
