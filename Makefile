@@ -5,13 +5,14 @@ PY     := $(VENV)/bin/python
 DATA   ?= $(CURDIR)/var
 PORT   ?= 8000
 
-.PHONY: help install sysdeps demo serve stop test lint bench clean
+.PHONY: help install sysdeps demo serve stop notebook test lint bench clean
 
 help:
 	@echo "make demo    install, build the demo city and start the sandbox on http://127.0.0.1:$(PORT)"
 	@echo "make test    install (system packages too) and run the whole test suite"
 	@echo "make bench   benchmarks (not part of the tests)"
 	@echo "make stop    stop a sandbox started by 'make demo'"
+	@echo "make notebook  Jupyter on notebooks/ for the demo developer (run 'make demo' in another terminal first)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,16 +22,23 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# PostgreSQL is needed by the test suite (a real server, started by the tests themselves).
+# PostgreSQL is needed by the test suite (a real server, started by the tests themselves), and
+# Debian's Chromium by the console's browser tests (Playwright drives it; it never downloads one).
 sysdeps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
+	@test -x /usr/bin/chromium || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 demo: install
 	$(VENV)/bin/sandbox demo --data-dir $(DATA) --port $(PORT)
 
 serve: install
 	$(VENV)/bin/sandbox serve --data-dir $(DATA) --port $(PORT)
+
+# Jupyter (loopback only) on notebooks/, kernels configured with the demo tokens of $(DATA).
+notebook: install
+	$(VENV)/bin/sandbox notebook --data-dir $(DATA) --url http://127.0.0.1:$(PORT) --staff-tokens
 
 stop:
 	@pkill -f "sandbox (demo|serve)" && echo "sandbox stopped" || echo "no sandbox running"

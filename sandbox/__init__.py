@@ -8,3 +8,10 @@ from __future__ import annotations
 __all__ = ["__version__"]
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """`%load_ext sandbox` registers the `%%dpsql` cell magic (sandbox/magic.py)."""
+    from sandbox.magic import load_ipython_extension as load
+
+    load(ipython)

@@ -22,7 +22,7 @@ from sandbox.errors import AgreementInactive, BudgetExhausted, Conflict, Forbidd
 from sandbox.store import now
 from sandbox.store.schema import DELTA_UNIT, EPSILON_UNIT, agreements
 
-__all__ = ["approve", "get", "list_for", "public", "reject", "request", "revoke", "usable"]
+__all__ = ["approve", "exhausted", "expire", "get", "list_for", "public", "reject", "request", "revoke", "usable"]
 
 Scope = dict[str, list[str] | None]  # dataset -> columns in scope (None: all queryable columns)
 
@@ -116,6 +116,10 @@ def approve(
     if per_query_epsilon is not None and not 0 < per_query_epsilon <= epsilon:
         raise InvalidParameter("per_query_epsilon must be in (0, epsilon].", parameter="per_query_epsilon")
     valid_to = valid_to or row.valid_to
+    if not row.valid_from < valid_to <= row.valid_to:
+        raise InvalidParameter(f"valid_to must lie after valid_from ({row.valid_from}) and no later than requested "
+                               f"({row.valid_to}): an approval may shorten the window, never widen it.",
+                               parameter="valid_to")
     if min_count < 0 or round_to < 1:
         raise InvalidParameter("min_count must be >= 0 and round_to >= 1.", parameter="min_count")
     values = {"status": "active", "budget_epsilon": math.floor(epsilon * EPSILON_UNIT + 1e-6),
@@ -128,6 +132,26 @@ def approve(
                           "datasets": scope, "valid_to": valid_to, "min_count": min_count, "round_to": round_to,
                           "reason": reason, "requested_epsilon": row.requested_epsilon})
     return public(_row(conn, agreement_id))
+
+
+def exhausted(row) -> BudgetExhausted:
+    return BudgetExhausted(
+        f"Agreement {row.id} has spent its whole budget (epsilon {row.budget_epsilon / EPSILON_UNIT:g}). Identical "
+        "queries still return their earlier releases for free; for new questions ask the operator for more budget.",
+        agreement_id=row.id, remaining_epsilon=0.0, remaining_delta=0.0)
+
+
+def expire(conn: Connection, agreement_id: str) -> bool:
+    """Record that an agreement's validity ended (compare-and-set, audited once)."""
+    stamp = now()
+    changed = conn.execute(update(agreements).where(
+        agreements.c.id == agreement_id, agreements.c.status.in_(("active", "exhausted")),
+        agreements.c.valid_to <= stamp).values(status="expired", updated_at=stamp)).rowcount
+    if changed:
+        valid_to = conn.execute(select(agreements.c.valid_to).where(agreements.c.id == agreement_id)).scalar_one()
+        audit.append(conn, action="agreement.expired", role="system", agreement_id=agreement_id,
+                     details={"valid_to": valid_to})
+    return bool(changed)
 
 
 def _decide(conn: Connection, operator: User, agreement_id: str, *, to: str, allowed: str, reason: str) -> dict[str, Any]:
@@ -169,28 +193,22 @@ def list_for(conn: Connection, user: User, status: str | None = None) -> list[di
     return [public(r) for r in conn.execute(query)]
 
 
-def usable(conn: Connection, developer: User, agreement_id: str, dataset: str, columns: list[str]):
-    """The agreement in force *now* for this job, or a clear refusal. Expiry is recorded the
-    first time a job meets it."""
+def usable(conn: Connection, developer: User, agreement_id: str, dataset: str, columns: list[str], *,
+           allow_exhausted: bool = False):
+    """The agreement in force *now* for this job, or a clear refusal. Reads only: an expiry is
+    recorded by `expire` when a refused job is recorded."""
     row = _row(conn, agreement_id)
     if row.developer_id != developer.id:
         raise NotFound(f"No agreement {agreement_id}.", agreement_id=agreement_id)
     require_licence(conn, developer)
     stamp = now()
-    if row.status == "active" and stamp >= row.valid_to:
-        conn.execute(update(agreements).where(agreements.c.id == row.id, agreements.c.status == "active")
-                     .values(status="expired", updated_at=stamp))
-        audit.append(conn, action="agreement.expired", role="system", agreement_id=row.id,
-                     details={"valid_to": row.valid_to})
-        row = _row(conn, agreement_id)
-    if row.status == "exhausted":
-        raise BudgetExhausted(
-            f"Agreement {agreement_id} has spent its whole budget (epsilon {row.budget_epsilon / EPSILON_UNIT:g}). "
-            "Reuse earlier releases (identical queries are free) or ask the operator for a new agreement.",
-            agreement_id=agreement_id, remaining_epsilon=0.0, remaining_delta=0.0)
-    if row.status != "active":
-        hint = {"requested": "wait for an operator's decision", "exhausted": "ask the operator for more budget",
-                "expired": "request a new agreement", "revoked": "contact the operator",
+    if row.status in ("active", "exhausted") and stamp >= row.valid_to:
+        raise AgreementInactive(f"Agreement {agreement_id} expired on {row.valid_to}; request a new agreement.",
+                                agreement_id=agreement_id, status="expired")
+    if row.status == "exhausted" and not allow_exhausted:
+        raise exhausted(row)
+    if row.status not in ("active", "exhausted"):
+        hint = {"requested": "wait for an operator's decision", "expired": "request a new agreement", "revoked": "contact the operator",
                 "rejected": "read the operator's reason and request again"}.get(row.status, "contact the operator")
         raise AgreementInactive(f"Agreement {agreement_id} is {row.status}; {hint}.", agreement_id=agreement_id,
                                 status=row.status)

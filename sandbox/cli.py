@@ -371,5 +371,40 @@ def query(
     console.print(table)
 
 
+@app.command()
+def notebook(
+    data_dir: Path = DataDir,
+    url: str = typer.Option("http://127.0.0.1:8000", envvar="SANDBOX_URL", help="the running sandbox"),
+    token: str | None = typer.Option(None, "--token", envvar="SANDBOX_TOKEN",
+                                     help="developer token (default: the demo developer's, from DATA_DIR)"),
+    agreement: str | None = typer.Option(None, "--agreement", envvar="SANDBOX_AGREEMENT"),
+    port: int = typer.Option(8888, help="first port to try (loopback only)"),
+    staff_tokens: bool = typer.Option(False, "--staff-tokens",
+                                      help="demo only: also give kernels the demo operator and auditor tokens"),
+) -> None:
+    """Start Jupyter on notebooks/ (loopback only), its kernels configured for the running sandbox."""
+    from sandbox.errors import SandboxError
+    from sandbox.notebook import check_sandbox, demo_tokens, start, wait
+
+    extra: dict[str, str] = {}
+    if token is None or staff_tokens:
+        try:
+            demo = demo_tokens(data_dir)
+        except FileNotFoundError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+        token, agreement = token or demo["developer"], agreement or demo["agreement_id"]
+        if staff_tokens:
+            extra = {"SANDBOX_OPERATOR_TOKEN": demo["operator"], "SANDBOX_AUDITOR_TOKEN": demo["auditor"]}
+    try:
+        who = check_sandbox(url, token)
+    except SandboxError as exc:
+        _fail(exc)
+    server = start(sandbox_url=url, token=token, agreement=agreement, extra_env=extra, port=port, quiet=True)
+    console.print(f"[bold]Jupyter for {who}[/bold] on the sandbox at {url}: open\n  {server.browser_url}\n"
+                  "(stop with Ctrl-C)", soft_wrap=True)
+    wait(server)
+
+
 if __name__ == "__main__":
     app()

@@ -21,9 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from sandbox import agreements, audit, ledger
-from sandbox.accounts import User
+from sandbox.accounts import User, require_licence
 from sandbox.catalog import Catalog
 from sandbox.compiler import OutputRules, Plan, compile_query
 from sandbox.engine import Engine
@@ -31,6 +32,7 @@ from sandbox.errors import (
     AgreementInactive,
     BudgetExceeded,
     BudgetExhausted,
+    Conflict,
     Forbidden,
     InvalidParameter,
     NotFound,
@@ -94,6 +96,9 @@ class JobService:
     # -- developer actions ---------------------------------------------------------------------
     def explain(self, user: User, *, sql: str, epsilon: float, delta: float | None, agreement_id: str | None) -> dict[str, Any]:
         """Cost and expected accuracy before spending anything; free, and logged."""
+        if user.role == "developer":
+            with self.store.read() as conn:
+                require_licence(conn, user)
         rules = OutputRules()
         if agreement_id:
             with self.store.read() as conn:
@@ -118,11 +123,9 @@ class JobService:
         if user.role != "developer":
             raise Forbidden("Only licensed developers submit jobs.")
         if idempotency_key:
-            with self.store.read() as conn:
-                row = conn.execute(select(jobs).where(jobs.c.developer_id == user.id,
-                                                      jobs.c.idempotency_key == idempotency_key)).first()
-            if row is not None:
-                return public(row)
+            replay = self._replay(user, idempotency_key, sql, epsilon, delta, agreement_id)
+            if replay is not None:
+                return replay
         job_id = str(uuid.uuid4())
         base = {"id": job_id, "developer_id": user.id, "sql": sql, "epsilon": float(epsilon) if isinstance(epsilon, int | float) else 0.0,
                 "delta": delta if isinstance(delta, int | float) else None, "created_at": now(),
@@ -134,7 +137,9 @@ class JobService:
             plan = compile_query(sql, self.catalog, epsilon=epsilon, delta=delta,
                                  rules=OutputRules(head["min_count"], head["round_to"], head["per_query_epsilon"]))
             with self.store.transaction() as conn:
-                current = agreements.usable(conn, user, agreement_id, plan.dataset, list(plan.columns))
+                # An exhausted agreement may still hand out its earlier releases (free).
+                current = agreements.usable(conn, user, agreement_id, plan.dataset, list(plan.columns),
+                                            allow_exhausted=True)
                 if (current.min_count, current.round_to, current.per_query_epsilon) != (
                         head["min_count"], head["round_to"], head["per_query_epsilon"]):
                     raise AgreementInactive(f"Agreement {agreement_id} changed while the query was compiled; "
@@ -154,6 +159,8 @@ class JobService:
                                  details={"sql": sql, "reused_from": earlier.id, "result_hash": earlier.result_hash,
                                           "charge_epsilon": 0, "charge_delta": 0})
                     return self._get(conn, job_id)
+                if current.status == "exhausted":
+                    raise agreements.exhausted(current)
                 conn.execute(insert(jobs).values(**values, status="queued"))
                 eps, dlt = ledger.reserve(conn, agreement_id=agreement_id, job_id=job_id,
                                           epsilon=plan.epsilon, delta=plan.delta)
@@ -165,15 +172,36 @@ class JobService:
         except _REFUSALS as exc:
             self._record_refusal(user, base, agreement_id, exc)
             raise
+        except IntegrityError:  # the same idempotency key, submitted concurrently
+            replay = self._replay(user, idempotency_key, sql, epsilon, delta, agreement_id) if idempotency_key else None
+            if replay is None:
+                raise
+            return replay
         with self._lock:
             self._finished[job_id] = threading.Event()
         self._executor.submit(self._run, job_id, plan)
         with self.store.read() as conn:
             return self._get(conn, job_id)
 
+    def _replay(self, user: User, key: str, sql: str, epsilon: object, delta: object, agreement_id: str):
+        """The job an idempotency key already names, or None; the same key with another request is
+        a client error, not a silent replay."""
+        with self.store.read() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.developer_id == user.id, jobs.c.idempotency_key == key)).first()
+        if row is None:
+            return None
+        same_delta = delta is None or row.delta == delta  # None asked for the default the plan chose
+        if (row.sql, row.agreement_id) != (sql, agreement_id if row.agreement_id else None) or (
+                row.status != "rejected" and (row.epsilon != epsilon or not same_delta)):
+            raise Conflict(f"Idempotency-Key {key!r} was used for a different request (job {row.id}); "
+                           "use a new key for a new request.", job_id=row.id)
+        return public(row)
+
     def _record_refusal(self, user: User, base: dict[str, Any], agreement_id: str, exc: SandboxError) -> None:
         """A refused query is a job too (status rejected, no charge), and it is audited."""
         with self.store.transaction() as conn:
+            if isinstance(exc, AgreementInactive) and exc.fields.get("status") == "expired":
+                agreements.expire(conn, agreement_id)  # recorded even though the job is refused
             exists = conn.execute(select(agreement_table.c.id).where(agreement_table.c.id == agreement_id,
                                                                     agreement_table.c.developer_id == user.id)).first()
             conn.execute(insert(jobs).values(**base, agreement_id=agreement_id if exists else None, status="rejected",
@@ -234,6 +262,7 @@ class JobService:
                          details={"code": exc.code, "charge_kept": touched})
 
     def wait(self, user: User, job_id: str, timeout: float) -> dict[str, Any]:
+        self.get(user, job_id)  # ownership first: nobody may wait on (and so time) another's job
         with self._lock:
             event = self._finished.get(job_id)
         if event is not None:

@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from sandbox import __version__
+from sandbox import __version__, web
 from sandbox.api.deps import Services
 from sandbox.api.routers import accounts, agreements, audit, catalog, jobs
 from sandbox.api.schemas import Health
@@ -42,11 +42,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(SandboxError)
     async def sandbox_error(_: Request, exc: SandboxError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status, content={"error": exc.to_dict()})
+        # RFC 9110: a 401 names the scheme the client should use.
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(status_code=exc.status, content={"error": exc.to_dict()}, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "problem": e["msg"]} for e in exc.errors()]
+        problems = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "problem": e["msg"]}
+                    for e in exc.errors()]
         first = problems[0] if problems else {"field": "body", "problem": "invalid"}
         message = f"{first['field']}: {first['problem']}. Fix the request; see /docs for the expected shape."
         return JSONResponse(status_code=422, content={"error": {"code": "invalid_request", "message": message,
@@ -64,4 +67,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (catalog.router, accounts.router, agreements.router, jobs.router, audit.router):
         app.include_router(router)
+    app.include_router(web.router)
     return app

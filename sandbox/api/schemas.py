@@ -3,16 +3,48 @@ OpenAPI document is complete enough to generate a client from."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 _FORBID = ConfigDict(extra="forbid")
+_ID = "6f1c3c1e-5d0b-4b8e-9a51-6a1e7c1f2d3a"
+
+
+def iso_moment(value: str) -> str:
+    """A validity bound or a filter time, written the way the store writes times so that they
+    compare correctly as text: a date stays `YYYY-MM-DD` (it sorts before every time of that day);
+    a date-time becomes fixed-width UTC (`2026-12-31T10:00:00.000000Z`); no zone means UTC."""
+    text = value.strip()
+    try:
+        if "T" not in text and " " not in text:
+            return date.fromisoformat(text).isoformat()
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO-8601 date or date-time; write e.g. 2026-12-31 "
+                         "or 2026-12-31T18:00:00+08:00") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+Moment = Annotated[str, AfterValidator(iso_moment)]
+
+# Path and query parameters shared by the routers.
+AgreementId = Annotated[str, Path(description="an agreement's id", examples=[_ID])]
+JobId = Annotated[str, Path(description="a job's id", examples=[_ID])]
+LicenceId = Annotated[str, Path(description="a licence's id", examples=[_ID])]
+DatasetName = Annotated[str, Path(description="a registered dataset", examples=["residents"])]
+Limit = Annotated[int, Query(ge=1, le=1000, description="page size", examples=[100])]
+Offset = Annotated[int, Query(ge=0, description="items to skip", examples=[0])]
 
 
 class ErrorDetail(BaseModel):
     code: str = Field(examples=["sql_rejected"])
-    message: str = Field(examples=["SELECT * at line 1, column 8 is not allowed: it would output rows. Select aggregates."])
+    message: str = Field(
+        examples=["SELECT * at line 1, column 8 is not allowed: it would output rows. Select aggregates."])
     model_config = ConfigDict(extra="allow")
 
 
@@ -22,8 +54,46 @@ class ErrorBody(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
-    version: str
-    datasets: int
+    version: str = Field(examples=["0.1.0"])
+    datasets: int = Field(description="registered datasets", examples=[7])
+
+
+class PrivacyUnitPublic(BaseModel):
+    column: str = Field(examples=["person_id"])
+    max_rows: int = Field(description="rows one unit may contribute to a query", examples=[1])
+    max_groups: int = Field(description="groups one unit may contribute to", examples=[1])
+
+
+class ColumnPublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["identifier", "dimension", "measure"] = Field(examples=["measure"])
+    type: str = Field(examples=["DOUBLE"])
+    description: str = ""
+    bounds: list[float] | None = Field(default=None, description="public clamping bounds", examples=[[0, 100000]])
+    keys: list[Any] | None = Field(default=None, description="public group keys", examples=[["F", "M"]])
+    nullable: bool = False
+
+
+class LimitsPublic(BaseModel):
+    max_epsilon_per_query: float = Field(examples=[1.0])
+    min_count: int = Field(description="noisy counts below this are suppressed", examples=[10])
+    round_to: int = Field(description="released counts are rounded to this", examples=[1])
+
+
+class DatasetPublic(BaseModel):
+    """A dataset's schema and policy: never rows, never statistics of the data."""
+
+    name: str = Field(examples=["residents"])
+    title: str = Field(examples=["Resident registry (demo)"])
+    description: str
+    owner: str = Field(examples=["Xiamen Municipal Public Security Bureau"])
+    domain: str | None = Field(examples=["person"])
+    public: bool = Field(description="public data: no privacy unit, queried without noise")
+    privacy_unit: PrivacyUnitPublic | None
+    columns: dict[str, ColumnPublic]
+    limits: LimitsPublic
+    default_delta: float = Field(examples=[1e-7])
+    registered_at: str | None
 
 
 class UserPublic(BaseModel):
@@ -47,8 +117,8 @@ class LicenceCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200, examples=["Dr. Lin Wei"])
     organisation: str = Field(min_length=1, max_length=200, examples=["Xiamen University"])
     licence_number: str = Field(min_length=1, max_length=100, examples=["XM-DEV-2026-001"])
-    valid_from: str = Field(examples=["2026-01-01"])
-    valid_to: str = Field(examples=["2027-01-01"])
+    valid_from: Moment = Field(description="ISO-8601 date or date-time (UTC if no zone)", examples=["2026-01-01"])
+    valid_to: Moment = Field(description="exclusive", examples=["2027-01-01"])
 
 
 class LicencePublic(BaseModel):
@@ -77,12 +147,13 @@ class Reason(BaseModel):
 class AgreementRequest(BaseModel):
     model_config = _FORBID
     purpose: str = Field(min_length=1, max_length=5000, examples=["Income inequality across districts"])
-    legal_basis: str = Field(min_length=1, max_length=2000, examples=["Public-interest research, Data Regulation art. 12"])
+    legal_basis: str = Field(min_length=1, max_length=2000,
+                             examples=["Public-interest research, Data Regulation art. 12"])
     datasets: dict[str, list[str] | None] = Field(
         description="dataset -> columns in scope (null: every queryable column)",
         examples=[{"residents": None, "social_insurance": ["month", "contribution"]}])
-    valid_from: str = Field(examples=["2026-01-01"])
-    valid_to: str = Field(examples=["2026-12-31"])
+    valid_from: Moment = Field(description="ISO-8601 date or date-time (UTC if no zone)", examples=["2026-01-01"])
+    valid_to: Moment = Field(description="exclusive", examples=["2026-12-31"])
     epsilon: float = Field(gt=0, le=100, examples=[5.0])
     delta: float = Field(default=1e-6, ge=0, lt=1e-3, examples=[1e-6])
 
@@ -92,8 +163,9 @@ class AgreementApprove(BaseModel):
     epsilon: float | None = Field(default=None, gt=0, le=100, description="at most the requested", examples=[2.0])
     delta: float | None = Field(default=None, ge=0, lt=1e-3, examples=[1e-6])
     per_query_epsilon: float | None = Field(default=None, gt=0, examples=[0.5])
-    datasets: dict[str, list[str] | None] | None = Field(default=None, description="narrower scope, optional")
-    valid_to: str | None = Field(default=None, examples=["2026-06-30"])
+    datasets: dict[str, list[str] | None] | None = Field(
+        default=None, description="narrower scope, optional", examples=[{"residents": ["district", "age"]}])
+    valid_to: Moment | None = Field(default=None, description="an earlier end, optional", examples=["2026-06-30"])
     min_count: int = Field(default=0, ge=0, examples=[10])
     round_to: int = Field(default=1, ge=1, examples=[5])
     reason: str = Field(default="", max_length=2000, examples=["approved with half the requested budget"])
@@ -130,13 +202,16 @@ class QueryRequest(BaseModel):
     sql: str = Field(min_length=1, max_length=20_000,
                      examples=["SELECT district, COUNT(*), AVG(monthly_income) FROM residents GROUP BY district"])
     epsilon: float = Field(gt=0, le=10, examples=[0.5])
-    delta: float | None = Field(default=None, gt=0, lt=1e-3, description="for private GROUP BY keys; default: the dataset's")
-    agreement_id: str | None = Field(default=None, max_length=36, examples=["1f0e..."])
+    delta: float | None = Field(default=None, gt=0, lt=1e-3, examples=[1e-7],
+                                description="for private GROUP BY keys; default: the dataset's")
+    agreement_id: str | None = Field(default=None, max_length=36, description="applies its output rules and cap",
+                                     examples=[_ID])
 
 
 class JobCreate(QueryRequest):
-    agreement_id: str = Field(max_length=36, examples=["1f0e..."])
-    wait: float = Field(default=10.0, ge=0, le=600, description="seconds to wait for the result before returning")
+    agreement_id: str = Field(max_length=36, description="the agreement whose budget pays", examples=[_ID])
+    wait: float = Field(default=10.0, ge=0, le=600, description="seconds to wait for the result before returning",
+                        examples=[10.0])
 
 
 class Explanation(BaseModel):

@@ -41,11 +41,15 @@ def check_parameters(epsilon: object, delta: object) -> tuple[float, float | Non
 
 
 def _normalize(query: exp.Expression) -> exp.Expression:
-    """Resolve GROUP BY ordinals and output aliases to the expressions they name."""
+    """Fold unquoted dataset and column names to lower case (DuckDB's names are case-insensitive;
+    policy names are lower case), and resolve GROUP BY ordinals and output aliases."""
+    for ident in list(query.find_all(exp.Identifier)):
+        if not ident.quoted and isinstance(ident.parent, exp.Column | exp.Table | exp.TableAlias):
+            ident.set("this", ident.this.lower())
     if not isinstance(query, exp.Select) or query.args.get("group") is None:
         return query
     items = query.expressions
-    aliases = {item.alias: item.unalias() for item in items if item.alias}
+    aliases = {item.alias.lower(): item.unalias() for item in items if item.alias}
     resolved = []
     for key in query.args["group"].expressions:
         if isinstance(key, exp.Literal) and key.is_int and 1 <= int(key.this) <= len(items):

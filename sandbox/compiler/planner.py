@@ -150,7 +150,7 @@ def build_plan(
         notes.append(f"each {unit} contributes to at most {max_groups} groups")
     return Plan(
         sql=sql,
-        normalized_sql=query.sql(dialect="duckdb", normalize=True),
+        normalized_sql=query.sql(dialect="duckdb", normalize=True, comments=False),
         dataset=dataset.name,
         attach={dataset.name: str(dataset.engine_path)},
         epsilon=epsilon,

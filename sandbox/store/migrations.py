@@ -20,7 +20,13 @@ def _v1_initial(conn: Connection) -> None:
     conn.execute(insert(schema.audit_head).values(id=1, seq=0, hash=GENESIS))
 
 
-MIGRATIONS = (_v1_initial,)
+def _v2_audit_job_index(conn: Connection) -> None:
+    """An event's page lists the other events of its job. (v1 builds the current schema, so a
+    new database has the index already: later steps must check before they change.)"""
+    next(i for i in schema.audit.indexes if i.name == "audit_job").create(conn, checkfirst=True)
+
+
+MIGRATIONS = (_v1_initial, _v2_audit_job_index)
 
 
 # Any constant: the key of the PostgreSQL advisory lock that admits one migrator at a time.

@@ -120,6 +120,7 @@ audit = Table(
     Index("audit_actor", "actor", "seq"),
     Index("audit_agreement", "agreement_id", "seq"),
     Index("audit_action", "action", "seq"),
+    Index("audit_job", "job_id", "seq"),
     Index("audit_ts", "ts"),
 )
 

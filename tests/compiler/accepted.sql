@@ -95,3 +95,5 @@ SELECT COUNT(*) -- how many residents
 FROM residents; /* done */
 -- title: keys in arithmetic with aggregates
 SELECT age // 10 * 10 AS decade, COUNT(*) * 100.0 / 5000 AS share FROM residents GROUP BY decade;
+-- title: unquoted names are case-insensitive, as in DuckDB
+SELECT District, COUNT(*) AS N FROM RESIDENTS GROUP BY DISTRICT ORDER BY n DESC;

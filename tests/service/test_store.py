@@ -150,3 +150,18 @@ def test_a_new_database_opened_by_several_servers_at_once(database: str) -> None
     finally:
         for opened in stores:
             opened.close()
+
+
+def test_a_version_1_database_gains_the_audit_job_index(database: str) -> None:
+    from sqlalchemy import inspect, text, update
+
+    store = Store(database)
+    with store.transaction() as conn:  # make it look like a database created before version 2
+        conn.execute(text("DROP INDEX audit_job"))
+        conn.execute(update(schema.schema_version).values(version=1))
+    store.close()
+    upgraded = Store(database)
+    with upgraded.read() as conn:
+        assert "audit_job" in {i["name"] for i in inspect(conn).get_indexes("audit")}
+        assert conn.execute(select(schema.schema_version.c.version)).scalar_one() == 2
+    upgraded.close()

@@ -6,9 +6,20 @@ from fastapi import APIRouter, status
 
 from sandbox import accounts
 from sandbox.api.deps import Admin, CurrentUser, Manager, Overseer, ServicesDep
-from sandbox.api.schemas import ErrorBody, LicenceCreate, LicenceCreated, LicencePublic, Reason, UserCreate, UserCreated, UserPublic
+from sandbox.api.schemas import (
+    ErrorBody,
+    LicenceCreate,
+    LicenceCreated,
+    LicenceId,
+    LicencePublic,
+    Reason,
+    UserCreate,
+    UserCreated,
+    UserPublic,
+)
 
-router = APIRouter(tags=["accounts"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
+router = APIRouter(tags=["accounts"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody},
+                                                 422: {"model": ErrorBody}})
 
 
 @router.get("/me", summary="The account behind the token")
@@ -40,6 +51,6 @@ def list_licences(svc: ServicesDep, _: Overseer) -> list[LicencePublic]:
 
 @router.post("/licences/{licence_id}/suspend", summary="Suspend a licence (operator)",
              responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}})
-def suspend_licence(licence_id: str, body: Reason, svc: ServicesDep, operator: Manager) -> LicencePublic:
+def suspend_licence(licence_id: LicenceId, body: Reason, svc: ServicesDep, operator: Manager) -> LicencePublic:
     with svc.store.transaction() as conn:
         return LicencePublic(**accounts.suspend_licence(conn, operator, licence_id, body.reason))

@@ -2,32 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from sandbox import audit
 from sandbox.api.deps import Auditor, ServicesDep
-from sandbox.api.schemas import AuditEvent, AuditPage, ErrorBody, Verification
+from sandbox.api.schemas import AuditEvent, AuditPage, ErrorBody, Limit, Moment, Offset, Verification
 
-router = APIRouter(prefix="/audit", tags=["audit"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
+router = APIRouter(prefix="/audit", tags=["audit"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody},
+                                                               422: {"model": ErrorBody}})
 
 _MEDIA = {"csv": "text/csv", "jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
+_ID = "6f1c3c1e-5d0b-4b8e-9a51-6a1e7c1f2d3a"
 
 
-def _filter(actor, agreement_id, dataset, action, outcome, job_id, since, until) -> audit.AuditFilter:
+def _filter(
+    actor: Annotated[str | None, Query(description="a user's id", examples=[_ID])] = None,
+    agreement_id: Annotated[str | None, Query(examples=[_ID])] = None,
+    dataset: Annotated[str | None, Query(examples=["residents"])] = None,
+    action: Annotated[str | None, Query(examples=["job.released"])] = None,
+    outcome: Annotated[str | None, Query(examples=["rejected"])] = None,
+    job_id: Annotated[str | None, Query(examples=[_ID])] = None,
+    since: Annotated[Moment | None, Query(description="ISO-8601, inclusive (UTC if no zone)",
+                                          examples=["2026-11-01T00:00:00Z"])] = None,
+    until: Annotated[Moment | None, Query(description="ISO-8601, exclusive (UTC if no zone)",
+                                          examples=["2026-12-01"])] = None,
+) -> audit.AuditFilter:
     return audit.AuditFilter(actor, agreement_id, dataset, action, outcome, job_id, since, until)
 
 
+Filter = Annotated[audit.AuditFilter, Depends(_filter)]
+
+
 @router.get("", summary="Events, newest first, with filters and pagination")
-def list_events(
-    svc: ServicesDep, _: Auditor, actor: str | None = None, agreement_id: str | None = None,
-    dataset: str | None = None, action: str | None = None, outcome: str | None = None, job_id: str | None = None,
-    since: str | None = Query(None, description="ISO-8601 UTC, inclusive", examples=["2026-11-01T00:00:00Z"]),
-    until: str | None = Query(None, description="ISO-8601 UTC, exclusive"),
-    limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
-) -> AuditPage:
-    where = _filter(actor, agreement_id, dataset, action, outcome, job_id, since, until)
+def list_events(svc: ServicesDep, _: Auditor, where: Filter, limit: Limit = 100, offset: Offset = 0) -> AuditPage:
     with svc.store.read() as conn:
         events, total = audit.search(conn, where, limit=limit, offset=offset)
     return AuditPage(events=[AuditEvent(**e) for e in events], total=total, limit=limit, offset=offset)
@@ -40,14 +49,12 @@ def verify(svc: ServicesDep, _: Auditor) -> Verification:
 
 
 @router.get("/export", summary="Export (filtered) events as CSV, Parquet or JSONL", response_class=Response,
-            responses={200: {"content": {m: {} for m in _MEDIA.values()}}})
+            responses={200: {"description": "the events, oldest first; `details` is canonical JSON", "content": {
+                media: {"schema": {"type": "string", "format": "binary"}} for media in _MEDIA.values()}}})
 def export(
-    svc: ServicesDep, auditor: Auditor, format: Literal["csv", "jsonl", "parquet"] = "jsonl",
-    actor: str | None = None, agreement_id: str | None = None, dataset: str | None = None,
-    action: str | None = None, outcome: str | None = None, job_id: str | None = None,
-    since: str | None = None, until: str | None = None,
+    svc: ServicesDep, auditor: Auditor, where: Filter,
+    format: Annotated[Literal["csv", "jsonl", "parquet"], Query(examples=["csv"])] = "jsonl",
 ) -> Response:
-    where = _filter(actor, agreement_id, dataset, action, outcome, job_id, since, until)
     with svc.store.transaction() as conn:
         body = audit.export(conn, format, where)
         audit.append(conn, action="audit.exported", actor=auditor.id, role=auditor.role,

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from sandbox.api.deps import Reader, ServicesDep
-from sandbox.api.schemas import ErrorBody
+from sandbox.api.schemas import DatasetName, DatasetPublic, ErrorBody
 
 router = APIRouter(prefix="/datasets", tags=["catalog"], responses={401: {"model": ErrorBody}})
 
 
 @router.get("", summary="Registered datasets: schema and policy, never rows")
-def list_datasets(svc: ServicesDep, _: Reader) -> list[dict[str, Any]]:
-    return [dataset.describe() for dataset in svc.catalog.list()]
+def list_datasets(svc: ServicesDep, _: Reader) -> list[DatasetPublic]:
+    return [DatasetPublic(**dataset.describe()) for dataset in svc.catalog.list()]
 
 
-@router.get("/{name}", summary="One dataset's schema and policy", responses={404: {"model": ErrorBody}})
-def get_dataset(name: str, svc: ServicesDep, _: Reader) -> dict[str, Any]:
-    return svc.catalog.get(name).describe()
+@router.get("/{name}", summary="One dataset's schema and policy",
+            responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+def get_dataset(name: DatasetName, svc: ServicesDep, _: Reader) -> DatasetPublic:
+    return DatasetPublic(**svc.catalog.get(name).describe())

@@ -29,7 +29,7 @@ def check(query: exp.Select, ctx: Context) -> None:
 def _check_columns(clause: exp.Expression, query: exp.Select, ctx: Context) -> None:
     from sandbox.compiler.rules.no_row_level_output import covered
 
-    outputs = {item.alias for item in query.expressions if item.alias}
+    outputs = {item.alias.lower() for item in query.expressions if item.alias}
     for column in list(clause.find_all(exp.Column)):
         if column.name in outputs and not column.table:
             continue

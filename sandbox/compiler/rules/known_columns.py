@@ -12,7 +12,7 @@ NAME = "known_columns"
 
 def check(query: exp.Select, ctx: Context) -> None:
     policy = ctx.policy
-    outputs = {item.alias for item in query.expressions if item.alias}
+    outputs = {item.alias.lower() for item in query.expressions if item.alias}
     allowed_qualifiers = {ctx.dataset.name, ctx.alias} - {None}
     for column in query.find_all(exp.Column):
         if column.table and column.table not in allowed_qualifiers:

@@ -1,0 +1,38 @@
+"""Health and the catalog: schemas and policies for everyone signed in, never rows."""
+
+from __future__ import annotations
+
+from tests.api.conftest import Api
+
+
+def test_health_needs_no_token(api: Api, demo_catalog) -> None:
+    response = api.get(None, "/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "version": response.json()["version"],
+                               "datasets": len(demo_catalog.names())}
+
+
+def test_the_catalog_lists_policies_not_rows(api: Api, demo_catalog) -> None:
+    listed = api.get("developer", "/datasets").json()
+    assert [d["name"] for d in listed] == demo_catalog.names()
+    for dataset in listed:
+        assert set(dataset) == {"name", "title", "description", "owner", "domain", "public", "privacy_unit",
+                                "columns", "limits", "default_delta", "registered_at"}, dataset["name"]
+
+
+def test_one_dataset(api: Api) -> None:
+    residents = api.get("developer", "/datasets/residents").json()
+    assert residents["privacy_unit"] == {"column": "person_id", "max_rows": 1, "max_groups": 1}
+    assert residents["columns"]["district"]["keys"][:2] == ["Siming", "Huli"]
+    assert residents["columns"]["monthly_income"]["bounds"] == [0, 100000]
+    assert residents["limits"]["max_epsilon_per_query"] == 1.0
+    public = api.get("developer", "/datasets/district_reference").json()
+    assert public["public"] is True and public["privacy_unit"] is None
+
+
+def test_an_unknown_dataset_suggests_the_right_name(api: Api) -> None:
+    response = api.get("developer", "/datasets/residentz")
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "dataset_not_found" and error["suggestion"] == "residents"
+    assert "Did you mean 'residents'" in error["message"]

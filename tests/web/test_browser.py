@@ -1,0 +1,215 @@
+"""The console in a real browser: Debian's Chromium driven by Playwright against a real server.
+
+An operator approves a request with less budget than asked; the developer's page shows the new
+budget; an auditor finds the approval in the log by filter, opens it, verifies the chain and
+downloads the CSV export. Screenshots of the three main pages go to tests/output/screenshots/.
+
+Chromium comes from apt (`make sysdeps`); Playwright never downloads a browser here.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
+
+from sandbox.catalog import Catalog
+from sandbox.store import Store
+from tests.support.server import Server, running_server
+from tests.web import seed
+from tests.web.conftest import known_columns
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+SHOTS = Path(__file__).resolve().parents[1] / "output" / "screenshots"
+
+@pytest.fixture(scope="module")
+def live(demo_catalog: Catalog, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, seed.People]]:
+    """A real server on the demo catalog with the seeded people, and a few real jobs: two released,
+    two refused (SQL that names an identifier, and an epsilon above the agreement's cap)."""
+    database = tmp_path_factory.mktemp("live") / "sandbox.db"
+    store = Store(database)
+    people = seed.people(store, known_columns(demo_catalog))
+    store.close()
+    with running_server(demo_catalog.data_dir, database_url=str(database), workers=1) as server:
+        headers = {"Authorization": f"Bearer {people.tokens['developer']}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=60) as developer:
+            for sql, epsilon, status in (
+                ("SELECT district, COUNT(*), AVG(monthly_income) FROM residents GROUP BY district", 0.5, 201),
+                ("SELECT FLOOR(age / 10) * 10 AS decade, COUNT(*) FROM residents GROUP BY decade", 0.25, 201),
+                ("SELECT person_id, monthly_income FROM residents", 0.1, 400),
+                ("SELECT household_size, COUNT(*) FROM residents GROUP BY household_size", 0.8, 403),
+            ):
+                response = developer.post("/jobs", json={"sql": sql, "epsilon": epsilon, "wait": 30,
+                                                         "agreement_id": people.active_id})
+                assert response.status_code == status, response.text
+                assert status != 201 or response.json()["status"] == "released", response.text
+        yield server, people
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is not installed: run `make sysdeps` (apt-get install chromium).")
+    args = CHROMIUM_ARGS + (["--no-sandbox"] if os.geteuid() == 0 else [])
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def new_page(browser, live) -> Iterator:
+    """`new_page()` -> a page in its own browser context (own cookies), closed after the test.
+    Every request any page makes is checked afterwards: none may leave the sandbox server."""
+    server, _ = live
+    contexts, requested = [], []
+
+    def make():
+        context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 860},
+                                      accept_downloads=True)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("request", lambda request: requested.append(request.url))
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    strangers = [url for url in requested if not url.startswith(server.url) and not url.startswith("data:")]
+    assert not strangers, f"the console fetched from outside the sandbox: {strangers}"
+
+
+def sign_in(page, token: str, lands_on: str) -> None:
+    """By keyboard, the way a person would: the token field has focus on arrival."""
+    page.bring_to_front()  # the focused tab, so that autofocus applies
+    page.goto("/console/signin")
+    expect(page.get_by_label("Access token")).to_be_focused()
+    page.keyboard.type(token)
+    with page.expect_navigation(url=f"**{lands_on}"):
+        page.keyboard.press("Enter")
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_approve_then_developer_sees_budget_then_auditor_finds_verifies_exports(live, new_page) -> None:
+    server, pp = live
+
+    operator = new_page()
+    sign_in(operator, pp.tokens["operator"], "/console/queue")
+    shot(operator, "operator-queue")
+    operator.get_by_role("link", name=re.compile("Review the request of Lin Wei")).click()
+    expect(operator.get_by_role("heading", level=1)).to_contain_text("Health-care use by age and district")
+    operator.get_by_label("Total ε").fill("2.5")
+    operator.get_by_label("Per-query ε cap").fill("0.5")
+    operator.get_by_label("Suppress counts below").fill("10")
+    operator.get_by_label("Round counts to").fill("5")
+    operator.get_by_label("Note to the developer and the auditors").fill(
+        "Start with 2.5; ask again after the first results")
+    shot(operator, "operator")
+    operator.get_by_role("button", name="Approve").click()
+    expect(operator.get_by_role("status")).to_have_text("The agreement was approved.")
+    expect(operator.locator("h1 .status")).to_have_text("active")
+
+    developer = new_page()
+    sign_in(developer, pp.tokens["developer"], "/console/me")
+    card = developer.locator("section.card", has_text="Health-care use by age and district")
+    expect(card.locator(".budget")).to_have_text("ε 0 spent of 2.5; 2.5 left")
+    expect(card).to_contain_text("(requested 4)")
+    expect(developer.locator("section.card", has_text="Household income by district").locator(".budget")) \
+        .to_have_text("ε 0.75 spent of 2; 1.25 left")
+    expect(developer.get_by_role("table")).to_contain_text("AVG(monthly_income)")
+    shot(developer, "developer")
+
+    auditor = new_page()
+    sign_in(auditor, pp.tokens["auditor"], "/console/audit")
+    auditor.get_by_role("button", name="Verify the chain").click()
+    expect(auditor.locator("#verify-badge")).to_have_class(re.compile(r"\bok\b"))
+    expect(auditor.locator("#verify-badge")).to_contain_text("Chain verified")
+    shot(auditor, "auditor")
+
+    auditor.get_by_label("Action").select_option("agreement.approved")
+    auditor.get_by_label("Agreement id").fill(pp.pending_id)
+    auditor.get_by_role("button", name="Filter").click()
+    links = auditor.get_by_role("link", name=re.compile(r"^Event \d+: agreement.approved$"))
+    expect(links).to_have_count(1)
+    links.click()
+    expect(auditor.get_by_role("heading", level=1)).to_contain_text("agreement.approved")
+    details = auditor.locator("pre").last
+    expect(details).to_contain_text('"epsilon": 2.5')
+    expect(details).to_contain_text('"requested_epsilon": 4.0')
+    expect(details).to_contain_text('"round_to": 5')
+    auditor.go_back()
+
+    auditor.get_by_role("button", name="Verify the chain").click()
+    expect(auditor.locator("#verify-badge")).to_contain_text("Chain verified")
+    with auditor.expect_download() as download:
+        auditor.get_by_role("link", name="CSV").click()
+    with open(download.value.path(), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["action"], r["agreement_id"]) for r in rows] == [("agreement.approved", pp.pending_id)]
+    assert '"epsilon":2.5' in rows[0]["details"]
+
+    auditor.get_by_role("link", name="Charts").click()
+    expect(auditor.locator("svg.chart")).to_have_count(2)
+    shot(auditor, "auditor-charts")
+    job = auditor.goto("/console/audit?action=job.released")
+    assert job is not None and job.ok
+    auditor.get_by_role("link", name=re.compile(r"^Event \d+: job.released$")).first.click()
+    expect(auditor.locator("main")).to_contain_text("SQL as compiled")
+    shot(auditor, "auditor-event")
+
+
+def test_a_developer_browser_is_kept_out_of_operator_and_auditor_pages(live, new_page) -> None:
+    _, pp = live
+    page = new_page()
+    sign_in(page, pp.tokens["developer"], "/console/me")
+    nav = page.get_by_role("navigation", name="Console").get_by_role("link")
+    expect(nav).to_have_text(["My agreements", "Catalog"])
+    for path in ("/console/queue", f"/console/agreements/{pp.pending_id}", "/console/licences", "/console/audit",
+                 "/console/audit/charts", "/console/audit/export?format=csv"):
+        response = page.goto(path)
+        assert response is not None and response.status == 403, path
+        expect(page.get_by_role("heading", level=1)).to_have_text("Not allowed")
+
+
+def test_forms_work_from_the_keyboard_in_a_sensible_order(live, new_page) -> None:
+    _, pp = live
+    page = new_page()
+    sign_in(page, pp.tokens["operator"], "/console/queue")
+    page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_text("Skip to content")
+    page.goto(f"/console/agreements/{pp.other_pending_id}")
+    page.locator("#epsilon").focus()
+    order = []
+    for _ in range(8):
+        order.append(page.evaluate("document.activeElement.id || document.activeElement.textContent.trim()"))
+        page.keyboard.press("Tab")
+    assert order == ["epsilon", "delta", "per_query_epsilon", "valid_to", "min_count", "round_to", "approve-reason",
+                     "Approve"]
+
+
+def test_every_form_control_has_a_label(live, new_page) -> None:
+    _, pp = live
+    unlabelled = "[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]" \
+                 ".filter(e => !e.labels || e.labels.length === 0).map(e => e.name)"
+    for role, paths in (("operator", ["/console/queue", f"/console/agreements/{pp.other_pending_id}",
+                                      "/console/licences", "/console/catalog"]),
+                        ("auditor", ["/console/audit", "/console/audit/events/1", "/console/audit/charts"]),
+                        ("developer", ["/console/me"])):
+        page = new_page()
+        sign_in(page, pp.tokens[role], paths[0])
+        for path in paths:
+            page.goto(path)
+            assert page.evaluate(unlabelled) == [], path
+            assert page.locator("main h1").count() == 1, path
