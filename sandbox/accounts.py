@@ -15,8 +15,18 @@ from sandbox.errors import Conflict, Forbidden, InvalidParameter, NotFound, Unau
 from sandbox.store import now
 from sandbox.store.schema import licences, users
 
-__all__ = ["ROLES", "User", "authenticate", "create_licence", "create_user", "hash_token", "licence_of",
-           "list_licences", "require_licence", "suspend_licence"]
+__all__ = [
+    "ROLES",
+    "User",
+    "authenticate",
+    "create_licence",
+    "create_user",
+    "hash_token",
+    "licence_of",
+    "list_licences",
+    "require_licence",
+    "suspend_licence",
+]
 
 ROLES = ("developer", "operator", "auditor", "admin")
 
@@ -42,10 +52,18 @@ def create_user(conn: Connection, name: str, role: str, *, by: User | None = Non
         raise InvalidParameter(f"unknown role {role!r}; use one of {', '.join(ROLES)}", parameter="role")
     token = "sbx_" + secrets.token_urlsafe(32)
     user = User(str(uuid.uuid4()), name, role)
-    conn.execute(insert(users).values(id=user.id, name=name, role=role, token_hash=hash_token(token),
-                                      active=True, created_at=now()))
-    audit.append(conn, action="user.created", actor=by.id if by else None, role=by.role if by else "system",
-                 details={"user_id": user.id, "name": name, "user_role": role})
+    conn.execute(
+        insert(users).values(
+            id=user.id, name=name, role=role, token_hash=hash_token(token), active=True, created_at=now()
+        )
+    )
+    audit.append(
+        conn,
+        action="user.created",
+        actor=by.id if by else None,
+        role=by.role if by else "system",
+        details={"user_id": user.id, "name": name, "user_role": role},
+    )
     return user, token
 
 
@@ -54,12 +72,21 @@ def authenticate(conn: Connection, token: str | None) -> User:
         raise Unauthorized("No bearer token. Send 'Authorization: Bearer <token>'; ask an operator for one.")
     row = conn.execute(select(users).where(users.c.token_hash == hash_token(token))).first()
     if row is None or not row.active:
-        raise Unauthorized("Unknown or disabled token. Check the token you were given, or ask an operator for a new one.")
+        raise Unauthorized(
+            "Unknown or disabled token. Check the token you were given, or ask an operator for a new one."
+        )
     return User(row.id, row.name, row.role)
 
 
 def create_licence(
-    conn: Connection, by: User, *, name: str, organisation: str, licence_number: str, valid_from: str, valid_to: str,
+    conn: Connection,
+    by: User,
+    *,
+    name: str,
+    organisation: str,
+    licence_number: str,
+    valid_from: str,
+    valid_to: str,
 ) -> tuple[dict[str, Any], User, str]:
     """A licensed developer: an account plus the licence that lets it request agreements."""
     if not by.manages:
@@ -69,14 +96,32 @@ def create_licence(
     if conn.execute(select(licences.c.id).where(licences.c.licence_number == licence_number)).first():
         raise Conflict(f"Licence number {licence_number!r} is already registered; licence numbers are unique.")
     developer, token = create_user(conn, name, "developer", by=by)
-    licence = {"id": str(uuid.uuid4()), "user_id": developer.id, "organisation": organisation,
-               "licence_number": licence_number, "valid_from": valid_from, "valid_to": valid_to,
-               "status": "active", "created_by": by.id, "created_at": now()}
+    licence = {
+        "id": str(uuid.uuid4()),
+        "user_id": developer.id,
+        "organisation": organisation,
+        "licence_number": licence_number,
+        "valid_from": valid_from,
+        "valid_to": valid_to,
+        "status": "active",
+        "created_by": by.id,
+        "created_at": now(),
+    }
     conn.execute(insert(licences).values(**licence))
-    audit.append(conn, action="licence.created", actor=by.id, role=by.role,
-                 details={"licence_id": licence["id"], "developer_id": developer.id,
-                          "organisation": organisation, "licence_number": licence_number,
-                          "valid_from": valid_from, "valid_to": valid_to})
+    audit.append(
+        conn,
+        action="licence.created",
+        actor=by.id,
+        role=by.role,
+        details={
+            "licence_id": licence["id"],
+            "developer_id": developer.id,
+            "organisation": organisation,
+            "licence_number": licence_number,
+            "valid_from": valid_from,
+            "valid_to": valid_to,
+        },
+    )
     return licence, developer, token
 
 
@@ -89,8 +134,13 @@ def suspend_licence(conn: Connection, by: User, licence_id: str, reason: str) ->
     if row.status != "active":
         raise Conflict(f"Licence {licence_id} is {row.status}; only an active licence can be suspended.")
     conn.execute(update(licences).where(licences.c.id == licence_id).values(status="suspended"))
-    audit.append(conn, action="licence.suspended", actor=by.id, role=by.role,
-                 details={"licence_id": licence_id, "developer_id": row.user_id, "reason": reason})
+    audit.append(
+        conn,
+        action="licence.suspended",
+        actor=by.id,
+        role=by.role,
+        details={"licence_id": licence_id, "developer_id": row.user_id, "reason": reason},
+    )
     return dict(row._mapping) | {"status": "suspended"}
 
 
@@ -112,6 +162,8 @@ def require_licence(conn: Connection, user: User, at: str | None = None) -> dict
     if licence["status"] != "active":
         raise Forbidden(f"Your licence {licence['licence_number']} is {licence['status']}; contact the operator.")
     if not licence["valid_from"] <= at < licence["valid_to"]:
-        raise Forbidden(f"Your licence {licence['licence_number']} is valid from {licence['valid_from']} to "
-                        f"{licence['valid_to']}; ask the operator to renew it.")
+        raise Forbidden(
+            f"Your licence {licence['licence_number']} is valid from {licence['valid_from']} to "
+            f"{licence['valid_to']}; ask the operator to renew it."
+        )
     return licence

@@ -39,8 +39,12 @@ def public(row) -> dict[str, Any]:
     """The wire shape of an agreement, with budgets as numbers and what is left."""
     values = dict(row._mapping)
     values["datasets"] = json.loads(values["datasets"])
-    for key, unit in (("budget_epsilon", EPSILON_UNIT), ("spent_epsilon", EPSILON_UNIT),
-                      ("budget_delta", DELTA_UNIT), ("spent_delta", DELTA_UNIT)):
+    for key, unit in (
+        ("budget_epsilon", EPSILON_UNIT),
+        ("spent_epsilon", EPSILON_UNIT),
+        ("budget_delta", DELTA_UNIT),
+        ("spent_delta", DELTA_UNIT),
+    ):
         values[key] = values[key] / unit
     values["remaining_epsilon"] = max(values["budget_epsilon"] - values["spent_epsilon"], 0.0)
     values["remaining_delta"] = max(values["budget_delta"] - values["spent_delta"], 0.0)
@@ -55,8 +59,17 @@ def _check_budget(epsilon: float, delta: float) -> None:
 
 
 def request(
-    conn: Connection, developer: User, *, purpose: str, legal_basis: str, datasets: Scope,
-    valid_from: str, valid_to: str, epsilon: float, delta: float, known: dict[str, set[str]],
+    conn: Connection,
+    developer: User,
+    *,
+    purpose: str,
+    legal_basis: str,
+    datasets: Scope,
+    valid_from: str,
+    valid_to: str,
+    epsilon: float,
+    delta: float,
+    known: dict[str, set[str]],
 ) -> dict[str, Any]:
     if developer.role != "developer":
         raise Forbidden("Only licensed developers request agreements.")
@@ -69,16 +82,42 @@ def request(
     _check_scope(datasets, known)
     stamp = now()
     values = {
-        "id": str(uuid.uuid4()), "developer_id": developer.id, "status": "requested", "purpose": purpose,
-        "legal_basis": legal_basis, "datasets": json.dumps(datasets, sort_keys=True), "valid_from": valid_from,
-        "valid_to": valid_to, "requested_epsilon": epsilon, "requested_delta": delta, "budget_epsilon": 0,
-        "budget_delta": 0, "spent_epsilon": 0, "spent_delta": 0, "min_count": 0, "round_to": 1,
-        "created_at": stamp, "updated_at": stamp,
+        "id": str(uuid.uuid4()),
+        "developer_id": developer.id,
+        "status": "requested",
+        "purpose": purpose,
+        "legal_basis": legal_basis,
+        "datasets": json.dumps(datasets, sort_keys=True),
+        "valid_from": valid_from,
+        "valid_to": valid_to,
+        "requested_epsilon": epsilon,
+        "requested_delta": delta,
+        "budget_epsilon": 0,
+        "budget_delta": 0,
+        "spent_epsilon": 0,
+        "spent_delta": 0,
+        "min_count": 0,
+        "round_to": 1,
+        "created_at": stamp,
+        "updated_at": stamp,
     }
     conn.execute(insert(agreements).values(**values))
-    audit.append(conn, action="agreement.requested", actor=developer.id, role=developer.role, agreement_id=values["id"],
-                 details={"purpose": purpose, "legal_basis": legal_basis, "datasets": datasets,
-                          "epsilon": epsilon, "delta": delta, "valid_from": valid_from, "valid_to": valid_to})
+    audit.append(
+        conn,
+        action="agreement.requested",
+        actor=developer.id,
+        role=developer.role,
+        agreement_id=values["id"],
+        details={
+            "purpose": purpose,
+            "legal_basis": legal_basis,
+            "datasets": datasets,
+            "epsilon": epsilon,
+            "delta": delta,
+            "valid_from": valid_from,
+            "valid_to": valid_to,
+        },
+    )
     return public(_row(conn, values["id"]))
 
 
@@ -90,13 +129,24 @@ def _check_scope(datasets: Scope, known: dict[str, set[str]]) -> None:
             raise InvalidParameter(f"Unknown dataset {name!r}; see GET /datasets.", parameter="datasets")
         unknown = set(columns or ()) - known[name]
         if unknown:
-            raise InvalidParameter(f"Dataset {name!r} has no column(s) {', '.join(sorted(unknown))}.", parameter="datasets")
+            raise InvalidParameter(
+                f"Dataset {name!r} has no column(s) {', '.join(sorted(unknown))}.", parameter="datasets"
+            )
 
 
 def approve(
-    conn: Connection, operator: User, agreement_id: str, *, epsilon: float | None = None,
-    delta: float | None = None, per_query_epsilon: float | None = None, datasets: Scope | None = None,
-    valid_to: str | None = None, min_count: int = 0, round_to: int = 1, reason: str = "",
+    conn: Connection,
+    operator: User,
+    agreement_id: str,
+    *,
+    epsilon: float | None = None,
+    delta: float | None = None,
+    per_query_epsilon: float | None = None,
+    datasets: Scope | None = None,
+    valid_to: str | None = None,
+    min_count: int = 0,
+    round_to: int = 1,
+    reason: str = "",
 ) -> dict[str, Any]:
     if not operator.manages:
         raise Forbidden("Only operators decide agreements.")
@@ -111,26 +161,53 @@ def approve(
     requested: Scope = json.loads(row.datasets)
     scope = requested if datasets is None else datasets
     for name, columns in scope.items():
-        if name not in requested or (requested[name] is not None and not set(columns or requested[name]) <= set(requested[name])):
+        if name not in requested or (
+            requested[name] is not None and not set(columns or requested[name]) <= set(requested[name])
+        ):
             raise InvalidParameter("An approval may narrow the requested scope, never widen it.", parameter="datasets")
     if per_query_epsilon is not None and not 0 < per_query_epsilon <= epsilon:
         raise InvalidParameter("per_query_epsilon must be in (0, epsilon].", parameter="per_query_epsilon")
     valid_to = valid_to or row.valid_to
     if not row.valid_from < valid_to <= row.valid_to:
-        raise InvalidParameter(f"valid_to must lie after valid_from ({row.valid_from}) and no later than requested "
-                               f"({row.valid_to}): an approval may shorten the window, never widen it.",
-                               parameter="valid_to")
+        raise InvalidParameter(
+            f"valid_to must lie after valid_from ({row.valid_from}) and no later than requested "
+            f"({row.valid_to}): an approval may shorten the window, never widen it.",
+            parameter="valid_to",
+        )
     if min_count < 0 or round_to < 1:
         raise InvalidParameter("min_count must be >= 0 and round_to >= 1.", parameter="min_count")
-    values = {"status": "active", "budget_epsilon": math.floor(epsilon * EPSILON_UNIT + 1e-6),
-              "budget_delta": math.floor(delta * DELTA_UNIT + 1e-6), "per_query_epsilon": per_query_epsilon,
-              "datasets": json.dumps(scope, sort_keys=True), "valid_to": valid_to, "min_count": min_count,
-              "round_to": round_to, "decided_by": operator.id, "decision_reason": reason, "updated_at": now()}
+    values = {
+        "status": "active",
+        "budget_epsilon": math.floor(epsilon * EPSILON_UNIT + 1e-6),
+        "budget_delta": math.floor(delta * DELTA_UNIT + 1e-6),
+        "per_query_epsilon": per_query_epsilon,
+        "datasets": json.dumps(scope, sort_keys=True),
+        "valid_to": valid_to,
+        "min_count": min_count,
+        "round_to": round_to,
+        "decided_by": operator.id,
+        "decision_reason": reason,
+        "updated_at": now(),
+    }
     conn.execute(update(agreements).where(agreements.c.id == agreement_id).values(**values))
-    audit.append(conn, action="agreement.approved", actor=operator.id, role=operator.role, agreement_id=agreement_id,
-                 details={"epsilon": epsilon, "delta": delta, "per_query_epsilon": per_query_epsilon,
-                          "datasets": scope, "valid_to": valid_to, "min_count": min_count, "round_to": round_to,
-                          "reason": reason, "requested_epsilon": row.requested_epsilon})
+    audit.append(
+        conn,
+        action="agreement.approved",
+        actor=operator.id,
+        role=operator.role,
+        agreement_id=agreement_id,
+        details={
+            "epsilon": epsilon,
+            "delta": delta,
+            "per_query_epsilon": per_query_epsilon,
+            "datasets": scope,
+            "valid_to": valid_to,
+            "min_count": min_count,
+            "round_to": round_to,
+            "reason": reason,
+            "requested_epsilon": row.requested_epsilon,
+        },
+    )
     return public(_row(conn, agreement_id))
 
 
@@ -138,23 +215,35 @@ def exhausted(row) -> BudgetExhausted:
     return BudgetExhausted(
         f"Agreement {row.id} has spent its whole budget (epsilon {row.budget_epsilon / EPSILON_UNIT:g}). Identical "
         "queries still return their earlier releases for free; for new questions ask the operator for more budget.",
-        agreement_id=row.id, remaining_epsilon=0.0, remaining_delta=0.0)
+        agreement_id=row.id,
+        remaining_epsilon=0.0,
+        remaining_delta=0.0,
+    )
 
 
 def expire(conn: Connection, agreement_id: str) -> bool:
     """Record that an agreement's validity ended (compare-and-set, audited once)."""
     stamp = now()
-    changed = conn.execute(update(agreements).where(
-        agreements.c.id == agreement_id, agreements.c.status.in_(("active", "exhausted")),
-        agreements.c.valid_to <= stamp).values(status="expired", updated_at=stamp)).rowcount
+    changed = conn.execute(
+        update(agreements)
+        .where(
+            agreements.c.id == agreement_id,
+            agreements.c.status.in_(("active", "exhausted")),
+            agreements.c.valid_to <= stamp,
+        )
+        .values(status="expired", updated_at=stamp)
+    ).rowcount
     if changed:
         valid_to = conn.execute(select(agreements.c.valid_to).where(agreements.c.id == agreement_id)).scalar_one()
-        audit.append(conn, action="agreement.expired", role="system", agreement_id=agreement_id,
-                     details={"valid_to": valid_to})
+        audit.append(
+            conn, action="agreement.expired", role="system", agreement_id=agreement_id, details={"valid_to": valid_to}
+        )
     return bool(changed)
 
 
-def _decide(conn: Connection, operator: User, agreement_id: str, *, to: str, allowed: str, reason: str) -> dict[str, Any]:
+def _decide(
+    conn: Connection, operator: User, agreement_id: str, *, to: str, allowed: str, reason: str
+) -> dict[str, Any]:
     if not operator.manages:
         raise Forbidden("Only operators decide agreements.")
     if not reason.strip():
@@ -162,10 +251,19 @@ def _decide(conn: Connection, operator: User, agreement_id: str, *, to: str, all
     row = _row(conn, agreement_id, lock=True)
     if row.status != allowed:
         raise Conflict(f"Agreement {agreement_id} is {row.status}; only a {allowed} agreement can be {to}.")
-    conn.execute(update(agreements).where(agreements.c.id == agreement_id).values(
-        status=to, decided_by=operator.id, decision_reason=reason, updated_at=now()))
-    audit.append(conn, action=f"agreement.{to}", actor=operator.id, role=operator.role, agreement_id=agreement_id,
-                 details={"reason": reason})
+    conn.execute(
+        update(agreements)
+        .where(agreements.c.id == agreement_id)
+        .values(status=to, decided_by=operator.id, decision_reason=reason, updated_at=now())
+    )
+    audit.append(
+        conn,
+        action=f"agreement.{to}",
+        actor=operator.id,
+        role=operator.role,
+        agreement_id=agreement_id,
+        details={"reason": reason},
+    )
     return public(_row(conn, agreement_id))
 
 
@@ -193,8 +291,15 @@ def list_for(conn: Connection, user: User, status: str | None = None) -> list[di
     return [public(r) for r in conn.execute(query)]
 
 
-def usable(conn: Connection, developer: User, agreement_id: str, dataset: str, columns: list[str], *,
-           allow_exhausted: bool = False):
+def usable(
+    conn: Connection,
+    developer: User,
+    agreement_id: str,
+    dataset: str,
+    columns: list[str],
+    *,
+    allow_exhausted: bool = False,
+):
     """The agreement in force *now* for this job, or a clear refusal. Reads only: an expiry is
     recorded by `expire` when a refused job is recorded."""
     row = _row(conn, agreement_id)
@@ -203,25 +308,39 @@ def usable(conn: Connection, developer: User, agreement_id: str, dataset: str, c
     require_licence(conn, developer)
     stamp = now()
     if row.status in ("active", "exhausted") and stamp >= row.valid_to:
-        raise AgreementInactive(f"Agreement {agreement_id} expired on {row.valid_to}; request a new agreement.",
-                                agreement_id=agreement_id, status="expired")
+        raise AgreementInactive(
+            f"Agreement {agreement_id} expired on {row.valid_to}; request a new agreement.",
+            agreement_id=agreement_id,
+            status="expired",
+        )
     if row.status == "exhausted" and not allow_exhausted:
         raise exhausted(row)
     if row.status not in ("active", "exhausted"):
-        hint = {"requested": "wait for an operator's decision", "expired": "request a new agreement", "revoked": "contact the operator",
-                "rejected": "read the operator's reason and request again"}.get(row.status, "contact the operator")
-        raise AgreementInactive(f"Agreement {agreement_id} is {row.status}; {hint}.", agreement_id=agreement_id,
-                                status=row.status)
+        hint = {
+            "requested": "wait for an operator's decision",
+            "expired": "request a new agreement",
+            "revoked": "contact the operator",
+            "rejected": "read the operator's reason and request again",
+        }.get(row.status, "contact the operator")
+        raise AgreementInactive(
+            f"Agreement {agreement_id} is {row.status}; {hint}.", agreement_id=agreement_id, status=row.status
+        )
     if stamp < row.valid_from:
-        raise AgreementInactive(f"Agreement {agreement_id} starts on {row.valid_from}.", agreement_id=agreement_id,
-                                status=row.status)
+        raise AgreementInactive(
+            f"Agreement {agreement_id} starts on {row.valid_from}.", agreement_id=agreement_id, status=row.status
+        )
     scope: Scope = json.loads(row.datasets)
     if dataset not in scope:
-        raise Forbidden(f"Agreement {agreement_id} does not cover dataset {dataset!r} (it covers "
-                        f"{', '.join(sorted(scope))}); request an agreement that does.", agreement_id=agreement_id)
+        raise Forbidden(
+            f"Agreement {agreement_id} does not cover dataset {dataset!r} (it covers "
+            f"{', '.join(sorted(scope))}); request an agreement that does.",
+            agreement_id=agreement_id,
+        )
     allowed = scope[dataset]
     outside = sorted(set(columns) - set(allowed)) if allowed is not None else []
     if outside:
-        raise Forbidden(f"Agreement {agreement_id} does not cover column(s) {', '.join(outside)} of {dataset!r}.",
-                        agreement_id=agreement_id)
+        raise Forbidden(
+            f"Agreement {agreement_id} does not cover column(s) {', '.join(outside)} of {dataset!r}.",
+            agreement_id=agreement_id,
+        )
     return row

@@ -37,18 +37,34 @@ def _digest(prev_hash: str, event: dict[str, Any]) -> str:
 
 
 def append(
-    conn: Connection, *, action: str, outcome: str = "ok", actor: str | None = None,
-    role: str | None = None, agreement_id: str | None = None, dataset: str | None = None,
-    job_id: str | None = None, details: dict[str, Any] | None = None,
+    conn: Connection,
+    *,
+    action: str,
+    outcome: str = "ok",
+    actor: str | None = None,
+    role: str | None = None,
+    agreement_id: str | None = None,
+    dataset: str | None = None,
+    job_id: str | None = None,
+    details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()).one()
     event = {
-        "seq": head.seq + 1, "ts": now(), "actor": actor, "role": role, "action": action,
-        "outcome": outcome, "agreement_id": agreement_id, "dataset": dataset, "job_id": job_id,
+        "seq": head.seq + 1,
+        "ts": now(),
+        "actor": actor,
+        "role": role,
+        "action": action,
+        "outcome": outcome,
+        "agreement_id": agreement_id,
+        "dataset": dataset,
+        "job_id": job_id,
         "details": json.loads(canonical(details or {})),
     }
     digest = _digest(head.hash, event)
-    conn.execute(insert(audit).values(**(event | {"details": canonical(event["details"])}), prev_hash=head.hash, hash=digest))
+    conn.execute(
+        insert(audit).values(**(event | {"details": canonical(event["details"])}), prev_hash=head.hash, hash=digest)
+    )
     conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=event["seq"], hash=digest))
     return event | {"hash": digest, "prev_hash": head.hash}
 
@@ -76,32 +92,58 @@ def verify(conn: Connection) -> Verification:
     for row in result:
         event = _event(row)
         if row.seq != expected_seq:
-            return Verification(False, expected_seq - 1, prev, expected_seq,
-                                f"event {expected_seq} is missing (next stored is {row.seq})")
+            return Verification(
+                False,
+                expected_seq - 1,
+                prev,
+                expected_seq,
+                f"event {expected_seq} is missing (next stored is {row.seq})",
+            )
         if row.prev_hash != prev:
-            return Verification(False, expected_seq - 1, prev, row.seq, "its prev_hash does not match the previous event")
+            return Verification(
+                False, expected_seq - 1, prev, row.seq, "its prev_hash does not match the previous event"
+            )
         if _digest(prev, event) != row.hash:
             return Verification(False, expected_seq - 1, prev, row.seq, "its content does not match its hash")
         if row.seq == start.seq and row.hash != start.hash:
-            return Verification(False, expected_seq - 1, prev, row.seq,
-                                "its hash is not the one the chain head recorded for it (rewritten and re-hashed)")
+            return Verification(
+                False,
+                expected_seq - 1,
+                prev,
+                row.seq,
+                "its hash is not the one the chain head recorded for it (rewritten and re-hashed)",
+            )
         if row.seq > start.seq:
             tail[row.seq] = row.hash
         before, prev, expected_seq = prev, row.hash, expected_seq + 1
     last = expected_seq - 1
     if last < start.seq:
-        return Verification(False, last, prev, last + 1,
-                            f"event {last + 1} is missing: the chain ends at event {last} but the head records "
-                            f"event {start.seq}")
+        return Verification(
+            False,
+            last,
+            prev,
+            last + 1,
+            f"event {last + 1} is missing: the chain ends at event {last} but the head records event {start.seq}",
+        )
     if last > start.seq:
         head = _head(conn)
         if head.seq < last:
-            return Verification(False, head.seq, tail.get(head.seq, start.hash), head.seq + 1,
-                                f"event {head.seq + 1} was not appended by the sandbox: the head records event "
-                                f"{head.seq} as the last one")
+            return Verification(
+                False,
+                head.seq,
+                tail.get(head.seq, start.hash),
+                head.seq + 1,
+                f"event {head.seq + 1} was not appended by the sandbox: the head records event "
+                f"{head.seq} as the last one",
+            )
         if head.seq == last and head.hash != prev:
-            return Verification(False, last - 1, before, last,
-                                "its hash is not the one the chain head recorded for it (rewritten and re-hashed)")
+            return Verification(
+                False,
+                last - 1,
+                before,
+                last,
+                "its hash is not the one the chain head recorded for it (rewritten and re-hashed)",
+            )
     return Verification(True, last, prev)
 
 
@@ -127,10 +169,18 @@ class AuditFilter:
     until: str | None = None  # ISO-8601, exclusive
 
     def clause(self):
-        conditions = [getattr(audit.c, name) == value for name, value in (
-            ("actor", self.actor), ("agreement_id", self.agreement_id), ("dataset", self.dataset),
-            ("action", self.action), ("outcome", self.outcome), ("job_id", self.job_id),
-        ) if value is not None]
+        conditions = [
+            getattr(audit.c, name) == value
+            for name, value in (
+                ("actor", self.actor),
+                ("agreement_id", self.agreement_id),
+                ("dataset", self.dataset),
+                ("action", self.action),
+                ("outcome", self.outcome),
+                ("job_id", self.job_id),
+            )
+            if value is not None
+        ]
         if self.since:
             conditions.append(audit.c.ts >= self.since)
         if self.until:
@@ -138,7 +188,9 @@ class AuditFilter:
         return and_(True, *conditions)
 
 
-def search(conn: Connection, where: AuditFilter, *, limit: int = 100, offset: int = 0, newest_first: bool = True) -> tuple[list[dict[str, Any]], int]:
+def search(
+    conn: Connection, where: AuditFilter, *, limit: int = 100, offset: int = 0, newest_first: bool = True
+) -> tuple[list[dict[str, Any]], int]:
     """One page of matching events and the total count of matches."""
     from sqlalchemy import func
 
@@ -176,8 +228,9 @@ def export(conn: Connection, fmt: str, where: AuditFilter | None = None) -> byte
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist(flat, schema=pa.schema(
-            [(c, pa.int64() if c == "seq" else pa.string()) for c in columns]))
+        table = pa.Table.from_pylist(
+            flat, schema=pa.schema([(c, pa.int64() if c == "seq" else pa.string()) for c in columns])
+        )
         sink = io.BytesIO()
         pq.write_table(table, sink)
         return sink.getvalue()

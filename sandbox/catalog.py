@@ -193,15 +193,12 @@ class Catalog:
     def _ingest(self, policy: Policy, source: Path, out: Path, origin: str) -> dict[str, Any]:
         pattern = str(source / "**" / "*.parquet") if source.is_dir() else str(source)
         columns = ", ".join(
-            f"CAST({_quote(name)} AS {column.type}) AS {_quote(name)}"
-            for name, column in policy.columns.items()
+            f"CAST({_quote(name)} AS {column.type}) AS {_quote(name)}" for name, column in policy.columns.items()
         )
         parquet = out / "data.parquet"
         con = duckdb.connect(config={"threads": str(os.cpu_count() or 2), "memory_limit": "2GB"})
         try:
-            con.execute(
-                f"CREATE TEMP VIEW src AS SELECT * FROM read_parquet('{_sql_path(Path(pattern))}')"
-            )
+            con.execute(f"CREATE TEMP VIEW src AS SELECT * FROM read_parquet('{_sql_path(Path(pattern))}')")
             facts: dict[str, Any] = {}
             if policy.public:
                 select = f"SELECT {columns} FROM src"
@@ -209,9 +206,7 @@ class Catalog:
                 unit = _quote(policy.unit)
                 # Rows without a unit are treated as one unit, as SQL groups NULLs: they are
                 # bounded together, which is never weaker than bounding them separately.
-                facts["null_unit_rows"] = con.execute(
-                    f"SELECT count(*) FROM src WHERE {unit} IS NULL"
-                ).fetchone()[0]
+                facts["null_unit_rows"] = con.execute(f"SELECT count(*) FROM src WHERE {unit} IS NULL").fetchone()[0]
                 # The keyed hash of (secret, row content): uniform, reproducible, unpredictable
                 # without the secret, and independent of other units' rows, so removing one
                 # unit never changes which rows of another unit are kept. Identical rows tie,
@@ -254,8 +249,8 @@ class Catalog:
                 step = grid_step(column)
                 quantized[name] = step
                 extra.append(
-                    f"CAST(ROUND(LEAST(GREATEST(CAST({_quote(name)} AS DOUBLE), {lo!r}), {hi!r}) / {step!r}) AS INTEGER)"
-                    f" AS {_quote(QUANTIZED_PREFIX + name)}"
+                    f"CAST(ROUND(LEAST(GREATEST(CAST({_quote(name)} AS DOUBLE), {lo!r}), {hi!r}) / {step!r})"
+                    f" AS INTEGER) AS {_quote(QUANTIZED_PREFIX + name)}"
                 )
         select = ", ".join(["*", *extra])
         where = f" WHERE {RANK_COLUMN} <= {policy.privacy_unit.max_rows}" if not policy.public else ""

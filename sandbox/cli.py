@@ -17,8 +17,13 @@ catalog_app = typer.Typer(help="Registered datasets.", no_args_is_help=True)
 users_app = typer.Typer(help="Accounts (run on the server machine).", no_args_is_help=True)
 agreements_app = typer.Typer(help="Data-use agreements, as an operator.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log, as an auditor.", no_args_is_help=True)
-for sub, name in ((demo_app, "demo"), (catalog_app, "catalog"), (users_app, "users"),
-                  (agreements_app, "agreements"), (audit_app, "audit")):
+for sub, name in (
+    (demo_app, "demo"),
+    (catalog_app, "catalog"),
+    (users_app, "users"),
+    (agreements_app, "agreements"),
+    (audit_app, "audit"),
+):
     app.add_typer(sub, name=name)
 console = Console()
 
@@ -53,8 +58,10 @@ def _serve(data_dir: Path, host: str, port: int, database_url: str | None = None
 
     from sandbox.api import create_app
 
-    console.print(f"[bold]sandbox serving on http://{host}:{port}[/bold]  (health: /health, "
-                  f"API docs: /docs) — stop with Ctrl-C or `make stop`")
+    console.print(
+        f"[bold]sandbox serving on http://{host}:{port}[/bold]  (health: /health, "
+        f"API docs: /docs) — stop with Ctrl-C or `make stop`"
+    )
     settings = Settings(data_dir=data_dir, DATABASE_URL=database_url)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
@@ -78,10 +85,12 @@ def demo(
         if not role.endswith("_id"):
             table.add_row(role, token)
     console.print(table)
-    console.print(f"An approved agreement for the developer: [bold]{tokens['agreement_id']}[/bold]\n"
-                  f"Try: sandbox query \"SELECT district, COUNT(*) FROM residents GROUP BY district\" "
-                  f"--epsilon 0.5 --agreement {tokens['agreement_id']} --token {tokens['developer']} "
-                  f"--url http://{host}:{port}")
+    console.print(
+        f"An approved agreement for the developer: [bold]{tokens['agreement_id']}[/bold]\n"
+        f'Try: sandbox query "SELECT district, COUNT(*) FROM residents GROUP BY district" '
+        f"--epsilon 0.5 --agreement {tokens['agreement_id']} --token {tokens['developer']} "
+        f"--url http://{host}:{port}"
+    )
     _serve(data_dir, host, port)
 
 
@@ -104,17 +113,42 @@ def _demo_accounts(data_dir: Path) -> dict[str, str]:
         operator, operator_token = accounts.create_user(conn, "Demo operator", "operator", by=admin)
         _, auditor_token = accounts.create_user(conn, "Demo auditor", "auditor", by=admin)
         _, developer, developer_token = accounts.create_licence(
-            conn, operator, name="Demo developer", organisation="Xiamen University (demo)",
-            licence_number="XM-DEMO-0001", valid_from="2026-01-01", valid_to="2030-01-01")
+            conn,
+            operator,
+            name="Demo developer",
+            organisation="Xiamen University (demo)",
+            licence_number="XM-DEMO-0001",
+            valid_from="2026-01-01",
+            valid_to="2030-01-01",
+        )
         agreement = agreements.request(
-            conn, developer, purpose="Demo: income and health-care use across districts",
-            legal_basis="Demo data only", datasets={name: None for name in known}, valid_from="2026-01-01",
-            valid_to="2030-01-01", epsilon=10.0, delta=1e-5, known=known)
-        agreements.approve(conn, operator, agreement["id"], epsilon=5.0, per_query_epsilon=1.0,
-                           reason="demo agreement: half the requested budget")
+            conn,
+            developer,
+            purpose="Demo: income and health-care use across districts",
+            legal_basis="Demo data only",
+            datasets={name: None for name in known},
+            valid_from="2026-01-01",
+            valid_to="2030-01-01",
+            epsilon=10.0,
+            delta=1e-5,
+            known=known,
+        )
+        agreements.approve(
+            conn,
+            operator,
+            agreement["id"],
+            epsilon=5.0,
+            per_query_epsilon=1.0,
+            reason="demo agreement: half the requested budget",
+        )
     store.close()
-    tokens = {"admin": admin_token, "operator": operator_token, "auditor": auditor_token,
-              "developer": developer_token, "agreement_id": agreement["id"]}
+    tokens = {
+        "admin": admin_token,
+        "operator": operator_token,
+        "auditor": auditor_token,
+        "developer": developer_token,
+        "agreement_id": agreement["id"],
+    }
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(tokens, handle, indent=2)
@@ -182,7 +216,8 @@ def catalog_list(data_dir: Path = DataDir) -> None:
     for dataset in Catalog(data_dir).list():
         unit = dataset.policy.privacy_unit
         table.add_row(
-            dataset.name, dataset.policy.owner,
+            dataset.name,
+            dataset.policy.owner,
             f"{unit.column} (max_rows {unit.max_rows})" if unit else "public",
             ", ".join(f"{n}:{c.role.value}" for n, c in dataset.policy.queryable().items()),
         )
@@ -190,8 +225,9 @@ def catalog_list(data_dir: Path = DataDir) -> None:
 
 
 @users_app.command("create-admin")
-def users_create_admin(name: str = typer.Argument("admin"), data_dir: Path = DataDir,
-                       database_url: str | None = DatabaseUrl) -> None:
+def users_create_admin(
+    name: str = typer.Argument("admin"), data_dir: Path = DataDir, database_url: str | None = DatabaseUrl
+) -> None:
     """Bootstrap an admin account on the server machine; prints its token once."""
     from sandbox import accounts
 
@@ -201,14 +237,20 @@ def users_create_admin(name: str = typer.Argument("admin"), data_dir: Path = Dat
 
 
 @users_app.command("add")
-def users_add(name: str, role: str = typer.Option(..., help="operator or auditor"), data_dir: Path = DataDir,
-              database_url: str | None = DatabaseUrl) -> None:
+def users_add(
+    name: str,
+    role: str = typer.Option(..., help="operator or auditor"),
+    data_dir: Path = DataDir,
+    database_url: str | None = DatabaseUrl,
+) -> None:
     """Create an operator or auditor account; prints its token once."""
     from sandbox import accounts
     from sandbox.errors import SandboxError
 
     if role not in ("operator", "auditor"):
-        console.print("[red]invalid_parameter[/red]: role must be operator or auditor; developers are licensed by operators.")
+        console.print(
+            "[red]invalid_parameter[/red]: role must be operator or auditor; developers are licensed by operators."
+        )
         raise typer.Exit(1)
     try:
         with _store(data_dir, database_url).transaction() as conn:
@@ -239,8 +281,9 @@ def _as(conn, token: str):
 
 
 @agreements_app.command("list")
-def agreements_list(status: str | None = None, token: str = Token, data_dir: Path = DataDir,
-                    database_url: str | None = DatabaseUrl) -> None:
+def agreements_list(
+    status: str | None = None, token: str = Token, data_dir: Path = DataDir, database_url: str | None = DatabaseUrl
+) -> None:
     """Agreements you may see, with budgets."""
     from sandbox import agreements
     from sandbox.errors import SandboxError
@@ -249,27 +292,49 @@ def agreements_list(status: str | None = None, token: str = Token, data_dir: Pat
     try:
         with _store(data_dir, database_url).read() as conn:
             for a in agreements.list_for(conn, _as(conn, token), status):
-                table.add_row(a["id"], a["status"], a["developer_id"][:8], ", ".join(a["datasets"]),
-                              f"{a['remaining_epsilon']:g} / {a['budget_epsilon']:g}", a["valid_to"])
+                table.add_row(
+                    a["id"],
+                    a["status"],
+                    a["developer_id"][:8],
+                    ", ".join(a["datasets"]),
+                    f"{a['remaining_epsilon']:g} / {a['budget_epsilon']:g}",
+                    a["valid_to"],
+                )
     except SandboxError as exc:
         _fail(exc)
     console.print(table)
 
 
 @agreements_app.command("approve")
-def agreements_approve(agreement_id: str, epsilon: float | None = None, delta: float | None = None,
-                       per_query_epsilon: float | None = None, min_count: int = 0, round_to: int = 1,
-                       reason: str = "", token: str = Token, data_dir: Path = DataDir,
-                       database_url: str | None = DatabaseUrl) -> None:
+def agreements_approve(
+    agreement_id: str,
+    epsilon: float | None = None,
+    delta: float | None = None,
+    per_query_epsilon: float | None = None,
+    min_count: int = 0,
+    round_to: int = 1,
+    reason: str = "",
+    token: str = Token,
+    data_dir: Path = DataDir,
+    database_url: str | None = DatabaseUrl,
+) -> None:
     """Approve a requested agreement, possibly with less budget."""
     from sandbox import agreements
     from sandbox.errors import SandboxError
 
     try:
         with _store(data_dir, database_url).transaction() as conn:
-            a = agreements.approve(conn, _as(conn, token), agreement_id, epsilon=epsilon, delta=delta,
-                                   per_query_epsilon=per_query_epsilon, min_count=min_count, round_to=round_to,
-                                   reason=reason)
+            a = agreements.approve(
+                conn,
+                _as(conn, token),
+                agreement_id,
+                epsilon=epsilon,
+                delta=delta,
+                per_query_epsilon=per_query_epsilon,
+                min_count=min_count,
+                round_to=round_to,
+                reason=reason,
+            )
     except SandboxError as exc:
         _fail(exc)
     console.print(f"agreement {a['id']} is {a['status']} with epsilon {a['budget_epsilon']:g}")
@@ -288,15 +353,25 @@ def _decide(action: str, agreement_id: str, reason: str, token: str, data_dir: P
 
 
 @agreements_app.command("reject")
-def agreements_reject(agreement_id: str, reason: str = typer.Option(...), token: str = Token,
-                      data_dir: Path = DataDir, database_url: str | None = DatabaseUrl) -> None:
+def agreements_reject(
+    agreement_id: str,
+    reason: str = typer.Option(...),
+    token: str = Token,
+    data_dir: Path = DataDir,
+    database_url: str | None = DatabaseUrl,
+) -> None:
     """Reject a requested agreement with a reason."""
     _decide("reject", agreement_id, reason, token, data_dir, database_url)
 
 
 @agreements_app.command("revoke")
-def agreements_revoke(agreement_id: str, reason: str = typer.Option(...), token: str = Token,
-                      data_dir: Path = DataDir, database_url: str | None = DatabaseUrl) -> None:
+def agreements_revoke(
+    agreement_id: str,
+    reason: str = typer.Option(...),
+    token: str = Token,
+    data_dir: Path = DataDir,
+    database_url: str | None = DatabaseUrl,
+) -> None:
     """Revoke an active agreement with a reason; its jobs stop at once."""
     _decide("revoke", agreement_id, reason, token, data_dir, database_url)
 
@@ -316,8 +391,13 @@ def audit_verify(data_dir: Path = DataDir, database_url: str | None = DatabaseUr
 
 
 @audit_app.command("export")
-def audit_export(out: Path, format: str = typer.Option("jsonl", help="jsonl, csv or parquet"), token: str = Token,
-                 data_dir: Path = DataDir, database_url: str | None = DatabaseUrl) -> None:
+def audit_export(
+    out: Path,
+    format: str = typer.Option("jsonl", help="jsonl, csv or parquet"),
+    token: str = Token,
+    data_dir: Path = DataDir,
+    database_url: str | None = DatabaseUrl,
+) -> None:
     """Export the whole log (the export is itself audited)."""
     from sandbox import audit
     from sandbox.errors import Forbidden, SandboxError
@@ -336,10 +416,13 @@ def audit_export(out: Path, format: str = typer.Option("jsonl", help="jsonl, csv
 
 @app.command()
 def query(
-    sql: str, epsilon: float = typer.Option(..., help="privacy cost of this query"),
+    sql: str,
+    epsilon: float = typer.Option(..., help="privacy cost of this query"),
     agreement: str = typer.Option(..., "--agreement", envvar="SANDBOX_AGREEMENT"),
-    delta: float | None = None, url: str = typer.Option("http://127.0.0.1:8000", envvar="SANDBOX_URL"),
-    token: str = Token, explain: bool = typer.Option(False, "--explain", help="preview cost and accuracy only"),
+    delta: float | None = None,
+    url: str = typer.Option("http://127.0.0.1:8000", envvar="SANDBOX_URL"),
+    token: str = Token,
+    explain: bool = typer.Option(False, "--explain", help="preview cost and accuracy only"),
 ) -> None:
     """Run a query against a running sandbox (as a developer) and print the release."""
     import httpx
@@ -365,9 +448,14 @@ def query(
     if not result:
         console.print(f"job {data['id']} is {data['status']}; poll GET /jobs/{data['id']}")
         return
-    table = Table(*result["columns"], title=f"epsilon charged {data['charge_epsilon']:g}" + (" (reused)" if data["reused"] else ""))
+    table = Table(
+        *result["columns"],
+        title=f"epsilon charged {data['charge_epsilon']:g}" + (" (reused)" if data["reused"] else ""),
+    )
     for row, widths in zip(result["rows"], result["half_widths"], strict=True):
-        table.add_row(*[f"{v}" if w is None or v is None else f"{v:.6g} ± {w:.3g}" for v, w in zip(row, widths, strict=True)])
+        table.add_row(
+            *[f"{v}" if w is None or v is None else f"{v:.6g} ± {w:.3g}" for v, w in zip(row, widths, strict=True)]
+        )
     console.print(table)
 
 
@@ -375,12 +463,14 @@ def query(
 def notebook(
     data_dir: Path = DataDir,
     url: str = typer.Option("http://127.0.0.1:8000", envvar="SANDBOX_URL", help="the running sandbox"),
-    token: str | None = typer.Option(None, "--token", envvar="SANDBOX_TOKEN",
-                                     help="developer token (default: the demo developer's, from DATA_DIR)"),
+    token: str | None = typer.Option(
+        None, "--token", envvar="SANDBOX_TOKEN", help="developer token (default: the demo developer's, from DATA_DIR)"
+    ),
     agreement: str | None = typer.Option(None, "--agreement", envvar="SANDBOX_AGREEMENT"),
     port: int = typer.Option(8888, help="first port to try (loopback only)"),
-    staff_tokens: bool = typer.Option(False, "--staff-tokens",
-                                      help="demo only: also give kernels the demo operator and auditor tokens"),
+    staff_tokens: bool = typer.Option(
+        False, "--staff-tokens", help="demo only: also give kernels the demo operator and auditor tokens"
+    ),
 ) -> None:
     """Start Jupyter on notebooks/ (loopback only), its kernels configured for the running sandbox."""
     from sandbox.errors import SandboxError
@@ -401,8 +491,10 @@ def notebook(
     except SandboxError as exc:
         _fail(exc)
     server = start(sandbox_url=url, token=token, agreement=agreement, extra_env=extra, port=port, quiet=True)
-    console.print(f"[bold]Jupyter for {who}[/bold] on the sandbox at {url}: open\n  {server.browser_url}\n"
-                  "(stop with Ctrl-C)", soft_wrap=True)
+    console.print(
+        f"[bold]Jupyter for {who}[/bold] on the sandbox at {url}: open\n  {server.browser_url}\n(stop with Ctrl-C)",
+        soft_wrap=True,
+    )
     wait(server)
 
 

@@ -82,19 +82,38 @@ class JobService:
             for row in conn.execute(select(jobs).where(jobs.c.status.in_(("queued", "running")))).all():
                 touched = row.status == "running"
                 error = QueryFailed(data_touched=touched).to_dict() | {
-                    "message": "The server stopped while this job was " + row.status + "; run it again."}
+                    "message": "The server stopped while this job was " + row.status + "; run it again."
+                }
                 (ledger.commit if touched else ledger.refund)(conn, row.id)
-                conn.execute(update(jobs).where(jobs.c.id == row.id).values(
-                    status="failed", error=json.dumps(error), data_touched=touched, finished_at=now(),
-                    charge_epsilon=row.charge_epsilon if touched else 0, charge_delta=row.charge_delta if touched else 0))
-                audit.append(conn, action="job.recovered", outcome="failed", role="system", job_id=row.id,
-                             agreement_id=row.agreement_id, dataset=row.dataset,
-                             details={"was": row.status, "charge_kept": touched})
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == row.id)
+                    .values(
+                        status="failed",
+                        error=json.dumps(error),
+                        data_touched=touched,
+                        finished_at=now(),
+                        charge_epsilon=row.charge_epsilon if touched else 0,
+                        charge_delta=row.charge_delta if touched else 0,
+                    )
+                )
+                audit.append(
+                    conn,
+                    action="job.recovered",
+                    outcome="failed",
+                    role="system",
+                    job_id=row.id,
+                    agreement_id=row.agreement_id,
+                    dataset=row.dataset,
+                    details={"was": row.status, "charge_kept": touched},
+                )
                 closed += 1
         return closed
 
     # -- developer actions ---------------------------------------------------------------------
-    def explain(self, user: User, *, sql: str, epsilon: float, delta: float | None, agreement_id: str | None) -> dict[str, Any]:
+    def explain(
+        self, user: User, *, sql: str, epsilon: float, delta: float | None, agreement_id: str | None
+    ) -> dict[str, Any]:
         """Cost and expected accuracy before spending anything; free, and logged."""
         if user.role == "developer":
             with self.store.read() as conn:
@@ -108,16 +127,36 @@ class JobService:
             plan = compile_query(sql, self.catalog, epsilon=epsilon, delta=delta, rules=rules)
         except SandboxError as exc:
             with self.store.transaction() as conn:
-                audit.append(conn, action="job.explained", outcome="rejected", actor=user.id, role=user.role,
-                             agreement_id=agreement_id, details={"sql": sql, "error": exc.to_dict()})
+                audit.append(
+                    conn,
+                    action="job.explained",
+                    outcome="rejected",
+                    actor=user.id,
+                    role=user.role,
+                    agreement_id=agreement_id,
+                    details={"sql": sql, "error": exc.to_dict()},
+                )
             raise
         with self.store.transaction() as conn:
-            audit.append(conn, action="job.explained", actor=user.id, role=user.role, agreement_id=agreement_id,
-                         dataset=plan.dataset, details={"sql": sql, "epsilon": plan.epsilon, "delta": plan.delta})
+            audit.append(
+                conn,
+                action="job.explained",
+                actor=user.id,
+                role=user.role,
+                agreement_id=agreement_id,
+                dataset=plan.dataset,
+                details={"sql": sql, "epsilon": plan.epsilon, "delta": plan.delta},
+            )
         return plan.explain()
 
     def submit(
-        self, user: User, *, sql: str, epsilon: float, delta: float | None, agreement_id: str,
+        self,
+        user: User,
+        *,
+        sql: str,
+        epsilon: float,
+        delta: float | None,
+        agreement_id: str,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         if user.role != "developer":
@@ -127,48 +166,112 @@ class JobService:
             if replay is not None:
                 return replay
         job_id = str(uuid.uuid4())
-        base = {"id": job_id, "developer_id": user.id, "sql": sql, "epsilon": float(epsilon) if isinstance(epsilon, int | float) else 0.0,
-                "delta": delta if isinstance(delta, int | float) else None, "created_at": now(),
-                "idempotency_key": idempotency_key}
+        base = {
+            "id": job_id,
+            "developer_id": user.id,
+            "sql": sql,
+            "epsilon": float(epsilon) if isinstance(epsilon, int | float) else 0.0,
+            "delta": delta if isinstance(delta, int | float) else None,
+            "created_at": now(),
+            "idempotency_key": idempotency_key,
+        }
         try:
             with self.store.read() as conn:
                 head = agreements.get(conn, user, agreement_id)  # existence and ownership
             # Compiled outside the write transaction, which on SQLite serializes all writers.
-            plan = compile_query(sql, self.catalog, epsilon=epsilon, delta=delta,
-                                 rules=OutputRules(head["min_count"], head["round_to"], head["per_query_epsilon"]))
+            plan = compile_query(
+                sql,
+                self.catalog,
+                epsilon=epsilon,
+                delta=delta,
+                rules=OutputRules(head["min_count"], head["round_to"], head["per_query_epsilon"]),
+            )
             with self.store.transaction() as conn:
                 # An exhausted agreement may still hand out its earlier releases (free).
-                current = agreements.usable(conn, user, agreement_id, plan.dataset, list(plan.columns),
-                                            allow_exhausted=True)
+                current = agreements.usable(
+                    conn, user, agreement_id, plan.dataset, list(plan.columns), allow_exhausted=True
+                )
                 if (current.min_count, current.round_to, current.per_query_epsilon) != (
-                        head["min_count"], head["round_to"], head["per_query_epsilon"]):
-                    raise AgreementInactive(f"Agreement {agreement_id} changed while the query was compiled; "
-                                            "submit it again.", agreement_id=agreement_id)
+                    head["min_count"],
+                    head["round_to"],
+                    head["per_query_epsilon"],
+                ):
+                    raise AgreementInactive(
+                        f"Agreement {agreement_id} changed while the query was compiled; submit it again.",
+                        agreement_id=agreement_id,
+                    )
                 key = cache_key(plan, delta)
-                earlier = conn.execute(select(jobs).where(
-                    jobs.c.agreement_id == agreement_id, jobs.c.cache_key == key, jobs.c.status == "released",
-                    jobs.c.reused_from.is_(None)).order_by(jobs.c.created_at).limit(1)).first()
-                values = base | {"agreement_id": agreement_id, "dataset": plan.dataset, "cache_key": key,
-                                 "compiled_sql": plan.aggregate_sql, "epsilon": plan.epsilon, "delta": plan.delta}
+                earlier = conn.execute(
+                    select(jobs)
+                    .where(
+                        jobs.c.agreement_id == agreement_id,
+                        jobs.c.cache_key == key,
+                        jobs.c.status == "released",
+                        jobs.c.reused_from.is_(None),
+                    )
+                    .order_by(jobs.c.created_at)
+                    .limit(1)
+                ).first()
+                values = base | {
+                    "agreement_id": agreement_id,
+                    "dataset": plan.dataset,
+                    "cache_key": key,
+                    "compiled_sql": plan.aggregate_sql,
+                    "epsilon": plan.epsilon,
+                    "delta": plan.delta,
+                }
                 if earlier is not None:
-                    conn.execute(insert(jobs).values(**values, status="released", result=earlier.result,
-                                                     result_hash=earlier.result_hash, reused_from=earlier.id,
-                                                     started_at=now(), finished_at=now()))
-                    audit.append(conn, action="job.reused", actor=user.id, role=user.role, job_id=job_id,
-                                 agreement_id=agreement_id, dataset=plan.dataset,
-                                 details={"sql": sql, "reused_from": earlier.id, "result_hash": earlier.result_hash,
-                                          "charge_epsilon": 0, "charge_delta": 0})
+                    conn.execute(
+                        insert(jobs).values(
+                            **values,
+                            status="released",
+                            result=earlier.result,
+                            result_hash=earlier.result_hash,
+                            reused_from=earlier.id,
+                            started_at=now(),
+                            finished_at=now(),
+                        )
+                    )
+                    audit.append(
+                        conn,
+                        action="job.reused",
+                        actor=user.id,
+                        role=user.role,
+                        job_id=job_id,
+                        agreement_id=agreement_id,
+                        dataset=plan.dataset,
+                        details={
+                            "sql": sql,
+                            "reused_from": earlier.id,
+                            "result_hash": earlier.result_hash,
+                            "charge_epsilon": 0,
+                            "charge_delta": 0,
+                        },
+                    )
                     return self._get(conn, job_id)
                 if current.status == "exhausted":
                     raise agreements.exhausted(current)
                 conn.execute(insert(jobs).values(**values, status="queued"))
-                eps, dlt = ledger.reserve(conn, agreement_id=agreement_id, job_id=job_id,
-                                          epsilon=plan.epsilon, delta=plan.delta)
+                eps, dlt = ledger.reserve(
+                    conn, agreement_id=agreement_id, job_id=job_id, epsilon=plan.epsilon, delta=plan.delta
+                )
                 conn.execute(update(jobs).where(jobs.c.id == job_id).values(charge_epsilon=eps, charge_delta=dlt))
-                audit.append(conn, action="job.submitted", actor=user.id, role=user.role, job_id=job_id,
-                             agreement_id=agreement_id, dataset=plan.dataset,
-                             details={"sql": sql, "compiled_sql": plan.aggregate_sql, "epsilon": plan.epsilon,
-                                      "delta": plan.delta, "reserved_epsilon": eps / EPSILON_UNIT})
+                audit.append(
+                    conn,
+                    action="job.submitted",
+                    actor=user.id,
+                    role=user.role,
+                    job_id=job_id,
+                    agreement_id=agreement_id,
+                    dataset=plan.dataset,
+                    details={
+                        "sql": sql,
+                        "compiled_sql": plan.aggregate_sql,
+                        "epsilon": plan.epsilon,
+                        "delta": plan.delta,
+                        "reserved_epsilon": eps / EPSILON_UNIT,
+                    },
+                )
         except _REFUSALS as exc:
             self._record_refusal(user, base, agreement_id, exc)
             raise
@@ -187,14 +290,20 @@ class JobService:
         """The job an idempotency key already names, or None; the same key with another request is
         a client error, not a silent replay."""
         with self.store.read() as conn:
-            row = conn.execute(select(jobs).where(jobs.c.developer_id == user.id, jobs.c.idempotency_key == key)).first()
+            row = conn.execute(
+                select(jobs).where(jobs.c.developer_id == user.id, jobs.c.idempotency_key == key)
+            ).first()
         if row is None:
             return None
         same_delta = delta is None or row.delta == delta  # None asked for the default the plan chose
         if (row.sql, row.agreement_id) != (sql, agreement_id if row.agreement_id else None) or (
-                row.status != "rejected" and (row.epsilon != epsilon or not same_delta)):
-            raise Conflict(f"Idempotency-Key {key!r} was used for a different request (job {row.id}); "
-                           "use a new key for a new request.", job_id=row.id)
+            row.status != "rejected" and (row.epsilon != epsilon or not same_delta)
+        ):
+            raise Conflict(
+                f"Idempotency-Key {key!r} was used for a different request (job {row.id}); "
+                "use a new key for a new request.",
+                job_id=row.id,
+            )
         return public(row)
 
     def _record_refusal(self, user: User, base: dict[str, Any], agreement_id: str, exc: SandboxError) -> None:
@@ -202,20 +311,40 @@ class JobService:
         with self.store.transaction() as conn:
             if isinstance(exc, AgreementInactive) and exc.fields.get("status") == "expired":
                 agreements.expire(conn, agreement_id)  # recorded even though the job is refused
-            exists = conn.execute(select(agreement_table.c.id).where(agreement_table.c.id == agreement_id,
-                                                                    agreement_table.c.developer_id == user.id)).first()
-            conn.execute(insert(jobs).values(**base, agreement_id=agreement_id if exists else None, status="rejected",
-                                             error=json.dumps(exc.to_dict(), default=str), finished_at=now()))
-            audit.append(conn, action="job.rejected", outcome="rejected", actor=user.id, role=user.role,
-                         job_id=base["id"], agreement_id=agreement_id if exists else None,
-                         details={"sql": base["sql"], "code": exc.code, "reason": exc.message})
+            exists = conn.execute(
+                select(agreement_table.c.id).where(
+                    agreement_table.c.id == agreement_id, agreement_table.c.developer_id == user.id
+                )
+            ).first()
+            conn.execute(
+                insert(jobs).values(
+                    **base,
+                    agreement_id=agreement_id if exists else None,
+                    status="rejected",
+                    error=json.dumps(exc.to_dict(), default=str),
+                    finished_at=now(),
+                )
+            )
+            audit.append(
+                conn,
+                action="job.rejected",
+                outcome="rejected",
+                actor=user.id,
+                role=user.role,
+                job_id=base["id"],
+                agreement_id=agreement_id if exists else None,
+                details={"sql": base["sql"], "code": exc.code, "reason": exc.message},
+            )
         exc.fields.setdefault("job_id", base["id"])
 
     def _run(self, job_id: str, plan: Plan) -> None:
         try:
             with self.store.transaction() as conn:
-                started = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status == "queued")
-                                       .values(status="running", started_at=now())).rowcount
+                started = conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id, jobs.c.status == "queued")
+                    .values(status="running", started_at=now())
+                ).rowcount
             if not started:
                 return  # cancelled while queued
             try:
@@ -226,22 +355,43 @@ class JobService:
             except Exception:  # never let an unexpected error leak or leave the job running
                 self._fail(job_id, QueryFailed(data_touched=True))
                 return
-            result = release.to_dict() | {"columns_noise": [c.__dict__ for c in plan.outputs], "notes": list(plan.notes)}
+            result = release.to_dict() | {
+                "columns_noise": [c.__dict__ for c in plan.outputs],
+                "notes": list(plan.notes),
+            }
             text = json.dumps(result, default=str, sort_keys=True)
             digest = hashlib.sha256(text.encode()).hexdigest()
             with self.store.transaction() as conn:
                 row = conn.execute(select(jobs).where(jobs.c.id == job_id).with_for_update()).one()
                 status = "released" if row.status == "running" else row.status  # cancelled while running
-                conn.execute(update(jobs).where(jobs.c.id == job_id).values(
-                    status=status, result=text if status == "released" else None,
-                    result_hash=digest if status == "released" else None, data_touched=True, finished_at=now()))
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id)
+                    .values(
+                        status=status,
+                        result=text if status == "released" else None,
+                        result_hash=digest if status == "released" else None,
+                        data_touched=True,
+                        finished_at=now(),
+                    )
+                )
                 ledger.commit(conn, job_id)
-                audit.append(conn, action="job.released" if status == "released" else "job.cancelled",
-                             outcome="ok" if status == "released" else "cancelled", role="system", job_id=job_id,
-                             agreement_id=row.agreement_id, dataset=row.dataset,
-                             details={"result_hash": digest, "charge_epsilon": row.charge_epsilon / EPSILON_UNIT,
-                                      "charge_delta": row.charge_delta / DELTA_UNIT, "seconds": round(release.seconds, 4),
-                                      "accuracy": [c.__dict__ for c in plan.outputs]})
+                audit.append(
+                    conn,
+                    action="job.released" if status == "released" else "job.cancelled",
+                    outcome="ok" if status == "released" else "cancelled",
+                    role="system",
+                    job_id=job_id,
+                    agreement_id=row.agreement_id,
+                    dataset=row.dataset,
+                    details={
+                        "result_hash": digest,
+                        "charge_epsilon": row.charge_epsilon / EPSILON_UNIT,
+                        "charge_delta": row.charge_delta / DELTA_UNIT,
+                        "seconds": round(release.seconds, 4),
+                        "accuracy": [c.__dict__ for c in plan.outputs],
+                    },
+                )
         finally:
             with self._lock:
                 event = self._finished.pop(job_id, None)
@@ -253,13 +403,28 @@ class JobService:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id).with_for_update()).one()
             touched = exc.data_touched
             (ledger.commit if touched else ledger.refund)(conn, job_id)
-            conn.execute(update(jobs).where(jobs.c.id == job_id).values(
-                status="failed" if row.status == "running" else row.status, error=json.dumps(exc.to_dict()),
-                data_touched=touched, finished_at=now(),
-                charge_epsilon=row.charge_epsilon if touched else 0, charge_delta=row.charge_delta if touched else 0))
-            audit.append(conn, action="job.failed", outcome="failed", role="system", job_id=job_id,
-                         agreement_id=row.agreement_id, dataset=row.dataset,
-                         details={"code": exc.code, "charge_kept": touched})
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(
+                    status="failed" if row.status == "running" else row.status,
+                    error=json.dumps(exc.to_dict()),
+                    data_touched=touched,
+                    finished_at=now(),
+                    charge_epsilon=row.charge_epsilon if touched else 0,
+                    charge_delta=row.charge_delta if touched else 0,
+                )
+            )
+            audit.append(
+                conn,
+                action="job.failed",
+                outcome="failed",
+                role="system",
+                job_id=job_id,
+                agreement_id=row.agreement_id,
+                dataset=row.dataset,
+                details={"code": exc.code, "charge_kept": touched},
+            )
 
     def wait(self, user: User, job_id: str, timeout: float) -> dict[str, Any]:
         self.get(user, job_id)  # ownership first: nobody may wait on (and so time) another's job
@@ -276,15 +441,26 @@ class JobService:
                 return public(row)
             if row.status == "queued":
                 ledger.refund(conn, job_id)
-                conn.execute(update(jobs).where(jobs.c.id == job_id).values(
-                    status="cancelled", finished_at=now(), charge_epsilon=0, charge_delta=0))
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id)
+                    .values(status="cancelled", finished_at=now(), charge_epsilon=0, charge_delta=0)
+                )
                 kept = False
             else:  # running: the worker may already have read data, so the charge stays
                 conn.execute(update(jobs).where(jobs.c.id == job_id).values(status="cancelled", finished_at=now()))
                 kept = True
-            audit.append(conn, action="job.cancelled", outcome="cancelled", actor=user.id, role=user.role,
-                         job_id=job_id, agreement_id=row.agreement_id, dataset=row.dataset,
-                         details={"was": row.status, "charge_kept": kept})
+            audit.append(
+                conn,
+                action="job.cancelled",
+                outcome="cancelled",
+                actor=user.id,
+                role=user.role,
+                job_id=job_id,
+                agreement_id=row.agreement_id,
+                dataset=row.dataset,
+                details={"was": row.status, "charge_kept": kept},
+            )
             return self._get(conn, job_id)
 
     # -- reading -------------------------------------------------------------------------------
@@ -292,7 +468,9 @@ class JobService:
         with self.store.read() as conn:
             return public(self._own(conn, user, job_id))
 
-    def list(self, user: User, *, agreement_id: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    def list(
+        self, user: User, *, agreement_id: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
         query = select(jobs).order_by(jobs.c.created_at.desc()).limit(limit).offset(offset)
         if user.role == "developer":
             query = query.where(jobs.c.developer_id == user.id)

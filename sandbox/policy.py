@@ -34,9 +34,19 @@ NUMERIC_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "DOUBLE", "FLOAT"}
 INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT"}
 TYPES = NUMERIC_TYPES | {"BOOLEAN", "VARCHAR", "DATE", "TIMESTAMP"}
 _ALIASES = {
-    "INT": "INTEGER", "INT4": "INTEGER", "INT8": "BIGINT", "LONG": "BIGINT", "SHORT": "SMALLINT",
-    "REAL": "FLOAT", "FLOAT4": "FLOAT", "FLOAT8": "DOUBLE", "NUMERIC": "DOUBLE",
-    "STRING": "VARCHAR", "TEXT": "VARCHAR", "BOOL": "BOOLEAN", "DATETIME": "TIMESTAMP",
+    "INT": "INTEGER",
+    "INT4": "INTEGER",
+    "INT8": "BIGINT",
+    "LONG": "BIGINT",
+    "SHORT": "SMALLINT",
+    "REAL": "FLOAT",
+    "FLOAT4": "FLOAT",
+    "FLOAT8": "DOUBLE",
+    "NUMERIC": "DOUBLE",
+    "STRING": "VARCHAR",
+    "TEXT": "VARCHAR",
+    "BOOL": "BOOLEAN",
+    "DATETIME": "TIMESTAMP",
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -236,6 +246,8 @@ def load_policies(directory: str | Path) -> dict[str, tuple[Policy, Path]]:
     for file in sorted(Path(directory).glob("*.yaml")):
         policy = load_policy(file)
         if policy.name in found:
-            raise PolicyError(str(file), "name", f"dataset {policy.name!r} is already defined in {found[policy.name][1]}")
+            raise PolicyError(
+                str(file), "name", f"dataset {policy.name!r} is already defined in {found[policy.name][1]}"
+            )
         found[policy.name] = (policy, file)
     return found

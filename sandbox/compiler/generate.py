@@ -28,8 +28,15 @@ def _num(value: float) -> str:
 
 
 def bounded_relation(
-    dataset: Dataset, where: exp.Where | None, keys: list[exp.Expression], *, unit: str,
-    max_rows: int, bounding: bool, groups_pass: bool, max_groups: int,
+    dataset: Dataset,
+    where: exp.Where | None,
+    keys: list[exp.Expression],
+    *,
+    unit: str,
+    max_rows: int,
+    bounding: bool,
+    groups_pass: bool,
+    max_groups: int,
 ) -> str:
     """Rows after contribution bounding: the precomputed keyed-hash rank keeps at most
     max_rows rows per unit (a filter, not a window), then the user's row-level WHERE."""
@@ -73,7 +80,12 @@ def _primitive_sql(p: Primitive, unit_column: str, dataset: Dataset) -> str:
 
 
 def aggregate_sql(
-    relation: str, keys: list[exp.Expression], primitives: list[Primitive], *, unit: str, dataset: Dataset,
+    relation: str,
+    keys: list[exp.Expression],
+    primitives: list[Primitive],
+    *,
+    unit: str,
+    dataset: Dataset,
 ) -> str:
     columns = [f"{_sql(k)} AS __k{i}" for i, k in enumerate(keys)]
     columns += [f"{_primitive_sql(p, unit, dataset)} AS {p.id}" for p in primitives if p.kind != "quantile"]
@@ -99,6 +111,7 @@ def histogram_sql(relation: str, keys: list[exp.Expression], p: Primitive) -> st
 
 def _formula(node: exp.Expression, needs: dict[tuple, str], columns: dict[str, Column]) -> exp.Expression:
     """An aggregate of the user's query, as arithmetic over released (noisy) primitives."""
+
     def ref(kind: str, column: str | None = None, power: int = 1, alpha: float | None = None) -> str:
         return needs[(kind, column, power, alpha)]
 
@@ -124,10 +137,11 @@ def _formula(node: exp.Expression, needs: dict[tuple, str], columns: dict[str, C
         text = f"LEAST(GREATEST({s} / GREATEST({n}, 1), {_num(lo)}), {_num(hi)})"
     else:
         s2 = ref("sum", column, power=2)
-        denominator = f"GREATEST({n}, 1)" if isinstance(node, exp.VariancePop | exp.StddevPop) else f"GREATEST({n} - 1, 1)"
+        denominator = (
+            f"GREATEST({n}, 1)" if isinstance(node, exp.VariancePop | exp.StddevPop) else f"GREATEST({n} - 1, 1)"
+        )
         variance = (
-            f"LEAST(GREATEST(({s2} - {s} * {s} / GREATEST({n}, 1)) / {denominator}, 0), "
-            f"{_num((hi - lo) ** 2 / 4)})"
+            f"LEAST(GREATEST(({s2} - {s} * {s} / GREATEST({n}, 1)) / {denominator}, 0), {_num((hi - lo) ** 2 / 4)})"
         )
         text = variance if isinstance(node, exp.Variance | exp.VariancePop) else f"SQRT({variance})"
     from sqlglot import parse_one
@@ -135,7 +149,9 @@ def _formula(node: exp.Expression, needs: dict[tuple, str], columns: dict[str, C
     return exp.Paren(this=parse_one(text, read="duckdb"))
 
 
-def _rewrite(node: exp.Expression, keys: list[exp.Expression], needs: dict[tuple, str], columns: dict[str, Column]) -> exp.Expression:
+def _rewrite(
+    node: exp.Expression, keys: list[exp.Expression], needs: dict[tuple, str], columns: dict[str, Column]
+) -> exp.Expression:
     index = matches_key(node, keys)
     if index is not None:
         return exp.column(f"__k{index}")
@@ -151,15 +167,17 @@ def _rewrite(node: exp.Expression, keys: list[exp.Expression], needs: dict[tuple
 
 
 def output_sql(
-    query: exp.Select, outputs: list, keys: list[exp.Expression], needs: dict[tuple, str],
-    primitives: list[Primitive], columns: dict[str, Column], round_to: int = 1,
+    query: exp.Select,
+    outputs: list,
+    keys: list[exp.Expression],
+    needs: dict[tuple, str],
+    primitives: list[Primitive],
+    columns: dict[str, Column],
+    round_to: int = 1,
 ) -> str:
     """Post-processing over the noisy table `released`: the user's SELECT list, HAVING (as a
     filter on released values), ORDER BY and LIMIT. Runs after the noise, so it is free."""
-    items = [
-        f"{_sql(_rewrite(expression, keys, needs, columns))} AS {_q(name)}"
-        for name, expression, _ in outputs
-    ]
+    items = [f"{_sql(_rewrite(expression, keys, needs, columns))} AS {_q(name)}" for name, expression, _ in outputs]
     by_id = {p.id: p for p in primitives}
     widths = [
         f"{_half_width_sql(column, expression, by_id, keys, needs, columns, round_to)} AS __hw_{i}"
@@ -186,8 +204,13 @@ def output_sql(
 
 
 def _half_width_sql(
-    column, expression: exp.Expression, by_id: dict[str, Primitive], keys: list[exp.Expression],
-    needs: dict[tuple, str], columns: dict[str, Column], round_to: int,
+    column,
+    expression: exp.Expression,
+    by_id: dict[str, Primitive],
+    keys: list[exp.Expression],
+    needs: dict[tuple, str],
+    columns: dict[str, Column],
+    round_to: int,
 ) -> str:
     """95% interval half-width of one output cell, from public scales and released values only.
     COUNT and SUM: exact quantile of discrete Laplace noise (plus half a rounding step).
@@ -207,7 +230,6 @@ def _half_width_sql(
         wn = privacy.half_width(n.scale, 0.025)
         value = _sql(_rewrite(expression, keys, needs, columns))
         return (
-            f"CAST(LEAST(({ws!r} + ABS({value}) * {wn!r}) / GREATEST({n.id} - {wn!r}, 1), "
-            f"{_num(hi - lo)}) AS DOUBLE)"
+            f"CAST(LEAST(({ws!r} + ABS({value}) * {wn!r}) / GREATEST({n.id} - {wn!r}, 1), {_num(hi - lo)}) AS DOUBLE)"
         )
     return "CAST(NULL AS DOUBLE)"

@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 from sandbox import privacy
-from sandbox.privacy.grid import clamp_bounds, grid_step
 from sandbox.catalog import Dataset
 from sandbox.compiler import keys as key_sets
 from sandbox.compiler.plan import OutputColumn, OutputRules, Plan, Primitive, Selection
 from sandbox.compiler.shape import matches_key, unqualified
 from sandbox.compiler.vocabulary import is_aggregate
 from sandbox.policy import Column
+from sandbox.privacy.grid import clamp_bounds, grid_step
 
 __all__ = ["build_plan"]
 
@@ -72,8 +72,13 @@ class _Builder:
 
 
 def build_plan(
-    query: exp.Select, group_keys: list[exp.Expression], dataset: Dataset, sql: str,
-    epsilon: float, delta: float | None, rules: OutputRules,
+    query: exp.Select,
+    group_keys: list[exp.Expression],
+    dataset: Dataset,
+    sql: str,
+    epsilon: float,
+    delta: float | None,
+    rules: OutputRules,
 ) -> Plan:
     policy = dataset.policy
     min_count = max(policy.limits.min_count, rules.min_count)
@@ -139,8 +144,14 @@ def build_plan(
     from sandbox.compiler import generate
 
     relation = generate.bounded_relation(
-        dataset, query.args.get("where"), keys, unit=unit, max_rows=m,
-        bounding=bounding, groups_pass=groups_pass, max_groups=max_groups,
+        dataset,
+        query.args.get("where"),
+        keys,
+        unit=unit,
+        max_rows=m,
+        bounding=bounding,
+        groups_pass=groups_pass,
+        max_groups=max_groups,
     )
     plan_outputs = tuple(_with_half_width(o, primitives) for _, _, o in outputs)
     notes = []
@@ -164,9 +175,7 @@ def build_plan(
         suppress_by=suppress_pid,
         min_count=min_count,
         round_to=round_to,
-        output_sql=generate.output_sql(
-            query, outputs, keys, builder.needs, primitives, policy.columns, round_to
-        ),
+        output_sql=generate.output_sql(query, outputs, keys, builder.needs, primitives, policy.columns, round_to),
         outputs=plan_outputs,
         max_rows=m,
         columns=tuple(sorted({c.name for c in query.find_all(exp.Column) if c.name in policy.columns})),
@@ -215,8 +224,14 @@ def _describe(node: exp.Expression, builder: _Builder, columns: dict[str, Column
 
 
 def _primitive(
-    pid: str, need: _Need, columns: dict[str, Column], m: int, l0: int, epsilon: float,
-    dataset: Dataset, internal: bool,
+    pid: str,
+    need: _Need,
+    columns: dict[str, Column],
+    m: int,
+    l0: int,
+    epsilon: float,
+    dataset: Dataset,
+    internal: bool,
 ) -> Primitive:
     if need.kind == "count":
         return Primitive(pid, "count", need.column, m, epsilon, privacy.laplace_scale(m, epsilon), internal=internal)
@@ -230,17 +245,42 @@ def _primitive(
         else:
             candidates, step = MAX_CANDIDATES, (hi - lo) / (MAX_CANDIDATES - 1)
         scale = privacy.quantile_scale(candidates, need.alpha, d_in=m, epsilon=epsilon)
-        return Primitive(pid, "quantile", need.column, m, epsilon, scale, alpha=need.alpha,
-                         step=step, lo=lo, hi=hi, candidates=candidates, internal=internal)
+        return Primitive(
+            pid,
+            "quantile",
+            need.column,
+            m,
+            epsilon,
+            scale,
+            alpha=need.alpha,
+            step=step,
+            lo=lo,
+            hi=hi,
+            candidates=candidates,
+            internal=internal,
+        )
     # sum of t(x) = clamp(x)**power on an integer grid of `step`
-    t_lo, t_hi = (lo, hi) if need.power == 1 else (0.0 if lo <= 0 <= hi else min(lo * lo, hi * hi), max(lo * lo, hi * hi))
+    t_lo, t_hi = (
+        (lo, hi) if need.power == 1 else (0.0 if lo <= 0 <= hi else min(lo * lo, hi * hi), max(lo * lo, hi * hi))
+    )
     step = grid_step(column, need.power)
     q_max = max(abs(round(t_lo / step)), abs(round(t_hi / step)))
     if dataset.rows * q_max >= I64_HEADROOM:
         raise OverflowError(f"{dataset.name}: {dataset.rows} rows x {q_max} could overflow a 64-bit sum")
     sensitivity = m * q_max
-    return Primitive(pid, "sum", need.column, sensitivity, epsilon, privacy.laplace_scale(sensitivity, epsilon),
-                     power=need.power, step=step, lo=lo, hi=hi, internal=internal)
+    return Primitive(
+        pid,
+        "sum",
+        need.column,
+        sensitivity,
+        epsilon,
+        privacy.laplace_scale(sensitivity, epsilon),
+        power=need.power,
+        step=step,
+        lo=lo,
+        hi=hi,
+        internal=internal,
+    )
 
 
 def _with_half_width(column: OutputColumn, primitives: list[Primitive]) -> OutputColumn:
@@ -249,4 +289,3 @@ def _with_half_width(column: OutputColumn, primitives: list[Primitive]) -> Outpu
     prim = next(p for p in primitives if p.id == column.primitives[0])
     width = privacy.half_width(prim.scale) * prim.step
     return OutputColumn(column.name, column.kind, column.function, column.primitives, width)
-

@@ -4,15 +4,13 @@ person has 4 rows)."""
 
 from __future__ import annotations
 
-import shutil
-
 import duckdb
 import pytest
 
 from sandbox.catalog import Catalog
 from sandbox.compiler import compile_query
 from sandbox.policy import load_policy
-from tests.conftest import PUMS, POLICIES
+from tests.conftest import POLICIES, PUMS
 from tests.support.exact import exact_primitives
 
 QUERIES = [
@@ -55,7 +53,10 @@ def pairs(tmp_path_factory):
     ).fetchall()[0][0]
     return {
         "without the 88-row unit": (full, _catalog(root / "no_null", secret, "pid IS NOT NULL")),
-        f"without person {heaviest}": (full, _catalog(root / "no_heavy", secret, f"pid IS NULL OR pid <> '{heaviest}'")),
+        f"without person {heaviest}": (
+            full,
+            _catalog(root / "no_heavy", secret, f"pid IS NULL OR pid <> '{heaviest}'"),
+        ),
     }
 
 
