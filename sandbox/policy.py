@@ -169,20 +169,21 @@ class Policy(_Strict):
 
     @model_validator(mode="after")
     def _unit_is_declared(self) -> Policy:
+        # Model-level checks name their field as "<field>: <problem>"; load_policy splits it off.
         if self.public:
             if self.privacy_unit is not None:
-                raise ValueError("a public dataset has no privacy_unit; remove it or set public: false")
+                raise ValueError("privacy_unit: a public dataset has no privacy_unit; remove it or set public: false")
             return self
         if self.privacy_unit is None:
-            raise ValueError("privacy_unit is required (or set public: true for reference data)")
+            raise ValueError("privacy_unit: required (or set public: true for reference data)")
         unit = self.privacy_unit.column
         if unit not in self.columns:
             raise ValueError(
-                f"privacy_unit.column {unit!r} is not among the declared columns "
+                f"privacy_unit.column: {unit!r} is not among the declared columns "
                 f"({', '.join(self.columns)}); declare it with role: identifier"
             )
         if self.columns[unit].role is not Role.identifier:
-            raise ValueError(f"privacy_unit.column {unit!r} must have role: identifier")
+            raise ValueError(f"privacy_unit.column: {unit!r} must have role: identifier")
         return self
 
     # -- conveniences used by the compiler and catalog -------------------------------------
@@ -233,11 +234,14 @@ def load_policy(path: str | Path) -> Policy:
     except ValidationError as exc:
         first = exc.errors()[0]
         problem = first["msg"].removeprefix("Value error, ")
+        field = _field_of(first)
+        if not first.get("loc") and re.match(r"^[a-z_.]+: ", problem):
+            field, problem = problem.split(": ", 1)
         if first["type"] == "extra_forbidden":
             problem = "unknown field; check the spelling against docs/policies.md"
         elif first["type"] == "missing":
             problem = "required field is missing"
-        raise PolicyError(str(path), _field_of(first), problem) from None
+        raise PolicyError(str(path), field, problem) from None
 
 
 def load_policies(directory: str | Path) -> dict[str, tuple[Policy, Path]]:

@@ -72,12 +72,12 @@ CASES: list[tuple[str, Edit, str, str]] = [
     ("unknown-role", _set("columns.monthly_income.role", "metric"),
      "columns.monthly_income.role", "'measure'"),
     ("unit-not-declared", _set("privacy_unit.column", "citizen_id"),
-     "(top level)", "privacy_unit.column 'citizen_id' is not among the declared columns"),
+     "privacy_unit.column", "'citizen_id' is not among the declared columns"),
     ("unit-not-identifier", _set("privacy_unit.column", "district"),
-     "(top level)", "privacy_unit.column 'district' must have role: identifier"),
-    ("unit-missing", _drop("privacy_unit"), "(top level)", "privacy_unit is required"),
+     "privacy_unit.column", "'district' must have role: identifier"),
+    ("unit-missing", _drop("privacy_unit"), "privacy_unit", "required (or set public: true"),
     ("public-with-unit", _set("public", True),
-     "(top level)", "a public dataset has no privacy_unit"),
+     "privacy_unit", "a public dataset has no privacy_unit"),
     ("unknown-type", _set("columns.age.type", "INT128"), "columns.age.type", "unknown type"),
     ("unknown-top-level-field", _set("privacy_units", {"column": "person_id", "max_rows": 1}),
      "privacy_units", "unknown field"),
@@ -179,10 +179,6 @@ def test_one_bad_file_fails_the_directory(tmp_path: Path) -> None:
     assert caught.value.fields["file"] == str(tmp_path / "other.yaml")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "policy-level checks report field '(top level)'; raising them from Policy with "
-    "loc=('privacy_unit', 'column') (e.g. pydantic_core.PydanticCustomError in a field "
-    "validator that sees `columns` via ValidationInfo.data) would point at the exact key"))
 def test_unit_errors_point_at_the_unit_field(tmp_path: Path) -> None:
     policy = copy.deepcopy(VALID)
     policy["privacy_unit"]["column"] = "citizen_id"
