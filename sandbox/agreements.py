@@ -330,17 +330,13 @@ def usable(
             f"Agreement {agreement_id} starts on {row.valid_from}.", agreement_id=agreement_id, status=row.status
         )
     scope: Scope = json.loads(row.datasets)
-    if dataset not in scope:
-        raise Forbidden(
-            f"Agreement {agreement_id} does not cover dataset {dataset!r} (it covers "
-            f"{', '.join(sorted(scope))}); request an agreement that does.",
-            agreement_id=agreement_id,
-        )
-    allowed = scope[dataset]
-    outside = sorted(set(columns) - set(allowed)) if allowed is not None else []
-    if outside:
-        raise Forbidden(
-            f"Agreement {agreement_id} does not cover column(s) {', '.join(outside)} of {dataset!r}.",
-            agreement_id=agreement_id,
-        )
+    for dataset, columns in touched.items():  # one agreement must cover every dataset a query fuses
+        if dataset not in scope:
+            raise Forbidden(f"Agreement {agreement_id} does not cover dataset {dataset!r} (it covers "
+                            f"{', '.join(sorted(scope))}); request an agreement that does.", agreement_id=agreement_id)
+        allowed = scope[dataset]
+        outside = sorted(set(columns) - set(allowed)) if allowed is not None else []
+        if outside:
+            raise Forbidden(f"Agreement {agreement_id} does not cover column(s) {', '.join(outside)} of {dataset!r}.",
+                            agreement_id=agreement_id)
     return row

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -46,8 +47,26 @@ from sandbox.store.schema import agreements as agreement_table
 
 __all__ = ["JobService"]
 
+log = logging.getLogger("sandbox.jobs")
+
 FINAL = ("released", "rejected", "failed", "cancelled")
 _REFUSALS = (SQLRejected, BudgetExceeded, BudgetExhausted, InvalidParameter, AgreementInactive, Forbidden, NotFound)
+
+
+def compile_or_refuse(sql: str, catalog: Catalog, **options: Any) -> Plan:
+    """The compiler sees no data, so an exception it did not mean to raise depends on the
+    query's text alone: it becomes a refusal (recorded, audited, free) rather than a 500."""
+    try:
+        return compile_query(sql, catalog, **options)
+    except SandboxError:
+        raise
+    except Exception:
+        log.exception("the compiler failed on a query; refused it")
+        raise SQLRejected(
+            "This query", "the sandbox could not compile it (an internal error, logged for the operators)",
+            "Rewrite it within the accepted SQL (see the README), and tell the operators if it should work.",
+            rule="internal",
+        ) from None
 
 
 def cache_key(plan: Plan, requested_delta: float | None) -> str:
@@ -124,7 +143,7 @@ class JobService:
                 row = agreements.get(conn, user, agreement_id)
             rules = OutputRules(row["min_count"], row["round_to"], row["per_query_epsilon"])
         try:
-            plan = compile_query(sql, self.catalog, epsilon=epsilon, delta=delta, rules=rules)
+            plan = compile_or_refuse(sql, self.catalog, epsilon=epsilon, delta=delta, rules=rules)
         except SandboxError as exc:
             with self.store.transaction() as conn:
                 audit.append(
@@ -161,6 +180,7 @@ class JobService:
     ) -> dict[str, Any]:
         if user.role != "developer":
             raise Forbidden("Only licensed developers submit jobs.")
+        idempotency_key = idempotency_key or None  # an empty key is no key (it is stored, and unique)
         if idempotency_key:
             replay = self._replay(user, idempotency_key, sql, epsilon, delta, agreement_id)
             if replay is not None:
@@ -179,7 +199,7 @@ class JobService:
             with self.store.read() as conn:
                 head = agreements.get(conn, user, agreement_id)  # existence and ownership
             # Compiled outside the write transaction, which on SQLite serializes all writers.
-            plan = compile_query(
+            plan = compile_or_refuse(
                 sql,
                 self.catalog,
                 epsilon=epsilon,
@@ -188,9 +208,10 @@ class JobService:
             )
             with self.store.transaction() as conn:
                 # An exhausted agreement may still hand out its earlier releases (free).
-                current = agreements.usable(
-                    conn, user, agreement_id, plan.dataset, list(plan.columns), allow_exhausted=True
-                )
+                touched = {  # public reference tables need no agreement
+                    name: list(cols) for name, cols in plan.scope.items() if not self.catalog.get(name).policy.public
+                }
+                current = agreements.usable(conn, user, agreement_id, touched, allow_exhausted=True)
                 if (current.min_count, current.round_to, current.per_query_epsilon) != (
                     head["min_count"],
                     head["round_to"],

@@ -17,8 +17,11 @@ __all__ = ["commit", "refund", "remaining", "reserve", "to_units"]
 
 
 def to_units(epsilon: float, delta: float) -> tuple[int, int]:
-    """Charges round up, budgets round down (see agreements.approve): never in the user's favour."""
-    return math.ceil(epsilon * EPSILON_UNIT - 1e-6), math.ceil(delta * DELTA_UNIT - 1e-6)
+    """Charges round up, budgets round down (see agreements.approve): never in the user's favour.
+    The tolerance absorbs float noise (0.1 * 1e9 is 100000000.00000001); a positive amount
+    always costs at least one unit, so no release is ever free however small its epsilon."""
+    eps, dlt = math.ceil(epsilon * EPSILON_UNIT - 1e-6), math.ceil(delta * DELTA_UNIT - 1e-6)
+    return (max(eps, 1) if epsilon > 0 else eps), (max(dlt, 1) if delta > 0 else dlt)
 
 
 def remaining(row) -> tuple[float, float]:

@@ -6,8 +6,10 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox import __version__, web
 from sandbox.api.deps import Services
@@ -54,6 +56,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         message = f"{first['field']}: {first['problem']}. Fix the request; see /docs for the expected shape."
         return JSONResponse(status_code=422, content={"error": {"code": "invalid_request", "message": message,
                                                                 "problems": problems}})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Errors raised by the framework itself (unknown route, wrong method, a body that is not
+        # UTF-8 JSON) take the same shape as ours; the console keeps its own pages.
+        if request.url.path.startswith("/console"):
+            return await http_exception_handler(request, exc)
+        if exc.status_code == 400:  # FastAPI could not parse the body at all
+            problem = {"field": "body", "problem": "the body is not valid UTF-8 JSON"}
+            return JSONResponse(status_code=422, content={"error": {
+                "code": "invalid_request", "problems": [problem],
+                "message": "body: the body is not valid UTF-8 JSON. Send a JSON object; see /docs for the expected shape."}})
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
+        message = {404: f"There is no {request.url.path}. See /docs for the API's paths.",
+                   405: f"{request.method} is not allowed on {request.url.path}. See /docs for the methods."}.get(
+            exc.status_code, str(exc.detail))
+        return JSONResponse(status_code=exc.status_code, content={"error": {"code": code, "message": message}},
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -38,7 +38,10 @@ JobId = Annotated[str, Path(description="a job's id", examples=[_ID])]
 LicenceId = Annotated[str, Path(description="a licence's id", examples=[_ID])]
 DatasetName = Annotated[str, Path(description="a registered dataset", examples=["residents"])]
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size", examples=[100])]
-Offset = Annotated[int, Query(ge=0, description="items to skip", examples=[0])]
+# Bounded so that the database can take it (SQLite and PostgreSQL integers are 64-bit).
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="items to skip", examples=[0])]
+# The ledger counts epsilon in nano-epsilon: a smaller positive epsilon could not be charged.
+MIN_EPSILON = 1e-9
 
 
 class ErrorDetail(BaseModel):
@@ -201,8 +204,9 @@ class QueryRequest(BaseModel):
     model_config = _FORBID
     sql: str = Field(min_length=1, max_length=20_000,
                      examples=["SELECT district, COUNT(*), AVG(monthly_income) FROM residents GROUP BY district"])
-    epsilon: float = Field(gt=0, le=10, examples=[0.5])
-    delta: float | None = Field(default=None, gt=0, lt=1e-3, examples=[1e-7],
+    # Strict: a JSON number only (not true, not "0.5"), so a typo cannot turn into a charge.
+    epsilon: float = Field(ge=MIN_EPSILON, le=10, strict=True, examples=[0.5])
+    delta: float | None = Field(default=None, gt=0, lt=1e-3, strict=True, examples=[1e-7],
                                 description="for private GROUP BY keys; default: the dataset's")
     agreement_id: str | None = Field(default=None, max_length=36, description="applies its output rules and cap",
                                      examples=[_ID])
@@ -210,7 +214,8 @@ class QueryRequest(BaseModel):
 
 class JobCreate(QueryRequest):
     agreement_id: str = Field(max_length=36, description="the agreement whose budget pays", examples=[_ID])
-    wait: float = Field(default=10.0, ge=0, le=600, description="seconds to wait for the result before returning",
+    wait: float = Field(default=10.0, ge=0, le=600, strict=True,
+                        description="seconds to wait for the result before returning",
                         examples=[10.0])
 
 

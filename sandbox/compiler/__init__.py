@@ -72,13 +72,14 @@ def compile_query(
     ctx = Context(sql=sql, catalog=catalog)
     for rule in RULES:
         rule.check(query, ctx)
-    policy = ctx.policy
-    cap = min(policy.limits.max_epsilon_per_query, rules.max_epsilon or math.inf)
+    policies = [dataset.policy for dataset in ctx.scope.datasets()]
+    cap = min([rules.max_epsilon or math.inf, *(p.limits.max_epsilon_per_query for p in policies)])
     if epsilon > cap:
+        names = ", ".join(repr(p.name) for p in policies)
         raise BudgetExceeded(
-            f"epsilon {epsilon:g} exceeds the per-query cap of {cap:g} (dataset {policy.name!r} and your "
+            f"epsilon {epsilon:g} exceeds the per-query cap of {cap:g} (dataset {names} and your "
             f"agreement); ask for at most {cap:g}.",
             requested=epsilon,
             cap=cap,
         )
-    return build_plan(query, ctx.group_keys, ctx.dataset, sql, epsilon, delta, rules)
+    return build_plan(query, ctx.group_keys, ctx.scope, sql, epsilon, delta, rules)

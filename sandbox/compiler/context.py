@@ -12,6 +12,7 @@ from sandbox.errors import SQLRejected
 
 if TYPE_CHECKING:
     from sandbox.catalog import Catalog, Dataset
+    from sandbox.compiler.scope import Scope
 
 __all__ = ["Context", "position", "suggest"]
 
@@ -43,6 +44,7 @@ class Context:
     dataset: Dataset | None = None
     alias: str | None = None
     group_keys: list[exp.Expression] = field(default_factory=list)
+    scope: Scope | None = None
 
     def reject(
         self, node: exp.Expression | None, construct: str, reason: str, fix: str, rule: str
@@ -50,7 +52,7 @@ class Context:
         line, column = position(self.sql, node)
         raise SQLRejected(construct, reason, fix, rule=rule, line=line, column=column, sql=self.sql)
 
-    @property
-    def policy(self):
-        assert self.dataset is not None
-        return self.dataset.policy
+    def resolve(self, column: exp.Column):
+        """(relation, policy column) for a reference the from_clause rule made canonical."""
+        assert self.scope is not None
+        return self.scope.resolve(column)

@@ -8,6 +8,7 @@ from sqlglot import exp
 
 from sandbox.catalog import QUANTIZED_PREFIX, RANK_COLUMN, Dataset
 from sandbox.compiler.plan import Primitive
+from sandbox.compiler.scope import Relation, Scope
 from sandbox.compiler.shape import matches_key
 from sandbox.compiler.vocabulary import is_aggregate
 from sandbox.policy import Column
@@ -61,34 +62,31 @@ def bounded_relation(
     return relation
 
 
-def _clamped(p: Primitive) -> str:
-    value = f"LEAST(GREATEST(CAST({_q(p.column)} AS DOUBLE), {_num(p.lo)}), {_num(p.hi)})"
+def _clamped(p: Primitive, ref: str | None = None) -> str:
+    value = f"LEAST(GREATEST(CAST({ref or _q(p.column)} AS DOUBLE), {_num(p.lo)}), {_num(p.hi)})"
     return value if p.power == 1 else f"({value} * {value})"
 
 
-def _primitive_sql(p: Primitive, unit_column: str, dataset: Dataset) -> str:
+def _primitive_sql(p: Primitive, unit_column: str, dataset: Dataset | None, colmap: dict[str, str] | None) -> str:
+    ref = colmap[p.column] if colmap is not None and p.column is not None else None
     if p.kind == "count":
-        return "COUNT(*)" if p.column is None else f"COUNT({_q(p.column)})"
+        return "COUNT(*)" if p.column is None else f"COUNT({ref or _q(p.column)})"
     if p.kind == "units":
-        return f"COUNT(DISTINCT {_q(unit_column)})"
+        return f"COUNT(DISTINCT {unit_column if colmap is not None else _q(unit_column)})"
     if p.kind == "sum":
         # Exact integer sum of quantized values: order-independent, overflow ruled out by plan.
-        if p.power == 1 and dataset.quantized_step(p.column) == p.step:
+        if dataset is not None and p.power == 1 and dataset.quantized_step(p.column) == p.step:
             return f"CAST(COALESCE(SUM({_q(QUANTIZED_PREFIX + p.column)}), 0) AS BIGINT)"  # stored at registration
-        return f"CAST(COALESCE(SUM(CAST(ROUND({_clamped(p)} / {_num(p.step)}) AS BIGINT)), 0) AS BIGINT)"
+        return f"CAST(COALESCE(SUM(CAST(ROUND({_clamped(p, ref)} / {_num(p.step)}) AS BIGINT)), 0) AS BIGINT)"
     raise ValueError(p.kind)
 
 
 def aggregate_sql(
-    relation: str,
-    keys: list[exp.Expression],
-    primitives: list[Primitive],
-    *,
-    unit: str,
-    dataset: Dataset,
+    relation: str, keys: list[exp.Expression], primitives: list[Primitive], *, unit: str,
+    dataset: Dataset | None = None, colmap: dict[str, str] | None = None,
 ) -> str:
-    columns = [f"{_sql(k)} AS __k{i}" for i, k in enumerate(keys)]
-    columns += [f"{_primitive_sql(p, unit, dataset)} AS {p.id}" for p in primitives if p.kind != "quantile"]
+    columns = [f"{_key_sql(k, i, colmap)} AS __k{i}" for i, k in enumerate(keys)]
+    columns += [f"{_primitive_sql(p, unit, dataset, colmap)} AS {p.id}" for p in primitives if p.kind != "quantile"]
     if len(columns) == len(keys):
         columns.append("COUNT(*) AS __rows")
     sql = f"SELECT {', '.join(columns)} FROM ({relation}) AS b"
@@ -97,19 +95,110 @@ def aggregate_sql(
     return sql
 
 
-def histogram_sql(relation: str, keys: list[exp.Expression], p: Primitive) -> str:
+def _key_sql(key: exp.Expression, index: int, colmap: dict[str, str] | None) -> str:
+    """Fused rows carry their keys projected as __k<i>; a single dataset computes them here."""
+    return f"__k{index}" if colmap is not None else _sql(key)
+
+
+def histogram_sql(relation: str, keys: list[exp.Expression], p: Primitive, colmap: dict[str, str] | None = None) -> str:
     """Counts per candidate of the clamped values snapped to the candidate grid; only these
     counts (never values) reach the exponential mechanism, inside the worker."""
-    bin_sql = f"CAST(ROUND(({_clamped(p)} - {_num(p.lo)}) / {_num(p.step)}) AS INTEGER)"
-    columns = [f"{_sql(k)} AS __k{i}" for i, k in enumerate(keys)]
+    ref = colmap[p.column] if colmap is not None else _q(p.column)
+    bin_sql = f"CAST(ROUND(({_clamped(p, ref)} - {_num(p.lo)}) / {_num(p.step)}) AS INTEGER)"
+    columns = [f"{_key_sql(k, i, colmap)} AS __k{i}" for i, k in enumerate(keys)]
     group = ", ".join(str(i + 1) for i in range(len(keys) + 1))
     return (
         f"SELECT {', '.join(columns + [f'{bin_sql} AS __bin', 'COUNT(*) AS __n'])} "
-        f"FROM ({relation}) AS b WHERE {_q(p.column)} IS NOT NULL GROUP BY {group}"
+        f"FROM ({relation}) AS b WHERE {ref} IS NOT NULL GROUP BY {group}"
     )
 
 
-def _formula(node: exp.Expression, needs: dict[tuple, str], columns: dict[str, Column]) -> exp.Expression:
+def fused_rows(
+    scope: Scope, where: exp.Where | None, keys: list[exp.Expression], primitives: list[Primitive], *,
+    m: int, cap: bool, groups_pass: bool, max_groups: int,
+) -> tuple[str, dict[str, str]]:
+    """Joined (or pre-aggregated) rows, projected to what the query needs: the unit of each
+    row, the fused datasets' keyed-hash ranks, the group keys and the aggregated columns. Then
+    each unit keeps at most m rows (the tightest max_rows), ordered by those ranks, so the
+    joined rows one unit contributes are bounded exactly as the noise plan assumes."""
+    def relation_sql(relation: Relation) -> str:
+        if relation.kind == "derived":
+            return f"({_derived_sql(relation)}) AS {_q(relation.alias)}"
+        return f"{_q(relation.dataset.name)}.main.data AS {_q(relation.alias)}"
+
+    parts = [relation_sql(scope.base)]
+    for join in scope.joins:
+        parts.append(f"{'LEFT ' if join.kind == 'left' else ''}JOIN {relation_sql(join.relation)} ON {_sql(join.on)}")
+    unit_relation = scope.unit_relation
+    ranks = [f"{_q(r.alias)}.{RANK_COLUMN}" for r in scope.relations if r.kind == "private"]
+    select = [f"{_q(unit_relation.alias)}.{_q(unit_relation.unit)} AS __unit"]
+    select += [f"{rank} AS __o{i}" for i, rank in enumerate(ranks)]
+    select += [f"{_sql(k)} AS __k{i}" for i, k in enumerate(keys)]
+    colmap: dict[str, str] = {}
+    for p in primitives:
+        if p.column is not None and p.column not in colmap:
+            alias, _, name = p.column.partition(".")
+            colmap[p.column] = f"__c{len(colmap)}"
+            select.append(f"{_q(alias)}.{_q(name)} AS {colmap[p.column]}")
+    rows = f"SELECT {', '.join(select)} FROM {' '.join(parts)}"
+    if where is not None:
+        rows += f" WHERE {_sql(where.this)}"
+    order = ", ".join(f"__o{i}" for i in range(len(ranks))) or "__unit"
+    if cap:
+        rows = (f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY __unit ORDER BY {order}) AS __n "
+                f"FROM ({rows}) AS j) AS c WHERE __n <= {m}")
+    if groups_pass:
+        key_list = ", ".join(f"__k{i}" for i in range(len(keys)))
+        rank = "__n" if cap else order.split(",")[0]
+        rows = (f"SELECT * FROM (SELECT *, dense_rank() OVER (PARTITION BY __unit ORDER BY __group_rank) AS __group_index "
+                f"FROM (SELECT *, min({rank}) OVER (PARTITION BY __unit, {key_list}) AS __group_rank FROM ({rows}) AS r) "
+                f"AS g) AS h WHERE __group_index <= {max_groups}")
+    return rows, colmap
+
+
+_PER_UNIT_SQL = {exp.Count: "COUNT", exp.Sum: "SUM", exp.Avg: "AVG", exp.Min: "MIN", exp.Max: "MAX"}
+
+
+def _derived_sql(relation: Relation) -> str:
+    """A validated per-unit pre-aggregation, regenerated: values clamped to the policy bounds
+    before aggregating, results clamped to the derived bounds."""
+    from sandbox.compiler.preaggregate import _clamped as recognise
+
+    inner = relation.inner
+    policy = relation.dataset.policy
+    table = inner.args["from_"].this
+    items = []
+    for item in inner.expressions:
+        value = item.unalias()
+        name = item.alias or value.name
+        if isinstance(value, exp.Column):
+            items.append(f"{_sql(value)} AS {_q(name)}")
+            continue
+        aggregate, _ = recognise(value)
+        target = aggregate.this
+        if isinstance(target, exp.Star):
+            inner_sql = "COUNT(*)"
+        elif isinstance(aggregate, exp.Count):
+            inner_sql = f"COUNT({_sql(target)})"
+        else:
+            lo, hi = policy.columns[target.name].bounds
+            inner_sql = (f"{_PER_UNIT_SQL[type(aggregate)]}(LEAST(GREATEST(CAST({_sql(target)} AS DOUBLE), "
+                         f"{_num(lo)}), {_num(hi)}))")
+        lo, hi = relation.columns[name].bounds
+        items.append(f"LEAST(GREATEST({inner_sql}, {_num(lo)}), {_num(hi)}) AS {_q(name)}")
+    sql = f"SELECT {', '.join(items)} FROM {_q(relation.dataset.name)}.main.data AS {_q(table.alias or table.name)}"
+    conditions = []
+    dataset = relation.dataset
+    if dataset.max_rows_per_unit > policy.privacy_unit.max_rows and not dataset.prebounded:
+        conditions.append(f"{RANK_COLUMN} <= {policy.privacy_unit.max_rows}")
+    if inner.args.get("where") is not None:
+        conditions.append(f"({_sql(inner.args['where'].this)})")
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    return sql + " GROUP BY " + ", ".join(_sql(k) for k in inner.args["group"].expressions)
+
+
+def _formula(node: exp.Expression, needs: dict[tuple, str], columns: dict[str, Column], key_of) -> exp.Expression:
     """An aggregate of the user's query, as arithmetic over released (noisy) primitives."""
 
     def ref(kind: str, column: str | None = None, power: int = 1, alpha: float | None = None) -> str:
@@ -122,9 +211,9 @@ def _formula(node: exp.Expression, needs: dict[tuple, str], columns: dict[str, C
         elif isinstance(inner, exp.Distinct):
             text = ref("units")
         else:
-            text = ref("count", inner.name)
+            text = ref("count", key_of(inner))
         return exp.column(text)
-    column = node.this.name
+    column = key_of(node.this)
     lo, hi = columns[column].bounds
     if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile):
         alpha = 0.5 if isinstance(node, exp.Median) else float(node.expression.this)
@@ -150,19 +239,19 @@ def _formula(node: exp.Expression, needs: dict[tuple, str], columns: dict[str, C
 
 
 def _rewrite(
-    node: exp.Expression, keys: list[exp.Expression], needs: dict[tuple, str], columns: dict[str, Column]
+    node: exp.Expression, keys: list[exp.Expression], needs: dict[tuple, str], columns: dict[str, Column], key_of,
 ) -> exp.Expression:
     index = matches_key(node, keys)
     if index is not None:
         return exp.column(f"__k{index}")
     if is_aggregate(node):
-        return _formula(node, needs, columns)
+        return _formula(node, needs, columns, key_of)
     node = node.copy()
     for name, value in list(node.args.items()):
         if isinstance(value, exp.Expression):
-            node.set(name, _rewrite(value, keys, needs, columns))
+            node.set(name, _rewrite(value, keys, needs, columns, key_of))
         elif isinstance(value, list):
-            node.set(name, [_rewrite(v, keys, needs, columns) if isinstance(v, exp.Expression) else v for v in value])
+            node.set(name, [_rewrite(v, keys, needs, columns, key_of) if isinstance(v, exp.Expression) else v for v in value])
     return node
 
 
@@ -174,24 +263,25 @@ def output_sql(
     primitives: list[Primitive],
     columns: dict[str, Column],
     round_to: int = 1,
+    key_of=lambda c: c.name,
 ) -> str:
     """Post-processing over the noisy table `released`: the user's SELECT list, HAVING (as a
     filter on released values), ORDER BY and LIMIT. Runs after the noise, so it is free."""
-    items = [f"{_sql(_rewrite(expression, keys, needs, columns))} AS {_q(name)}" for name, expression, _ in outputs]
+    items = [f"{_sql(_rewrite(expression, keys, needs, columns, key_of))} AS {_q(name)}" for name, expression, _ in outputs]
     by_id = {p.id: p for p in primitives}
     widths = [
-        f"{_half_width_sql(column, expression, by_id, keys, needs, columns, round_to)} AS __hw_{i}"
+        f"{_half_width_sql(column, expression, by_id, keys, needs, columns, round_to, key_of)} AS __hw_{i}"
         for i, (_, expression, column) in enumerate(outputs)
     ]
     sql = f"SELECT {', '.join(items + widths)}, __suppressed FROM released"
     having = query.args.get("having")
     if having is not None:
-        sql += f" WHERE {_sql(_rewrite(having.this, keys, needs, columns))}"
+        sql += f" WHERE {_sql(_rewrite(having.this, keys, needs, columns, key_of))}"
     order = query.args.get("order")
     if order is not None:
         parts = []
         for ordered in order.expressions:
-            rewritten = _rewrite(ordered.this, keys, needs, columns)
+            rewritten = _rewrite(ordered.this, keys, needs, columns, key_of)
             direction = " DESC" if ordered.args.get("desc") else ""
             parts.append(_sql(rewritten) + direction)
         sql += " ORDER BY " + ", ".join(parts)
@@ -211,6 +301,7 @@ def _half_width_sql(
     needs: dict[tuple, str],
     columns: dict[str, Column],
     round_to: int,
+    key_of=lambda c: c.name,
 ) -> str:
     """95% interval half-width of one output cell, from public scales and released values only.
     COUNT and SUM: exact quantile of discrete Laplace noise (plus half a rounding step).
@@ -228,7 +319,7 @@ def _half_width_sql(
         lo, hi = columns[s.column].bounds
         ws = privacy.half_width(s.scale, 0.025) * s.step
         wn = privacy.half_width(n.scale, 0.025)
-        value = _sql(_rewrite(expression, keys, needs, columns))
+        value = _sql(_rewrite(expression, keys, needs, columns, key_of))
         return (
             f"CAST(LEAST(({ws!r} + ABS({value}) * {wn!r}) / GREATEST({n.id} - {wn!r}, 1), {_num(hi - lo)}) AS DOUBLE)"
         )

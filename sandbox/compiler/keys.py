@@ -7,6 +7,7 @@ go through threshold selection."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -14,7 +15,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from sandbox.policy import Column, Policy
+from sandbox.policy import Column
 
 __all__ = ["public_key_set"]
 
@@ -37,35 +38,44 @@ def _domain(column: Column) -> list[Any] | None:
     return values
 
 
-def public_key_set(keys: list[exp.Expression], policy: Policy) -> tuple[tuple[Any, ...], ...] | None:
-    """Cached: it depends only on the policy and the key expressions, never on data."""
-    return _cached(tuple(k.sql(dialect="duckdb") for k in keys), policy.model_dump_json())
+def public_key_set(
+    keys: list[exp.Expression], resolve: Callable[[exp.Column], Column]
+) -> tuple[tuple[Any, ...], ...] | None:
+    """Cached: it depends only on the key expressions and the columns' public domains."""
+    names: dict[exp.Column, str] = {}
+    renamed = []
+    for key in keys:
+        def rename(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Column):
+                names.setdefault(node, f"c{len(names)}")
+                return exp.column(names[node])
+            return node
+
+        renamed.append(key.copy().transform(rename))
+    specs = tuple(resolve(column).model_dump_json() for column in names)
+    return _cached(tuple(k.sql(dialect="duckdb") for k in renamed), specs)
 
 
 @lru_cache(maxsize=512)
-def _cached(key_sql: tuple[str, ...], policy_json: str) -> tuple[tuple[Any, ...], ...] | None:
+def _cached(key_sql: tuple[str, ...], specs: tuple[str, ...]) -> tuple[tuple[Any, ...], ...] | None:
     keys = [sqlglot.parse_one(k, read="duckdb") for k in key_sql]
-    policy = Policy.model_validate_json(policy_json)
-    names = sorted({c.name for k in keys for c in k.find_all(exp.Column)})
+    columns = [Column.model_validate_json(spec) for spec in specs]
     domains = {}
     size = 1
-    for name in names:
-        domain = _domain(policy.columns[name])
+    for i, column in enumerate(columns):
+        domain = _domain(column)
         if domain is None:
             return None
-        domains[name] = domain
+        domains[f"c{i}"] = domain
         size *= len(domain)
         if size > MAX_PRODUCT:
             return None
     con = duckdb.connect(config={"enable_external_access": "false", "threads": "1"})
     try:
         sources = []
-        for i, name in enumerate(names):
-            column_type = policy.columns[name].type
-            con.execute(
-                f'CREATE TABLE d{i} AS SELECT unnest($values::{column_type}[]) AS "{name}"',
-                {"values": domains[name]},
-            )
+        for i, column in enumerate(columns):
+            con.execute(f'CREATE TABLE d{i} AS SELECT unnest($values::{column.type}[]) AS "c{i}"',
+                        {"values": domains[f"c{i}"]})
             sources.append(f"d{i}")
         select = ", ".join(f"{k.sql(dialect='duckdb')} AS k{i}" for i, k in enumerate(keys))
         relation = " CROSS JOIN ".join(sources) if sources else "(SELECT 1)"

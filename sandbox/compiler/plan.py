@@ -4,7 +4,7 @@ by pickling and can be shown to the user by `explain`."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 __all__ = ["OutputColumn", "OutputRules", "Plan", "Primitive", "Selection"]
@@ -97,6 +97,7 @@ class Plan:
     outputs: tuple[OutputColumn, ...]
     max_rows: int
     columns: tuple[str, ...] = ()
+    scope: dict[str, tuple[str, ...]] = field(default_factory=dict)  # datasets touched -> their columns
     notes: tuple[str, ...] = ()
 
     def primitive(self, pid: str) -> Primitive:

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 from sandbox import privacy
-from sandbox.catalog import Dataset
 from sandbox.compiler import keys as key_sets
 from sandbox.compiler.plan import OutputColumn, OutputRules, Plan, Primitive, Selection
+from sandbox.compiler.scope import Scope, walk_outer
 from sandbox.compiler.shape import matches_key, unqualified
 from sandbox.compiler.vocabulary import is_aggregate
 from sandbox.policy import Column
@@ -54,7 +54,6 @@ class _Need:
 
 @dataclass
 class _Builder:
-    dataset: Dataset
     needs: dict[tuple, str] = field(default_factory=dict)
     order: list[_Need] = field(default_factory=list)
     internal: set[str] = field(default_factory=set)
@@ -74,50 +73,54 @@ class _Builder:
 def build_plan(
     query: exp.Select,
     group_keys: list[exp.Expression],
-    dataset: Dataset,
+    scope: Scope,
     sql: str,
     epsilon: float,
     delta: float | None,
     rules: OutputRules,
 ) -> Plan:
-    policy = dataset.policy
-    min_count = max(policy.limits.min_count, rules.min_count)
-    round_to = math.lcm(policy.limits.round_to, rules.round_to)
-    unit = policy.unit
-    m = policy.privacy_unit.max_rows
-    max_groups = policy.privacy_unit.max_groups
+    policies = [d.policy for d in scope.datasets()]
+    private = [p for p in policies if not p.public]
+    min_count = max([rules.min_count, *(p.limits.min_count for p in policies)])
+    round_to = math.lcm(rules.round_to, *(p.limits.round_to for p in policies))
+    default_delta = min(p.default_delta for p in private)
+    unit_relation = scope.unit_relation
+    m, max_groups = scope.max_rows, scope.max_groups
     keys = [unqualified(k) for k in group_keys]
-    key_columns = {c.name for k in keys for c in k.find_all(exp.Column)}
-    constant_keys = key_columns <= dataset.constant_dimensions
-    if not keys:
-        l0 = 1
-    elif constant_keys:
-        l0 = 1
-    else:
-        l0 = min(max_groups, m)
+    key_columns = [c for k in keys for c in k.find_all(exp.Column)]
+    constant_keys = all(
+        (r := scope.resolve(c)) is not None and r[0].private and c.name in r[0].constant for c in key_columns
+    )
+    l0 = 1 if not keys or constant_keys else min(max_groups, m)
     groups_pass = bool(keys) and not constant_keys and max_groups < m
-    bounding = dataset.max_rows_per_unit > m and not dataset.prebounded  # else a verified no-op
 
-    builder = _Builder(dataset)
+    columns: dict[str, Column] = {}  # primitive column key -> policy column (bounds, type)
+
+    def key_of(column: exp.Column) -> str:
+        relation, declared = scope.resolve(column)
+        key = f"{relation.alias}.{column.name}" if scope.fused else column.name
+        columns[key] = declared
+        return key
+
+    builder = _Builder()
     outputs: list[tuple[str, exp.Expression, OutputColumn]] = []
     for index, item in enumerate(query.expressions):
         name = _output_name(item, index)
         expression = unqualified(item.unalias())
-        key_index = matches_key(expression, keys)
-        if key_index is not None:
+        if matches_key(expression, keys) is not None:
             outputs.append((name, expression, OutputColumn(name, "key")))
             continue
         function, prims = None, ()
         if is_aggregate(expression):
-            function, prims = _describe(expression, builder, policy.columns, unit)
+            function, prims = _describe(expression, builder, key_of)
         else:
             for node in expression.find_all(exp.Expression):
                 if is_aggregate(node):
-                    _describe(node, builder, policy.columns, unit)
+                    _describe(node, builder, key_of)
         kind = "aggregate" if function else "derived"
         outputs.append((name, expression, OutputColumn(name, kind, function, prims)))
 
-    public = key_sets.public_key_set(keys, policy) if keys else None
+    public = key_sets.public_key_set(keys, lambda c: scope.resolve(c)[1]) if keys else None
     selection_pid = None
     if keys and public is None:
         selection_pid = builder.need(_Need("units" if m > 1 else "count"), internal=True)
@@ -125,16 +128,15 @@ def build_plan(
     if min_count > 0:
         suppress_pid = _first_count(builder) or builder.need(_Need("count"), internal=True)
 
-    count = len(builder.order)
-    share = epsilon / count
-    delta_used = 0.0
-    primitives = []
-    selection = None
-    for need in builder.order:
-        pid = builder.needs[need.key()]
-        primitives.append(_primitive(pid, need, policy.columns, m, l0, share, dataset, pid in builder.internal))
+    share = epsilon / len(builder.order)
+    rows_bound = unit_relation.dataset.rows * (m if scope.fused else 1)
+    primitives = [
+        _primitive(builder.needs[n.key()], n, columns, m, l0, share, rows_bound, builder.needs[n.key()] in builder.internal)
+        for n in builder.order
+    ]
+    delta_used, selection = 0.0, None
     if selection_pid is not None:
-        delta_used = policy.default_delta if delta is None else delta
+        delta_used = default_delta if delta is None else delta
         prim = next(p for p in primitives if p.id == selection_pid)
         linf = 1 if prim.kind == "units" else m
         l1 = l0 * linf if prim.kind == "units" else m
@@ -143,31 +145,45 @@ def build_plan(
 
     from sandbox.compiler import generate
 
-    relation = generate.bounded_relation(
-        dataset,
-        query.args.get("where"),
-        keys,
-        unit=unit,
-        max_rows=m,
-        bounding=bounding,
-        groups_pass=groups_pass,
-        max_groups=max_groups,
-    )
-    plan_outputs = tuple(_with_half_width(o, primitives) for _, _, o in outputs)
+    where = query.args.get("where")
     notes = []
-    if bounding:
-        notes.append(f"each {unit} contributes at most {m} rows, chosen by a keyed hash at registration")
+    if scope.fused:
+        capped = bool(scope.joins)  # a pre-aggregation alone is one row per unit by construction
+        relation, colmap = generate.fused_rows(scope, where, keys, primitives, m=m, cap=capped,
+                                                groups_pass=groups_pass, max_groups=max_groups)
+        unit = "__unit"
+        aggregate = generate.aggregate_sql(relation, keys, primitives, unit=unit, colmap=colmap)
+        histograms = {p.id: generate.histogram_sql(relation, keys, p, colmap) for p in primitives if p.kind == "quantile"}
+        if capped:
+            notes.append(f"each {unit_relation.unit} contributes at most {m} joined rows (the tightest max_rows "
+                         "of the fused datasets), chosen by their keyed-hash ranks")
+    else:
+        dataset = scope.base.dataset
+        bounding = dataset.max_rows_per_unit > m and not dataset.prebounded  # else a verified no-op
+        relation = generate.bounded_relation(dataset, where, keys, unit=unit_relation.unit, max_rows=m,
+                                             bounding=bounding, groups_pass=groups_pass, max_groups=max_groups)
+        aggregate = generate.aggregate_sql(relation, keys, primitives, unit=unit_relation.unit, dataset=dataset)
+        histograms = {p.id: generate.histogram_sql(relation, keys, p) for p in primitives if p.kind == "quantile"}
+        if bounding:
+            notes.append(f"each {unit_relation.unit} contributes at most {m} rows, chosen by a keyed hash")
     if groups_pass:
-        notes.append(f"each {unit} contributes to at most {max_groups} groups")
+        notes.append(f"each {unit_relation.unit} contributes to at most {max_groups} groups")
+    touched: dict[str, set[str]] = {d.name: set() for d in scope.datasets()}
+    for column in walk_outer(query):
+        if isinstance(column, exp.Column) and (resolved := scope.resolve(column)) is not None:
+            relation_of = resolved[0]
+            touched[relation_of.dataset.name].add(column.name)
+            if relation_of.inner is not None:  # a pre-aggregation reads its own columns
+                touched[relation_of.dataset.name] |= {c.name for c in relation_of.inner.find_all(exp.Column)}
     return Plan(
         sql=sql,
         normalized_sql=query.sql(dialect="duckdb", normalize=True, comments=False),
-        dataset=dataset.name,
-        attach={dataset.name: str(dataset.engine_path)},
+        dataset=unit_relation.dataset.name,
+        attach={d.name: str(d.engine_path) for d in scope.datasets()},
         epsilon=epsilon,
         delta=delta_used,
-        aggregate_sql=generate.aggregate_sql(relation, keys, primitives, unit=unit, dataset=dataset),
-        histogram_sql={p.id: generate.histogram_sql(relation, keys, p) for p in primitives if p.kind == "quantile"},
+        aggregate_sql=aggregate,
+        histogram_sql=histograms,
         key_names=tuple(f"__k{i}" for i in range(len(keys))),
         public_keys=public,
         primitives=tuple(primitives),
@@ -175,10 +191,11 @@ def build_plan(
         suppress_by=suppress_pid,
         min_count=min_count,
         round_to=round_to,
-        output_sql=generate.output_sql(query, outputs, keys, builder.needs, primitives, policy.columns, round_to),
-        outputs=plan_outputs,
+        output_sql=generate.output_sql(query, outputs, keys, builder.needs, primitives, columns, round_to, key_of),
+        outputs=tuple(_with_half_width(o, primitives) for _, _, o in outputs),
         max_rows=m,
-        columns=tuple(sorted({c.name for c in query.find_all(exp.Column) if c.name in policy.columns})),
+        columns=tuple(sorted(touched[unit_relation.dataset.name])),
+        scope={name: tuple(sorted(cols)) for name, cols in touched.items()},
         notes=tuple(notes),
     )
 
@@ -198,7 +215,7 @@ def _first_count(builder: _Builder) -> str | None:
     return None
 
 
-def _describe(node: exp.Expression, builder: _Builder, columns: dict[str, Column], unit: str):
+def _describe(node: exp.Expression, builder: _Builder, key_of):
     """Register the primitives an aggregate needs; return its function name and their ids."""
     if isinstance(node, exp.Count):
         inner = node.this
@@ -206,8 +223,8 @@ def _describe(node: exp.Expression, builder: _Builder, columns: dict[str, Column
             return "count", (builder.need(_Need("count")),)
         if isinstance(inner, exp.Distinct):
             return "count", (builder.need(_Need("units")),)
-        return "count", (builder.need(_Need("count", inner.name)),)
-    column = node.this.name
+        return "count", (builder.need(_Need("count", key_of(inner))),)
+    column = key_of(node.this)
     if isinstance(node, exp.Sum):
         return "sum", (builder.need(_Need("sum", column)),)
     if isinstance(node, exp.Avg):
@@ -230,7 +247,7 @@ def _primitive(
     m: int,
     l0: int,
     epsilon: float,
-    dataset: Dataset,
+    rows_bound: int,
     internal: bool,
 ) -> Primitive:
     if need.kind == "count":
@@ -265,8 +282,8 @@ def _primitive(
     )
     step = grid_step(column, need.power)
     q_max = max(abs(round(t_lo / step)), abs(round(t_hi / step)))
-    if dataset.rows * q_max >= I64_HEADROOM:
-        raise OverflowError(f"{dataset.name}: {dataset.rows} rows x {q_max} could overflow a 64-bit sum")
+    if rows_bound * q_max >= I64_HEADROOM:
+        raise OverflowError(f"{rows_bound} rows x {q_max} could overflow a 64-bit sum")
     sensitivity = m * q_max
     return Primitive(
         pid,

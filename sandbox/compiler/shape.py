@@ -1,4 +1,6 @@
-"""Structural comparison of expressions, ignoring table qualifiers (there is one dataset)."""
+"""Structural comparison of expressions. Column references are canonical by the time this runs
+(from_clause: unqualified for one relation, qualified by relation when several are fused), so
+only redundant parentheses need ignoring."""
 
 from __future__ import annotations
 
@@ -8,14 +10,8 @@ __all__ = ["matches_key", "same", "unqualified"]
 
 
 def unqualified(node: exp.Expression) -> exp.Expression:
-    def strip(n: exp.Expression) -> exp.Expression:
-        if isinstance(n, exp.Column) and n.table:
-            return exp.column(n.name, quoted=n.this.quoted)
-        if isinstance(n, exp.Paren):
-            return n.this
-        return n
-
-    return node.copy().transform(strip)
+    """A copy without redundant parentheses (the name is historical: qualifiers are canonical)."""
+    return node.copy().transform(lambda n: n.this if isinstance(n, exp.Paren) else n)
 
 
 def same(a: exp.Expression, b: exp.Expression) -> bool:

@@ -41,7 +41,7 @@ STRUCTURAL_NODES: tuple[type[exp.Expression], ...] = (
     exp.Select, exp.From, exp.Table, exp.TableAlias, exp.Identifier, exp.Column, exp.Alias,
     exp.Where, exp.Group, exp.Having, exp.Order, exp.Ordered, exp.Limit, exp.Offset,
     exp.Literal, exp.Boolean, exp.Null, exp.Star, exp.DataType, exp.Var, exp.Tuple, exp.Distinct,
-    exp.Paren,
+    exp.Paren, exp.Join,
 )
 
 # Pure, bounded-cost scalar functions and operators.

@@ -14,11 +14,13 @@ import pyarrow as pa
 
 from sandbox import privacy
 from sandbox.compiler.plan import Plan, Primitive
+from sandbox.errors import QueryFailed
 
 __all__ = ["run_plan", "warm_up"]
 
 
 def run_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[str, Any]:
+    _parse_first(con, plan)
     nkeys = len(plan.key_names)
     cursor = con.execute(plan.aggregate_sql)
     names = [d[0] for d in cursor.description]
@@ -67,6 +69,22 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[str, Any]:
     table = con.sql(plan.output_sql).to_arrow_table()
     con.unregister("released")
     return {"table": table}
+
+
+def _parse_first(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
+    """Parse every statement before running any: a parser error (DuckDB's expression depth
+    limit, for one) depends on the query's text alone, so it fails the job before data is read
+    and costs nothing. Past this point every failure keeps the charge."""
+    try:
+        for sql in (plan.aggregate_sql, *plan.histogram_sql.values(), plan.output_sql):
+            con.extract_statements(sql)
+    except duckdb.ParserException:
+        raise QueryFailed(
+            "The compiled query is too deeply nested for the engine (DuckDB parses at most 1000 "
+            "nested expressions). Nothing was read and nothing is charged. Simplify the expression, "
+            "e.g. IN (...) instead of a long chain of OR.",
+            data_touched=False,
+        ) from None
 
 
 def warm_up() -> None:

@@ -26,7 +26,7 @@ class Release:
 
     @classmethod
     def from_worker(cls, plan: Plan, output: pa.Table, seconds: float) -> Release:
-        names = [c.name for c in plan.outputs]
+        names = _unique([c.name for c in plan.outputs])
         values = output.select(list(range(len(names)))).rename_columns(names)
         widths = output.select([f"__hw_{i}" for i in range(len(names))]).rename_columns(names)
         suppressed = output.column("__suppressed").to_pylist()
@@ -50,3 +50,18 @@ class Release:
             "epsilon": self.epsilon,
             "delta": self.delta,
         }
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Output names as a table needs them: `SELECT COUNT(*), COUNT(*)` is valid SQL, but a
+    DataFrame cannot have two columns of one name, so repeats get `_1`, `_2`, ... as in DuckDB."""
+    taken: set[str] = set()
+    unique = []
+    for name in names:
+        candidate, n = name, 0
+        while candidate in taken:
+            n += 1
+            candidate = f"{name}_{n}"
+        taken.add(candidate)
+        unique.append(candidate)
+    return unique

@@ -348,7 +348,9 @@ def _run_job(con: duckdb.DuckDBPyConnection, job: bytes) -> tuple[str, Any]:
     try:
         return "ok", task(con, payload)
     except SandboxError as exc:
-        if not isinstance(exc, QueryFailed):
+        # Raised on purpose: a refusal, or a failure the task vouches happened before any data
+        # was read (data_touched=False); both depend on the query alone and pass through.
+        if not isinstance(exc, QueryFailed) or not exc.data_touched:
             return "sandbox_error", exc
         return ("out_of_memory" if _is_memory(exc) else "failed"), _type_name(exc)
     except Exception as exc:

@@ -74,9 +74,9 @@ SELECT COUNT(*) FROM residents UNION SELECT COUNT(*) FROM enterprises;
 -- rule: single_select
 -- expect: set operation EXCEPT
 SELECT COUNT(*) FROM residents EXCEPT SELECT COUNT(*) FROM residents WHERE age > 3;
--- title: subquery in from
--- rule: no_subqueries
--- expect: A subquery
+-- title: subquery in from that is not a per-unit pre-aggregation
+-- rule: preaggregate
+-- expect: not grouped by the privacy unit
 SELECT COUNT(*) FROM (SELECT * FROM residents) AS t;
 -- title: subquery in where
 -- rule: no_subqueries
@@ -95,19 +95,19 @@ WITH x AS (DELETE FROM residents RETURNING *) SELECT COUNT(*) FROM x;
 -- expect: not in the SELECT list
 SELECT district, AVG(age) FROM residents GROUP BY district HAVING COUNT(*) > 5;
 -- title: read_csv table function
--- rule: single_dataset
+-- rule: from_clause
 -- expect: table function
 SELECT COUNT(*) FROM read_csv('/etc/passwd');
 -- title: read_parquet table function
--- rule: single_dataset
+-- rule: from_clause
 -- expect: table function
 SELECT COUNT(*) FROM read_parquet('/work/main/var/datasets/residents/data.parquet');
 -- title: glob table function
--- rule: single_dataset
+-- rule: from_clause
 -- expect: table function
 SELECT COUNT(*) FROM glob('/*');
 -- title: quoted file path as a table
--- rule: single_dataset
+-- rule: from_clause
 -- expect: path
 SELECT COUNT(*) FROM '/etc/passwd';
 -- title: insert
@@ -159,23 +159,19 @@ SELECT COUNT(*) FROM residents WHERE repeat('x', 1000000000) = district;
 -- expect: CURRENT_SETTING
 SELECT COUNT(*) FROM residents WHERE current_setting('threads') = '1';
 -- title: unknown dataset with suggestion
--- rule: single_dataset
+-- rule: from_clause
 -- expect: Did you mean 'residents'
 SELECT COUNT(*) FROM residentz;
 -- title: unknown column with suggestion
 -- rule: known_columns
 -- expect: Did you mean 'monthly_income'
 SELECT AVG(monthly_incme) FROM residents;
--- title: join
--- rule: single_dataset
--- expect: A JOIN
-SELECT COUNT(*) FROM residents r JOIN social_insurance s ON r.person_id = s.person_id;
 -- title: comma join
--- rule: single_dataset
--- expect: A JOIN
+-- rule: from_clause
+-- expect: without ON
 SELECT COUNT(*) FROM residents, enterprises;
 -- title: schema-qualified dataset
--- rule: single_dataset
+-- rule: from_clause
 -- expect: qualified name
 SELECT COUNT(*) FROM main.residents;
 -- title: sum without bounds
@@ -235,7 +231,7 @@ SELECT COUNT(* FROM residents;
 -- expect: empty query
    ;
 -- title: public reference table alone
--- rule: single_dataset
+-- rule: from_clause
 -- expect: public dataset
 SELECT SUM(population) FROM district_reference;
 -- title: epsilon-free disguise: count of identifier column

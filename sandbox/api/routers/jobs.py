@@ -26,11 +26,11 @@ def explain(body: QueryRequest, svc: ServicesDep, developer: Developer) -> Expla
 
 @router.post("/jobs", status_code=status.HTTP_201_CREATED,
              summary="Submit a query; waits up to `wait` seconds for the release, else poll GET /jobs/{id}",
-             responses={400: {"model": ErrorBody}, 404: {"model": ErrorBody}})
+             responses={400: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody}})
 def submit(
     body: JobCreate, svc: ServicesDep, developer: Developer,
     idempotency_key: Annotated[str | None, Header(
-        max_length=200, description="a replay returns the same job, charged once",
+        min_length=1, max_length=200, description="a replay returns the same job, charged once",
         examples=["3b7e2c9a-report-2026-q4"])] = None,
 ) -> JobPublic:
     job = svc.jobs.submit(developer, sql=body.sql, epsilon=body.epsilon, delta=body.delta,

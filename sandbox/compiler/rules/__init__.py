@@ -6,6 +6,7 @@ from __future__ import annotations
 from sandbox.compiler.rules import (
     aggregates,
     allowed_nodes,
+    from_clause,
     group_by_dimensions,
     having_on_released,
     known_columns,
@@ -13,7 +14,6 @@ from sandbox.compiler.rules import (
     no_row_level_output,
     no_subqueries,
     order_and_limit,
-    single_dataset,
     single_select,
     where_is_row_level,
 )
@@ -21,7 +21,7 @@ from sandbox.compiler.rules import (
 RULES = (
     single_select,
     no_subqueries,
-    single_dataset,
+    from_clause,
     allowed_nodes,
     known_columns,
     no_identifiers,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from sandbox.compiler.context import Context
+from sandbox.compiler.scope import walk_outer
 from sandbox.compiler.vocabulary import AGGREGATES, is_aggregate
 
 NAME = "aggregates"
@@ -13,8 +14,8 @@ _QUANTILES = (exp.PercentileCont, exp.Quantile)
 
 
 def check(query: exp.Select, ctx: Context) -> None:
-    policy = ctx.policy
-    for node in query.find_all(*AGGREGATES):
+    unit = ctx.scope.unit_relation.unit
+    for node in [n for n in walk_outer(query) if isinstance(n, AGGREGATES)]:
         label = node.sql("duckdb")[:60]
         inner = node.this
         if any(is_aggregate(n) for n in inner.walk() if n is not node) if inner is not None else False:
@@ -25,11 +26,12 @@ def check(query: exp.Select, ctx: Context) -> None:
                 continue
             if isinstance(inner, exp.Distinct):
                 targets = inner.expressions
-                if len(targets) == 1 and isinstance(targets[0], exp.Column) and targets[0].name == ctx.policy.unit:
+                resolved = ctx.resolve(targets[0]) if len(targets) == 1 and isinstance(targets[0], exp.Column) else None
+                if resolved and resolved[0].private and targets[0].name == resolved[0].unit:
                     continue
                 ctx.reject(node, f"The aggregate {label}", "only COUNT(DISTINCT <unit>) is supported: "
                            "distinct values of other columns are exact", f"Count units with COUNT(DISTINCT "
-                           f"{ctx.policy.unit}), or GROUP BY the column and COUNT(*).", NAME)
+                           f"{unit}), or GROUP BY the column and COUNT(*).", NAME)
             if isinstance(inner, exp.Column):
                 continue
             ctx.reject(node, f"The aggregate {label}", "COUNT takes *, a column, or DISTINCT <unit>",
@@ -41,7 +43,7 @@ def check(query: exp.Select, ctx: Context) -> None:
             ctx.reject(node, f"The aggregate {label}", "aggregates take a plain column so its public "
                        "bounds apply", "Aggregate the column and do arithmetic on the result, "
                        "e.g. SUM(x) * 2 instead of SUM(x * 2).", NAME)
-        column = policy.columns[inner.name]
+        column = ctx.resolve(inner)[1]
         if not column.aggregable:
             ctx.reject(node, f"The aggregate {label}", f"column {inner.name!r} has no public bounds "
                        "to clamp its values", "COUNT it or GROUP BY it; only columns with `bounds` in "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from sandbox.compiler.context import Context
+from sandbox.compiler.scope import walk_outer
 from sandbox.compiler.vocabulary import (
     AGGREGATES,
     FORBIDDEN_AGGREGATES,
@@ -18,7 +19,7 @@ _ALLOWED = STRUCTURAL_NODES + SCALAR_NODES + AGGREGATES
 
 
 def check(query: exp.Select, ctx: Context) -> None:
-    for node in query.walk():
+    for node in walk_outer(query):
         if isinstance(node, exp.Window):
             ctx.reject(node, "A window function (OVER ...)", "window functions can expose single rows",
                        "Use GROUP BY with aggregates instead.", NAME)

@@ -23,7 +23,7 @@ def check(query: exp.Select, ctx: Context) -> None:
                    f"at most {MAX_KEYS} keys are allowed", "Group by fewer dimensions.", NAME)
     for key in group.expressions:
         for column in key.find_all(exp.Column):
-            declared = ctx.policy.columns[column.name]
+            declared = ctx.resolve(column)[1]
             if declared.role is not Role.dimension:
                 ctx.reject(column, f"GROUP BY on the {declared.role.value} {column.name!r}",
                            "only dimensions may define groups",

@@ -1,30 +1,33 @@
-"""Identifiers are never output, filtered on or grouped by; only COUNT(DISTINCT <unit>)."""
+"""Identifiers are never output, filtered on or grouped by: only COUNT(DISTINCT <unit>), and
+units in the ON conditions that fuse relations (validated by from_clause)."""
 
 from __future__ import annotations
 
 from sqlglot import exp
 
 from sandbox.compiler.context import Context
+from sandbox.compiler.scope import walk_outer
 from sandbox.policy import Role
 
 NAME = "no_identifiers"
 
 
 def check(query: exp.Select, ctx: Context) -> None:
-    policy = ctx.policy
-    unit = policy.privacy_unit.column if policy.privacy_unit else None
-    for column in query.find_all(exp.Column):
-        declared = policy.columns.get(column.name)
-        if declared is None or declared.role is not Role.identifier:
+    for column in [n for n in walk_outer(query) if isinstance(n, exp.Column)]:
+        resolved = ctx.resolve(column)
+        if resolved is None or resolved[1].role is not Role.identifier or column.find_ancestor(exp.Join):
             continue
+        relation, _ = resolved
         parent = column.parent
         if (
-            column.name == unit
+            relation.private
+            and column.name == relation.unit
             and isinstance(parent, exp.Distinct)
             and isinstance(parent.parent, exp.Count)
             and len(parent.expressions) == 1
         ):
             continue
+        unit = ctx.scope.unit_relation.unit
         if column.find_ancestor(exp.Where):
             reason = "filtering on an identifier targets single persons or enterprises"
         elif column.find_ancestor(exp.Group):
@@ -33,6 +36,5 @@ def check(query: exp.Select, ctx: Context) -> None:
             reason = f"only the privacy unit ({unit}) may be counted distinctly"
         else:
             reason = "identifiers are never released"
-        fix = (f"Count units with COUNT(DISTINCT {unit}); group by dimensions."
-               if unit else "Group by dimensions instead.")
-        ctx.reject(column, f"The identifier column {column.name!r}", reason, fix, NAME)
+        ctx.reject(column, f"The identifier column {column.name!r}", reason,
+                   f"Count units with COUNT(DISTINCT {unit}); group by dimensions.", NAME)
