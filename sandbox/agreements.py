@@ -295,8 +295,7 @@ def usable(
     conn: Connection,
     developer: User,
     agreement_id: str,
-    dataset: str,
-    columns: list[str],
+    touched: dict[str, list[str]],
     *,
     allow_exhausted: bool = False,
 ):
