@@ -20,7 +20,11 @@ private rows.
     ├── Forbidden                     403 forbidden            (role or ownership)
     ├── NotFound                      404 not_found
     ├── Conflict                      409 conflict             (state transition not allowed)
-    └── AgreementInactive             403 agreement_inactive   (requested, expired, revoked, ...)
+    ├── AgreementInactive             403 agreement_inactive   (requested, expired, revoked, ...)
+    ├── TooManyRequests               429 too_many_requests    (retry_after seconds; Retry-After header)
+    │   ├── RateLimited               429 rate_limited         (per-developer submissions per minute)
+    │   └── TooManyJobs               429 too_many_jobs        (per-developer queued + running jobs)
+    └── PayloadTooLarge               413 payload_too_large    (HTTP body over the limit)
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "NotFound",
+    "PayloadTooLarge",
+    "RateLimited",
+    "TooManyJobs",
+    "TooManyRequests",
     "Unauthorized",
     "ConnectorError",
     "DatasetNotFound",
@@ -190,3 +198,29 @@ class Conflict(SandboxError):
 
 class AgreementInactive(SandboxError):
     status, code = 403, "agreement_inactive"
+
+
+class TooManyRequests(SandboxError):
+    """Refused for now, not for good: `retry_after` (whole seconds) says when to try again, and
+    the HTTP response carries it as `Retry-After`."""
+
+    status, code = 429, "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int, **fields: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **fields)
+
+    @property
+    def retry_after(self) -> int:
+        return int(self.fields["retry_after"])
+
+
+class RateLimited(TooManyRequests):
+    code = "rate_limited"
+
+
+class TooManyJobs(TooManyRequests):
+    code = "too_many_jobs"
+
+
+class PayloadTooLarge(SandboxError):
+    status, code = 413, "payload_too_large"

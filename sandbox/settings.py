@@ -26,6 +26,22 @@ class Settings(BaseSettings):
     query_memory_mb: int = Field(default=1024, ge=64, description="DuckDB memory limit per job")
     max_wait_seconds: float = Field(default=60.0, gt=0, description="longest synchronous wait for a job")
 
+    # Abuse controls (sandbox/limits.py). The rate limit is a token bucket in each server
+    # process: N processes behind a balancer let a developer through N times as fast.
+    jobs_per_minute: float = Field(
+        default=120, ge=0,
+        description="job submissions and explains per developer per minute, per server process; 0: no limit")
+    jobs_burst: int = Field(default=240, ge=1, description="how many of them may come at once (the bucket's size)")
+    max_active_jobs: int = Field(
+        default=16, ge=0, description="queued or running jobs per developer, across all processes; 0: no limit")
+    max_body_bytes: int = Field(
+        default=1 << 20, ge=1024, description="largest HTTP request body (SQL itself stops at 20,000 characters)")
+
+    # Signed audit checkpoints (sandbox/checkpoints.py), with the key DATA_DIR/audit-signing.key.
+    checkpoint_every_events: int = Field(default=100, ge=1, description="sign the audit head after this many events")
+    checkpoint_every_seconds: float = Field(
+        default=300.0, gt=0, description="... or this long after the last checkpoint, if the head has moved")
+
     @property
     def database(self) -> str:
         return self.database_url or str(self.data_dir / "sandbox.db")

@@ -12,10 +12,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox import __version__, web
+from sandbox.api import limits
 from sandbox.api.deps import Services
 from sandbox.api.routers import accounts, agreements, audit, catalog, jobs
 from sandbox.api.schemas import Health
-from sandbox.errors import SandboxError
+from sandbox.errors import SandboxError, TooManyRequests
 from sandbox.settings import Settings
 
 log = logging.getLogger("sandbox.api")
@@ -41,11 +42,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Xiamen public-data sandbox", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     app.state.settings = settings
+    limits.install(app, settings)
 
     @app.exception_handler(SandboxError)
     async def sandbox_error(_: Request, exc: SandboxError) -> JSONResponse:
         # RFC 9110: a 401 names the scheme the client should use.
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if isinstance(exc, TooManyRequests):  # RFC 9110: when to come back
+            headers = {"Retry-After": str(exc.retry_after)}
         return JSONResponse(status_code=exc.status, content={"error": exc.to_dict()}, headers=headers)
 
     @app.exception_handler(RequestValidationError)

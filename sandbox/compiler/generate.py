@@ -72,7 +72,9 @@ def _primitive_sql(p: Primitive, unit_column: str, dataset: Dataset | None, colm
     if p.kind == "count":
         return "COUNT(*)" if p.column is None else f"COUNT({ref or _q(p.column)})"
     if p.kind == "units":
-        return f"COUNT(DISTINCT {unit_column if colmap is not None else _q(unit_column)})"
+        if colmap is not None:
+            return f"COUNT(DISTINCT {ref or unit_column})"
+        return f"COUNT(DISTINCT {_q(unit_column)})"
     if p.kind == "sum":
         # Exact integer sum of quantized values: order-independent, overflow ruled out by plan.
         if dataset is not None and p.power == 1 and dataset.quantized_step(p.column) == p.step:
@@ -130,7 +132,10 @@ def fused_rows(
     for join in scope.joins:
         parts.append(f"{'LEFT ' if join.kind == 'left' else ''}JOIN {relation_sql(join.relation)} ON {_sql(join.on)}")
     unit_relation = scope.unit_relation
+    # Keyed-hash ranks order each unit's joined rows; a public table's own columns break the ties
+    # its duplicated keys create, so the choice is deterministic.
     ranks = [f"{_q(r.alias)}.{RANK_COLUMN}" for r in scope.relations if r.kind == "private"]
+    ranks += [f"{_q(r.alias)}.{_q(c)}" for r in scope.relations if r.kind == "public" for c in r.columns]
     select = [f"{_q(unit_relation.alias)}.{_q(unit_relation.unit)} AS __unit"]
     select += [f"{rank} AS __o{i}" for i, rank in enumerate(ranks)]
     select += [f"{_sql(k)} AS __k{i}" for i, k in enumerate(keys)]
@@ -209,7 +214,7 @@ def _formula(node: exp.Expression, needs: dict[tuple, str], columns: dict[str, C
         if isinstance(inner, exp.Star):
             text = ref("count")
         elif isinstance(inner, exp.Distinct):
-            text = ref("units")
+            text = ref("units", key_of(inner.expressions[0]))
         else:
             text = ref("count", key_of(inner))
         return exp.column(text)

@@ -172,9 +172,10 @@ def build_plan(
     for column in walk_outer(query):
         if isinstance(column, exp.Column) and (resolved := scope.resolve(column)) is not None:
             relation_of = resolved[0]
-            touched[relation_of.dataset.name].add(column.name)
-            if relation_of.inner is not None:  # a pre-aggregation reads its own columns
+            if relation_of.inner is not None:  # a pre-aggregation reads its own columns, not its outputs
                 touched[relation_of.dataset.name] |= {c.name for c in relation_of.inner.find_all(exp.Column)}
+            else:
+                touched[relation_of.dataset.name].add(column.name)
     return Plan(
         sql=sql,
         normalized_sql=query.sql(dialect="duckdb", normalize=True, comments=False),
@@ -221,8 +222,8 @@ def _describe(node: exp.Expression, builder: _Builder, key_of):
         inner = node.this
         if isinstance(inner, exp.Star):
             return "count", (builder.need(_Need("count")),)
-        if isinstance(inner, exp.Distinct):
-            return "count", (builder.need(_Need("units")),)
+        if isinstance(inner, exp.Distinct):  # the unit of one fused relation (e.g. matched persons)
+            return "count", (builder.need(_Need("units", key_of(inner.expressions[0]))),)
         return "count", (builder.need(_Need("count", key_of(inner))),)
     column = key_of(node.this)
     if isinstance(node, exp.Sum):
@@ -253,7 +254,7 @@ def _primitive(
     if need.kind == "count":
         return Primitive(pid, "count", need.column, m, epsilon, privacy.laplace_scale(m, epsilon), internal=internal)
     if need.kind == "units":
-        return Primitive(pid, "units", None, l0, epsilon, privacy.laplace_scale(l0, epsilon), internal=internal)
+        return Primitive(pid, "units", need.column, l0, epsilon, privacy.laplace_scale(l0, epsilon), internal=internal)
     column = columns[need.column]
     lo, hi = clamp_bounds(column)
     if need.kind == "quantile":

@@ -134,5 +134,8 @@ def derived_column(function: str, column: Column | None, max_rows: int, clamp: t
     integer = function == "count" or (function in ("sum", "min", "max") and column is not None and column.is_integer)
     if integer:
         lo, hi = math.floor(lo), math.ceil(hi)
-    return Column(role=Role.measure, type="BIGINT" if integer else "DOUBLE", bounds=(lo, hi),
+    # A per-unit count is a small public range (0..max_rows): a dimension, so "how many persons
+    # have k visits" is a GROUP BY with public keys; other per-unit values are measures.
+    role = Role.dimension if function == "count" else Role.measure
+    return Column(role=role, type="BIGINT" if integer else "DOUBLE", bounds=(lo, hi),
                   description=f"per-unit {function}", nullable=function in ("avg", "min", "max"))

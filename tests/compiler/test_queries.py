@@ -8,12 +8,13 @@ from sandbox.compiler import compile_query
 from sandbox.errors import SQLRejected
 from tests.compiler.cases import load_cases
 
-ACCEPTED = load_cases("accepted.sql")
-REJECTED = load_cases("rejected.sql")
+ACCEPTED = load_cases("accepted.sql") + load_cases("joins_accepted.sql")
+REJECTED = load_cases("rejected.sql") + load_cases("joins_rejected.sql")
 
 
 def test_fixture_sizes() -> None:
-    assert len(ACCEPTED) >= 40 and len(REJECTED) >= 40
+    assert len(load_cases("accepted.sql")) >= 40 and len(load_cases("rejected.sql")) >= 40
+    assert len(load_cases("joins_accepted.sql")) >= 30 and len(load_cases("joins_rejected.sql")) >= 30
 
 
 @pytest.mark.parametrize("case", ACCEPTED, ids=[c.title for c in ACCEPTED])

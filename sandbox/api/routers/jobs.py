@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, status
 
 from sandbox.api.deps import Developer, Reader, ServicesDep
+from sandbox.api.limits import Submitter
 from sandbox.api.schemas import ErrorBody, Explanation, JobCreate, JobId, JobPublic, Limit, Offset, QueryRequest
 from sandbox.errors import Forbidden
 
@@ -19,7 +20,7 @@ Wait = Annotated[float, Query(ge=0, le=600, description="seconds to wait for a q
 
 @router.post("/explain", summary="Plan, charge and expected accuracy, without touching data (free, logged)",
              responses={400: {"model": ErrorBody}, 404: {"model": ErrorBody}})
-def explain(body: QueryRequest, svc: ServicesDep, developer: Developer) -> Explanation:
+def explain(body: QueryRequest, svc: ServicesDep, developer: Submitter) -> Explanation:
     return Explanation(**svc.jobs.explain(developer, sql=body.sql, epsilon=body.epsilon, delta=body.delta,
                                           agreement_id=body.agreement_id))
 
@@ -28,7 +29,7 @@ def explain(body: QueryRequest, svc: ServicesDep, developer: Developer) -> Expla
              summary="Submit a query; waits up to `wait` seconds for the release, else poll GET /jobs/{id}",
              responses={400: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody}})
 def submit(
-    body: JobCreate, svc: ServicesDep, developer: Developer,
+    body: JobCreate, svc: ServicesDep, developer: Submitter,
     idempotency_key: Annotated[str | None, Header(
         min_length=1, max_length=200, description="a replay returns the same job, charged once",
         examples=["3b7e2c9a-report-2026-q4"])] = None,
