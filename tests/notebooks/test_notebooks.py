@@ -75,12 +75,14 @@ def test_developer_quickstart(live) -> None:
         "districts": sorted(release.to_polars()["district"]),
         "widths": release.half_width("residents") + release.half_width("avg_income"),
         "charge": release.charge_epsilon, "reused": again.reused, "again_charge": again.charge_epsilon,
-        "by_sex": [type(by_sex).__name__, len(by_sex)]}""")
+        "by_sex": [type(by_sex).__name__, len(by_sex)],
+        "fused": sorted(fused.to_polars()["district"]), "fused_charge": fused.charge_epsilon}""")
     result = probed(nb)
     assert result["districts"] == DISTRICTS
     assert all(w is not None and math.isfinite(w) and w > 0 for w in result["widths"])
     assert result["reused"] is True and result["again_charge"] == 0
     assert result["by_sex"] == ["Release", 2]
+    assert result["fused"] == DISTRICTS and result["fused_charge"] == 0.5  # three datasets fused
 
     assert "MOCK DATA — not real" in html_of(cell_with(nb, "sb.mock_query(sql"))
     assert "would cost ε 0.5" in html_of(cell_with(nb, "sb.explain(sql"))
