@@ -19,7 +19,13 @@ if TYPE_CHECKING:
     from sandbox.catalog import Catalog
 
 __all__ = [
-    "OutputColumn", "OutputRules", "Plan", "Primitive", "Selection", "check_parameters", "compile_query",
+    "OutputColumn",
+    "OutputRules",
+    "Plan",
+    "Primitive",
+    "Selection",
+    "check_parameters",
+    "compile_query",
 ]
 
 
@@ -62,7 +68,12 @@ def _normalize(query: exp.Expression) -> exp.Expression:
 
 
 def compile_query(
-    sql: str, catalog: Catalog, *, epsilon: float, delta: float | None = None, rules: OutputRules | None = None,
+    sql: str,
+    catalog: Catalog,
+    *,
+    epsilon: float,
+    delta: float | None = None,
+    rules: OutputRules | None = None,
 ) -> Plan:
     """Validate `sql` against the catalog's policies (and an agreement's `rules`) and plan it.
     Touches no data."""

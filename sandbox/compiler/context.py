@@ -46,9 +46,7 @@ class Context:
     group_keys: list[exp.Expression] = field(default_factory=list)
     scope: Scope | None = None
 
-    def reject(
-        self, node: exp.Expression | None, construct: str, reason: str, fix: str, rule: str
-    ) -> NoReturn:
+    def reject(self, node: exp.Expression | None, construct: str, reason: str, fix: str, rule: str) -> NoReturn:
         line, column = position(self.sql, node)
         raise SQLRejected(construct, reason, fix, rule=rule, line=line, column=column, sql=self.sql)
 

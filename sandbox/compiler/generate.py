@@ -84,8 +84,13 @@ def _primitive_sql(p: Primitive, unit_column: str, dataset: Dataset | None, colm
 
 
 def aggregate_sql(
-    relation: str, keys: list[exp.Expression], primitives: list[Primitive], *, unit: str,
-    dataset: Dataset | None = None, colmap: dict[str, str] | None = None,
+    relation: str,
+    keys: list[exp.Expression],
+    primitives: list[Primitive],
+    *,
+    unit: str,
+    dataset: Dataset | None = None,
+    colmap: dict[str, str] | None = None,
 ) -> str:
     columns = [f"{_key_sql(k, i, colmap)} AS __k{i}" for i, k in enumerate(keys)]
     columns += [f"{_primitive_sql(p, unit, dataset, colmap)} AS {p.id}" for p in primitives if p.kind != "quantile"]
@@ -116,13 +121,21 @@ def histogram_sql(relation: str, keys: list[exp.Expression], p: Primitive, colma
 
 
 def fused_rows(
-    scope: Scope, where: exp.Where | None, keys: list[exp.Expression], primitives: list[Primitive], *,
-    m: int, cap: bool, groups_pass: bool, max_groups: int,
+    scope: Scope,
+    where: exp.Where | None,
+    keys: list[exp.Expression],
+    primitives: list[Primitive],
+    *,
+    m: int,
+    cap: bool,
+    groups_pass: bool,
+    max_groups: int,
 ) -> tuple[str, dict[str, str]]:
     """Joined (or pre-aggregated) rows, projected to what the query needs: the unit of each
     row, the fused datasets' keyed-hash ranks, the group keys and the aggregated columns. Then
     each unit keeps at most m rows (the tightest max_rows), ordered by those ranks, so the
     joined rows one unit contributes are bounded exactly as the noise plan assumes."""
+
     def relation_sql(relation: Relation) -> str:
         if relation.kind == "derived":
             return f"({_derived_sql(relation)}) AS {_q(relation.alias)}"
@@ -150,14 +163,18 @@ def fused_rows(
         rows += f" WHERE {_sql(where.this)}"
     order = ", ".join(f"__o{i}" for i in range(len(ranks))) or "__unit"
     if cap:
-        rows = (f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY __unit ORDER BY {order}) AS __n "
-                f"FROM ({rows}) AS j) AS c WHERE __n <= {m}")
+        rows = (
+            f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY __unit ORDER BY {order}) AS __n "
+            f"FROM ({rows}) AS j) AS c WHERE __n <= {m}"
+        )
     if groups_pass:
         key_list = ", ".join(f"__k{i}" for i in range(len(keys)))
         rank = "__n" if cap else order.split(",")[0]
-        rows = (f"SELECT * FROM (SELECT *, dense_rank() OVER (PARTITION BY __unit ORDER BY __group_rank) AS __group_index "
-                f"FROM (SELECT *, min({rank}) OVER (PARTITION BY __unit, {key_list}) AS __group_rank FROM ({rows}) AS r) "
-                f"AS g) AS h WHERE __group_index <= {max_groups}")
+        rows = (
+            f"SELECT * FROM (SELECT *, dense_rank() OVER (PARTITION BY __unit ORDER BY __group_rank) AS __group_index "
+            f"FROM (SELECT *, min({rank}) OVER (PARTITION BY __unit, {key_list}) AS __group_rank FROM ({rows}) AS r) "
+            f"AS g) AS h WHERE __group_index <= {max_groups}"
+        )
     return rows, colmap
 
 
@@ -187,8 +204,10 @@ def _derived_sql(relation: Relation) -> str:
             inner_sql = f"COUNT({_sql(target)})"
         else:
             lo, hi = policy.columns[target.name].bounds
-            inner_sql = (f"{_PER_UNIT_SQL[type(aggregate)]}(LEAST(GREATEST(CAST({_sql(target)} AS DOUBLE), "
-                         f"{_num(lo)}), {_num(hi)}))")
+            inner_sql = (
+                f"{_PER_UNIT_SQL[type(aggregate)]}(LEAST(GREATEST(CAST({_sql(target)} AS DOUBLE), "
+                f"{_num(lo)}), {_num(hi)}))"
+            )
         lo, hi = relation.columns[name].bounds
         items.append(f"LEAST(GREATEST({inner_sql}, {_num(lo)}), {_num(hi)}) AS {_q(name)}")
     sql = f"SELECT {', '.join(items)} FROM {_q(relation.dataset.name)}.main.data AS {_q(table.alias or table.name)}"
@@ -244,7 +263,11 @@ def _formula(node: exp.Expression, needs: dict[tuple, str], columns: dict[str, C
 
 
 def _rewrite(
-    node: exp.Expression, keys: list[exp.Expression], needs: dict[tuple, str], columns: dict[str, Column], key_of,
+    node: exp.Expression,
+    keys: list[exp.Expression],
+    needs: dict[tuple, str],
+    columns: dict[str, Column],
+    key_of,
 ) -> exp.Expression:
     index = matches_key(node, keys)
     if index is not None:
@@ -256,7 +279,9 @@ def _rewrite(
         if isinstance(value, exp.Expression):
             node.set(name, _rewrite(value, keys, needs, columns, key_of))
         elif isinstance(value, list):
-            node.set(name, [_rewrite(v, keys, needs, columns, key_of) if isinstance(v, exp.Expression) else v for v in value])
+            node.set(
+                name, [_rewrite(v, keys, needs, columns, key_of) if isinstance(v, exp.Expression) else v for v in value]
+            )
     return node
 
 
@@ -272,7 +297,9 @@ def output_sql(
 ) -> str:
     """Post-processing over the noisy table `released`: the user's SELECT list, HAVING (as a
     filter on released values), ORDER BY and LIMIT. Runs after the noise, so it is free."""
-    items = [f"{_sql(_rewrite(expression, keys, needs, columns, key_of))} AS {_q(name)}" for name, expression, _ in outputs]
+    items = [
+        f"{_sql(_rewrite(expression, keys, needs, columns, key_of))} AS {_q(name)}" for name, expression, _ in outputs
+    ]
     by_id = {p.id: p for p in primitives}
     widths = [
         f"{_half_width_sql(column, expression, by_id, keys, needs, columns, round_to, key_of)} AS __hw_{i}"

@@ -45,6 +45,7 @@ def public_key_set(
     names: dict[exp.Column, str] = {}
     renamed = []
     for key in keys:
+
         def rename(node: exp.Expression) -> exp.Expression:
             if isinstance(node, exp.Column):
                 names.setdefault(node, f"c{len(names)}")
@@ -74,8 +75,9 @@ def _cached(key_sql: tuple[str, ...], specs: tuple[str, ...]) -> tuple[tuple[Any
     try:
         sources = []
         for i, column in enumerate(columns):
-            con.execute(f'CREATE TABLE d{i} AS SELECT unnest($values::{column.type}[]) AS "c{i}"',
-                        {"values": domains[f"c{i}"]})
+            con.execute(
+                f'CREATE TABLE d{i} AS SELECT unnest($values::{column.type}[]) AS "c{i}"', {"values": domains[f"c{i}"]}
+            )
             sources.append(f"d{i}")
         select = ", ".join(f"{k.sql(dialect='duckdb')} AS k{i}" for i, k in enumerate(keys))
         relation = " CROSS JOIN ".join(sources) if sources else "(SELECT 1)"

@@ -42,8 +42,10 @@ def parse(sql: str) -> exp.Expression:
         ) from None
     except (TokenError, RecursionError) as err:
         raise SQLRejected(
-            "This SQL", f"it could not be tokenized ({type(err).__name__})",
-            "Check quotes and nesting.", rule="parse",
+            "This SQL",
+            f"it could not be tokenized ({type(err).__name__})",
+            "Check quotes and nesting.",
+            rule="parse",
         ) from None
     if not statements:
         raise SQLRejected("An empty query", "there is nothing to run", "Write one SELECT statement.", rule="parse")

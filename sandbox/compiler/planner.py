@@ -131,7 +131,9 @@ def build_plan(
     share = epsilon / len(builder.order)
     rows_bound = unit_relation.dataset.rows * (m if scope.fused else 1)
     primitives = [
-        _primitive(builder.needs[n.key()], n, columns, m, l0, share, rows_bound, builder.needs[n.key()] in builder.internal)
+        _primitive(
+            builder.needs[n.key()], n, columns, m, l0, share, rows_bound, builder.needs[n.key()] in builder.internal
+        )
         for n in builder.order
     ]
     delta_used, selection = 0.0, None
@@ -149,19 +151,32 @@ def build_plan(
     notes = []
     if scope.fused:
         capped = bool(scope.joins)  # a pre-aggregation alone is one row per unit by construction
-        relation, colmap = generate.fused_rows(scope, where, keys, primitives, m=m, cap=capped,
-                                                groups_pass=groups_pass, max_groups=max_groups)
+        relation, colmap = generate.fused_rows(
+            scope, where, keys, primitives, m=m, cap=capped, groups_pass=groups_pass, max_groups=max_groups
+        )
         unit = "__unit"
         aggregate = generate.aggregate_sql(relation, keys, primitives, unit=unit, colmap=colmap)
-        histograms = {p.id: generate.histogram_sql(relation, keys, p, colmap) for p in primitives if p.kind == "quantile"}
+        histograms = {
+            p.id: generate.histogram_sql(relation, keys, p, colmap) for p in primitives if p.kind == "quantile"
+        }
         if capped:
-            notes.append(f"each {unit_relation.unit} contributes at most {m} joined rows (the tightest max_rows "
-                         "of the fused datasets), chosen by their keyed-hash ranks")
+            notes.append(
+                f"each {unit_relation.unit} contributes at most {m} joined rows (the tightest max_rows "
+                "of the fused datasets), chosen by their keyed-hash ranks"
+            )
     else:
         dataset = scope.base.dataset
         bounding = dataset.max_rows_per_unit > m and not dataset.prebounded  # else a verified no-op
-        relation = generate.bounded_relation(dataset, where, keys, unit=unit_relation.unit, max_rows=m,
-                                             bounding=bounding, groups_pass=groups_pass, max_groups=max_groups)
+        relation = generate.bounded_relation(
+            dataset,
+            where,
+            keys,
+            unit=unit_relation.unit,
+            max_rows=m,
+            bounding=bounding,
+            groups_pass=groups_pass,
+            max_groups=max_groups,
+        )
         aggregate = generate.aggregate_sql(relation, keys, primitives, unit=unit_relation.unit, dataset=dataset)
         histograms = {p.id: generate.histogram_sql(relation, keys, p) for p in primitives if p.kind == "quantile"}
         if bounding:

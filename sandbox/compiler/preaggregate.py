@@ -30,67 +30,105 @@ _ALLOWED = STRUCTURAL_NODES + SCALAR_NODES + AGGREGATES + (exp.Min, exp.Max, exp
 
 def derived_relation(subquery: exp.Subquery, ctx: Context) -> Relation:
     inner = subquery.this
-    fix = ("Write (SELECT <unit>, SUM(col) AS total FROM <dataset> [WHERE ...] GROUP BY <unit>) AS alias.")
+    fix = "Write (SELECT <unit>, SUM(col) AS total FROM <dataset> [WHERE ...] GROUP BY <unit>) AS alias."
     if not isinstance(inner, exp.Select):
         ctx.reject(subquery, "This subquery", "only a per-unit pre-aggregation may stand in FROM", fix, NAME)
     if not subquery.alias:
         ctx.reject(subquery, "A subquery without an alias", "the outer query must name it", "Add AS s.", NAME)
     for key in ("joins", "having", "order", "limit", "offset", "distinct", "qualify", "with_", "with"):
         if inner.args.get(key):
-            ctx.reject(inner.args[key] if not isinstance(inner.args[key], list) else inner.args[key][0],
-                       f"{key.upper().rstrip('_')} inside a pre-aggregation", "it is outside the supported subset",
-                       fix, NAME)
+            ctx.reject(
+                inner.args[key] if not isinstance(inner.args[key], list) else inner.args[key][0],
+                f"{key.upper().rstrip('_')} inside a pre-aggregation",
+                "it is outside the supported subset",
+                fix,
+                NAME,
+            )
     for node in inner.walk():
         if node is inner:
             continue
         if isinstance(node, exp.Select | exp.Window) or (isinstance(node, exp.Subquery) and node is not subquery):
-            ctx.reject(node, f"The construct {node.sql('duckdb')[:40]} inside a pre-aggregation",
-                       "pre-aggregations cannot nest queries or windows", fix, NAME)
+            ctx.reject(
+                node,
+                f"The construct {node.sql('duckdb')[:40]} inside a pre-aggregation",
+                "pre-aggregations cannot nest queries or windows",
+                fix,
+                NAME,
+            )
         if isinstance(node, exp.Anonymous) and node.name.lower() in SAFE_ANONYMOUS:
             continue
         if not isinstance(node, _ALLOWED):
-            ctx.reject(node, f"The construct {node.sql('duckdb')[:40]}", "it is not in the sandbox's allowlist",
-                       fix, NAME)
+            ctx.reject(
+                node, f"The construct {node.sql('duckdb')[:40]}", "it is not in the sandbox's allowlist", fix, NAME
+            )
     table = inner.args["from_"].this if inner.args.get("from_") else None
     if not isinstance(table, exp.Table) or not isinstance(table.this, exp.Identifier) or table.args.get("db"):
         ctx.reject(table or inner, "The pre-aggregation's FROM", "it must name one catalog dataset", fix, NAME)
     try:
         dataset = ctx.catalog.get(table.name)
     except DatasetNotFound:
-        ctx.reject(table, f"The dataset {table.name!r}", "it is not in the catalog",
-                   f"{suggest(table.name, ctx.catalog.names())}Available: {', '.join(ctx.catalog.names())}.", NAME)
+        ctx.reject(
+            table,
+            f"The dataset {table.name!r}",
+            "it is not in the catalog",
+            f"{suggest(table.name, ctx.catalog.names())}Available: {', '.join(ctx.catalog.names())}.",
+            NAME,
+        )
     policy = dataset.policy
     if policy.public:
-        ctx.reject(table, f"Pre-aggregating the public dataset {table.name!r}", "it has no privacy unit",
-                   "Join public reference data directly instead.", NAME)
+        ctx.reject(
+            table,
+            f"Pre-aggregating the public dataset {table.name!r}",
+            "it has no privacy unit",
+            "Join public reference data directly instead.",
+            NAME,
+        )
     unit = policy.unit
     for column in inner.find_all(exp.Column):
         declared = policy.columns.get(column.name)
         if declared is None or declared.role is Role.hidden:
-            ctx.reject(column, f"The column {column.name!r}", f"dataset {policy.name!r} has no such column",
-                       f"{suggest(column.name, list(policy.queryable()))}Columns: {', '.join(policy.queryable())}.",
-                       NAME)
+            ctx.reject(
+                column,
+                f"The column {column.name!r}",
+                f"dataset {policy.name!r} has no such column",
+                f"{suggest(column.name, list(policy.queryable()))}Columns: {', '.join(policy.queryable())}.",
+                NAME,
+            )
         if declared.role is Role.identifier and column.name != unit:
             ctx.reject(column, f"The identifier column {column.name!r}", "identifiers are never used", fix, NAME)
     where = inner.args.get("where")
     if where is not None:
         for node in where.find_all(exp.Column):
             if policy.columns[node.name].role is Role.identifier:
-                ctx.reject(node, f"The identifier column {node.name!r} in WHERE",
-                           "filtering on an identifier targets single persons", "Filter on other columns.", NAME)
+                ctx.reject(
+                    node,
+                    f"The identifier column {node.name!r} in WHERE",
+                    "filtering on an identifier targets single persons",
+                    "Filter on other columns.",
+                    NAME,
+                )
         for node in where.find_all(*AGGREGATES, exp.Min, exp.Max):
             ctx.reject(node, "An aggregate in WHERE", "WHERE works on rows", "Filter rows only.", NAME)
     group = inner.args.get("group")
     keys = [k for k in (group.expressions if group else [])]
     if not keys or not all(isinstance(k, exp.Column) for k in keys) or unit not in {k.name for k in keys}:
-        ctx.reject(group or inner, "A pre-aggregation not grouped by the privacy unit",
-                   f"it must give one row per {unit}", f"GROUP BY {unit} (and dimensions constant per {unit}).", NAME)
+        ctx.reject(
+            group or inner,
+            "A pre-aggregation not grouped by the privacy unit",
+            f"it must give one row per {unit}",
+            f"GROUP BY {unit} (and dimensions constant per {unit}).",
+            NAME,
+        )
     dims = [k.name for k in keys if k.name != unit]
     for name in dims:
         if policy.columns[name].role is not Role.dimension or name not in dataset.constant_dimensions:
-            ctx.reject(next(k for k in keys if k.name == name), f"GROUP BY {name} in a pre-aggregation",
-                       f"{name!r} is not verified constant per {unit}, so there could be several rows per unit",
-                       f"Group by {unit} only, or by dimensions constant per {unit}.", NAME)
+            ctx.reject(
+                next(k for k in keys if k.name == name),
+                f"GROUP BY {name} in a pre-aggregation",
+                f"{name!r} is not verified constant per {unit}, so there could be several rows per unit",
+                f"Group by {unit} only, or by dimensions constant per {unit}.",
+                NAME,
+            )
     columns = {}
     for item in inner.expressions:
         value = item.unalias()
@@ -98,38 +136,76 @@ def derived_relation(subquery: exp.Subquery, ctx: Context) -> Relation:
             columns[item.alias or value.name] = policy.columns[value.name]
             continue
         if not item.alias:
-            ctx.reject(item, f"The pre-aggregated value {item.sql('duckdb')[:40]}", "the outer query needs a name",
-                       "Name it, e.g. SUM(x) AS total.", NAME)
+            ctx.reject(
+                item,
+                f"The pre-aggregated value {item.sql('duckdb')[:40]}",
+                "the outer query needs a name",
+                "Name it, e.g. SUM(x) AS total.",
+                NAME,
+            )
         aggregate, clamp = _clamped(value)
         if aggregate is None or type(aggregate) not in _PER_UNIT:
-            ctx.reject(value, f"The pre-aggregated value {value.sql('duckdb')[:40]}",
-                       "it must be COUNT, SUM, AVG, MIN or MAX of a column, optionally clamped with "
-                       "LEAST(GREATEST(agg, low), high)", "Aggregate a column per unit.", NAME)
+            ctx.reject(
+                value,
+                f"The pre-aggregated value {value.sql('duckdb')[:40]}",
+                "it must be COUNT, SUM, AVG, MIN or MAX of a column, optionally clamped with "
+                "LEAST(GREATEST(agg, low), high)",
+                "Aggregate a column per unit.",
+                NAME,
+            )
         function = _PER_UNIT[type(aggregate)]
         target = aggregate.this
         if isinstance(target, exp.Distinct):
-            ctx.reject(aggregate, f"DISTINCT in {aggregate.sql('duckdb')[:40]}", "it is not supported here",
-                       "Remove DISTINCT.", NAME)
+            ctx.reject(
+                aggregate,
+                f"DISTINCT in {aggregate.sql('duckdb')[:40]}",
+                "it is not supported here",
+                "Remove DISTINCT.",
+                NAME,
+            )
         source = None
         if function == "count":
             if not isinstance(target, exp.Star | exp.Column):
-                ctx.reject(aggregate, f"The aggregate {aggregate.sql('duckdb')[:40]}", "COUNT takes * or a column",
-                           "Count rows or a column.", NAME)
+                ctx.reject(
+                    aggregate,
+                    f"The aggregate {aggregate.sql('duckdb')[:40]}",
+                    "COUNT takes * or a column",
+                    "Count rows or a column.",
+                    NAME,
+                )
         else:
             if not isinstance(target, exp.Column) or not policy.columns[target.name].aggregable:
-                ctx.reject(aggregate, f"The aggregate {aggregate.sql('duckdb')[:40]}",
-                           "it needs a column with public bounds", "Aggregate a measure with bounds.", NAME)
+                ctx.reject(
+                    aggregate,
+                    f"The aggregate {aggregate.sql('duckdb')[:40]}",
+                    "it needs a column with public bounds",
+                    "Aggregate a measure with bounds.",
+                    NAME,
+                )
             source = policy.columns[target.name]
         try:
             columns[item.alias] = derived_column(function, source, policy.privacy_unit.max_rows, clamp)
         except ValueError:
             ctx.reject(value, f"The clamp of {item.alias}", "it leaves no range of values", "Widen it.", NAME)
     if unit not in columns:
-        ctx.reject(inner, f"A pre-aggregation without {unit}", "the outer query joins and counts units by it",
-                   f"Select {unit} too.", NAME)
+        ctx.reject(
+            inner,
+            f"A pre-aggregation without {unit}",
+            "the outer query joins and counts units by it",
+            f"Select {unit} too.",
+            NAME,
+        )
     return Relation(
-        alias=subquery.alias, kind="derived", dataset=dataset, columns=columns, unit=unit, max_rows=1,
-        max_groups=1, constant=frozenset(columns), node=subquery, inner=inner,
+        alias=subquery.alias,
+        kind="derived",
+        dataset=dataset,
+        columns=columns,
+        unit=unit,
+        max_rows=1,
+        max_groups=1,
+        constant=frozenset(columns),
+        node=subquery,
+        inner=inner,
     )
 
 

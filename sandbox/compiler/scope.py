@@ -137,5 +137,10 @@ def derived_column(function: str, column: Column | None, max_rows: int, clamp: t
     # A per-unit count is a small public range (0..max_rows): a dimension, so "how many persons
     # have k visits" is a GROUP BY with public keys; other per-unit values are measures.
     role = Role.dimension if function == "count" else Role.measure
-    return Column(role=role, type="BIGINT" if integer else "DOUBLE", bounds=(lo, hi),
-                  description=f"per-unit {function}", nullable=function in ("avg", "min", "max"))
+    return Column(
+        role=role,
+        type="BIGINT" if integer else "DOUBLE",
+        bounds=(lo, hi),
+        description=f"per-unit {function}",
+        nullable=function in ("avg", "min", "max"),
+    )

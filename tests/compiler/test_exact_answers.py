@@ -13,7 +13,9 @@ from sandbox.policy import Policy
 from tests.support.exact import exact_primitives
 
 ROWS = [  # pid, dept, amount, age
-    (1, "a", 10.0, 30), (1, "a", 20.0, 30), (1, "b", 300.0, 30),  # 300 clamps to 100
+    (1, "a", 10.0, 30),
+    (1, "a", 20.0, 30),
+    (1, "b", 300.0, 30),  # 300 clamps to 100
     (2, "a", 50.0, 41),
     (3, "b", -5.0, 57),  # clamps to 0
     (4, "b", None, 62),
@@ -21,18 +23,23 @@ ROWS = [  # pid, dept, amount, age
 
 
 def _policy(max_rows: int, max_groups: int = 2) -> Policy:
-    return Policy.model_validate({
-        "name": "visits", "title": "t", "description": "d", "owner": "o",
-        "source": {"kind": "parquet", "location": "{data_dir}/visits.parquet"},
-        "privacy_unit": {"column": "pid", "max_rows": max_rows, "max_groups": max_groups},
-        "columns": {
-            "pid": {"role": "identifier", "type": "BIGINT"},
-            "dept": {"role": "dimension", "type": "VARCHAR", "keys": ["a", "b", "c"]},
-            "amount": {"role": "measure", "type": "DOUBLE", "bounds": [0, 100], "nullable": True},
-            "age": {"role": "dimension", "type": "INTEGER", "bounds": [0, 100]},
-        },
-        "limits": {"max_epsilon_per_query": 2.0},
-    })
+    return Policy.model_validate(
+        {
+            "name": "visits",
+            "title": "t",
+            "description": "d",
+            "owner": "o",
+            "source": {"kind": "parquet", "location": "{data_dir}/visits.parquet"},
+            "privacy_unit": {"column": "pid", "max_rows": max_rows, "max_groups": max_groups},
+            "columns": {
+                "pid": {"role": "identifier", "type": "BIGINT"},
+                "dept": {"role": "dimension", "type": "VARCHAR", "keys": ["a", "b", "c"]},
+                "amount": {"role": "measure", "type": "DOUBLE", "bounds": [0, 100], "nullable": True},
+                "age": {"role": "dimension", "type": "INTEGER", "bounds": [0, 100]},
+            },
+            "limits": {"max_epsilon_per_query": 2.0},
+        }
+    )
 
 
 def _register(data_dir, max_rows: int) -> Catalog:
@@ -88,8 +95,9 @@ def test_counts_and_sums(catalog) -> None:
 
 
 def test_full_data_by_hand(whole) -> None:
-    plan = compile_query("SELECT dept, COUNT(*), SUM(amount), AVG(amount) FROM visits GROUP BY dept",
-                         whole, epsilon=1.0)
+    plan = compile_query(
+        "SELECT dept, COUNT(*), SUM(amount), AVG(amount) FROM visits GROUP BY dept", whole, epsilon=1.0
+    )
     values = exact_primitives(plan)
     assert values[("a",)]["p0"] == 3 and values[("b",)]["p0"] == 3
     assert _value(plan, values[("a",)], "p1") == 80.0  # 10 + 20 + 50

@@ -20,24 +20,52 @@ REFS = [("a", "north", 1.0), ("a", "north-bis", 2.0), ("b", "south", 3.0)]  # 'a
 
 
 def _policy(name: str, columns: dict, unit: str | None, max_rows: int = 1, max_groups: int = 1) -> Policy:
-    return Policy.model_validate({
-        "name": name, "title": name, "description": "fixture", "owner": "tests", "domain": "person" if unit else None,
-        "public": unit is None, "source": {"kind": "parquet", "location": f"{{data_dir}}/{name}.parquet"},
-        "privacy_unit": {"column": unit, "max_rows": max_rows, "max_groups": max_groups} if unit else None,
-        "columns": columns, "limits": {"max_epsilon_per_query": 5.0},
-    })
+    return Policy.model_validate(
+        {
+            "name": name,
+            "title": name,
+            "description": "fixture",
+            "owner": "tests",
+            "domain": "person" if unit else None,
+            "public": unit is None,
+            "source": {"kind": "parquet", "location": f"{{data_dir}}/{name}.parquet"},
+            "privacy_unit": {"column": unit, "max_rows": max_rows, "max_groups": max_groups} if unit else None,
+            "columns": columns,
+            "limits": {"max_epsilon_per_query": 5.0},
+        }
+    )
 
 
 POLICIES = [
-    _policy("people", {"pid": {"role": "identifier", "type": "BIGINT"},
-                       "district": {"role": "dimension", "type": "VARCHAR", "keys": ["a", "b"]},
-                       "age": {"role": "dimension", "type": "INTEGER", "bounds": [0, 100]}}, "pid"),
-    _policy("visits", {"pid": {"role": "identifier", "type": "BIGINT"},
-                       "dept": {"role": "dimension", "type": "VARCHAR", "keys": ["x", "y"]},
-                       "cost": {"role": "measure", "type": "DOUBLE", "bounds": [0, 100]}}, "pid", 2, 2),
-    _policy("refs", {"district": {"role": "dimension", "type": "VARCHAR", "keys": ["a", "b"]},
-                     "label": {"role": "dimension", "type": "VARCHAR"},
-                     "weight": {"role": "measure", "type": "DOUBLE", "bounds": [0, 10]}}, None),
+    _policy(
+        "people",
+        {
+            "pid": {"role": "identifier", "type": "BIGINT"},
+            "district": {"role": "dimension", "type": "VARCHAR", "keys": ["a", "b"]},
+            "age": {"role": "dimension", "type": "INTEGER", "bounds": [0, 100]},
+        },
+        "pid",
+    ),
+    _policy(
+        "visits",
+        {
+            "pid": {"role": "identifier", "type": "BIGINT"},
+            "dept": {"role": "dimension", "type": "VARCHAR", "keys": ["x", "y"]},
+            "cost": {"role": "measure", "type": "DOUBLE", "bounds": [0, 100]},
+        },
+        "pid",
+        2,
+        2,
+    ),
+    _policy(
+        "refs",
+        {
+            "district": {"role": "dimension", "type": "VARCHAR", "keys": ["a", "b"]},
+            "label": {"role": "dimension", "type": "VARCHAR"},
+            "weight": {"role": "measure", "type": "DOUBLE", "bounds": [0, 10]},
+        },
+        None,
+    ),
 ]
 
 
@@ -45,9 +73,11 @@ def _catalog(directory, secret: bytes, drop: int | None = None) -> Catalog:
     directory.mkdir(parents=True)
     (directory / "secret.key").write_bytes(secret)
     con = duckdb.connect()
-    for name, rows, schema in (("people", PEOPLE, "pid BIGINT, district VARCHAR, age INTEGER"),
-                               ("visits", VISITS, "pid BIGINT, dept VARCHAR, cost DOUBLE"),
-                               ("refs", REFS, "district VARCHAR, label VARCHAR, weight DOUBLE")):
+    for name, rows, schema in (
+        ("people", PEOPLE, "pid BIGINT, district VARCHAR, age INTEGER"),
+        ("visits", VISITS, "pid BIGINT, dept VARCHAR, cost DOUBLE"),
+        ("refs", REFS, "district VARCHAR, label VARCHAR, weight DOUBLE"),
+    ):
         con.execute(f"CREATE TABLE t ({schema})")
         kept = [r for r in rows if drop is None or name == "refs" or r[0] != drop]
         con.executemany(f"INSERT INTO t VALUES ({', '.join('?' * len(rows[0]))})", kept)
@@ -76,15 +106,20 @@ def _first_visit(catalog: Catalog) -> pl.DataFrame:
 
 
 def test_inner_join_keeps_one_joined_row_per_person(catalog) -> None:
-    assert _counts(catalog, "SELECT p.district, COUNT(*) FROM people p JOIN visits v ON p.pid = v.pid "
-                            "GROUP BY p.district") == {"a": 2, "b": 1}  # p4 has no visit, p5 is not a resident
+    assert _counts(
+        catalog, "SELECT p.district, COUNT(*) FROM people p JOIN visits v ON p.pid = v.pid GROUP BY p.district"
+    ) == {"a": 2, "b": 1}  # p4 has no visit, p5 is not a resident
 
 
 def test_left_join_keeps_persons_without_matches(catalog) -> None:
-    assert _counts(catalog, "SELECT p.district, COUNT(*) FROM people p LEFT JOIN visits v ON p.pid = v.pid "
-                            "GROUP BY p.district") == {"a": 2, "b": 2}
-    assert _counts(catalog, "SELECT p.district, COUNT(DISTINCT v.pid) FROM people p LEFT JOIN visits v "
-                            "ON p.pid = v.pid GROUP BY p.district") == {"a": 2, "b": 1}
+    assert _counts(
+        catalog, "SELECT p.district, COUNT(*) FROM people p LEFT JOIN visits v ON p.pid = v.pid GROUP BY p.district"
+    ) == {"a": 2, "b": 2}
+    assert _counts(
+        catalog,
+        "SELECT p.district, COUNT(DISTINCT v.pid) FROM people p LEFT JOIN visits v "
+        "ON p.pid = v.pid GROUP BY p.district",
+    ) == {"a": 2, "b": 1}
 
 
 def test_joined_sum_uses_the_ranked_row_and_the_bounds(catalog) -> None:
@@ -95,17 +130,22 @@ def test_joined_sum_uses_the_ranked_row_and_the_bounds(catalog) -> None:
 
 
 def test_public_table_with_duplicated_keys_is_bounded_after_the_join(catalog) -> None:
-    counts = _counts(catalog, "SELECT p.district, COUNT(*) FROM people p JOIN refs r ON p.district = r.district "
-                              "GROUP BY p.district")
+    counts = _counts(
+        catalog, "SELECT p.district, COUNT(*) FROM people p JOIN refs r ON p.district = r.district GROUP BY p.district"
+    )
     assert counts == {"a": 2, "b": 2}, "each person once, although 'a' matches two reference rows"
-    labels = _counts(catalog, "SELECT r.label, COUNT(*) FROM people p JOIN refs r ON p.district = r.district "
-                              "GROUP BY r.label")
+    labels = _counts(
+        catalog, "SELECT r.label, COUNT(*) FROM people p JOIN refs r ON p.district = r.district GROUP BY r.label"
+    )
     assert sum(labels.values()) == 4 and set(labels) <= {"north", "north-bis", "south"}
 
 
 def test_per_unit_pre_aggregation(catalog) -> None:
-    plan = compile_query("SELECT COUNT(*), SUM(s.total) FROM (SELECT pid, SUM(cost) AS total FROM visits "
-                         "GROUP BY pid) AS s", catalog, epsilon=1.0)
+    plan = compile_query(
+        "SELECT COUNT(*), SUM(s.total) FROM (SELECT pid, SUM(cost) AS total FROM visits GROUP BY pid) AS s",
+        catalog,
+        epsilon=1.0,
+    )
     values = exact_primitives(plan)[()]
     visits = pl.read_parquet(catalog.get("visits").parquet_path).filter(pl.col("__rank") <= 2)
     totals = visits.group_by("pid").agg(pl.col("cost").clip(0, 100).sum())
@@ -141,8 +181,11 @@ def test_removing_a_person_from_the_domain_stays_within_sensitivity(catalog, nei
     groups = set(a) | set(b)
     for p in plan.primitives:
         if p.kind == "quantile":
-            change = sum(abs(a.get(g, {}).get(p.id, {}).get(i, 0) - b.get(g, {}).get(p.id, {}).get(i, 0))
-                         for g in groups for i in set(a.get(g, {}).get(p.id, {})) | set(b.get(g, {}).get(p.id, {})))
+            change = sum(
+                abs(a.get(g, {}).get(p.id, {}).get(i, 0) - b.get(g, {}).get(p.id, {}).get(i, 0))
+                for g in groups
+                for i in set(a.get(g, {}).get(p.id, {})) | set(b.get(g, {}).get(p.id, {}))
+            )
         else:
             change = sum(abs((a.get(g, {}).get(p.id) or 0) - (b.get(g, {}).get(p.id) or 0)) for g in groups)
         assert change <= p.sensitivity, f"{p.id} ({p.kind} {p.column}) moved by {change} > {p.sensitivity}"

@@ -19,8 +19,13 @@ def check(query: exp.Select, ctx: Context) -> None:
         label = node.sql("duckdb")[:60]
         inner = node.this
         if any(is_aggregate(n) for n in inner.walk() if n is not node) if inner is not None else False:
-            ctx.reject(node, f"The nested aggregate {label}", "aggregates cannot contain aggregates",
-                       "Aggregate a column directly and do arithmetic on the results.", NAME)
+            ctx.reject(
+                node,
+                f"The nested aggregate {label}",
+                "aggregates cannot contain aggregates",
+                "Aggregate a column directly and do arithmetic on the results.",
+                NAME,
+            )
         if isinstance(node, exp.Count):
             if isinstance(inner, exp.Star):
                 continue
@@ -29,32 +34,54 @@ def check(query: exp.Select, ctx: Context) -> None:
                 resolved = ctx.resolve(targets[0]) if len(targets) == 1 and isinstance(targets[0], exp.Column) else None
                 if resolved and resolved[0].private and targets[0].name == resolved[0].unit:
                     continue
-                ctx.reject(node, f"The aggregate {label}", "only COUNT(DISTINCT <unit>) is supported: "
-                           "distinct values of other columns are exact", f"Count units with COUNT(DISTINCT "
-                           f"{unit}), or GROUP BY the column and COUNT(*).", NAME)
+                ctx.reject(
+                    node,
+                    f"The aggregate {label}",
+                    "only COUNT(DISTINCT <unit>) is supported: distinct values of other columns are exact",
+                    f"Count units with COUNT(DISTINCT {unit}), or GROUP BY the column and COUNT(*).",
+                    NAME,
+                )
             if isinstance(inner, exp.Column):
                 continue
-            ctx.reject(node, f"The aggregate {label}", "COUNT takes *, a column, or DISTINCT <unit>",
-                       "Count a column, or move the condition into WHERE.", NAME)
+            ctx.reject(
+                node,
+                f"The aggregate {label}",
+                "COUNT takes *, a column, or DISTINCT <unit>",
+                "Count a column, or move the condition into WHERE.",
+                NAME,
+            )
         if isinstance(inner, exp.Distinct):
-            ctx.reject(node, f"DISTINCT in {label}", "only COUNT(DISTINCT <unit>) is supported",
-                       "Remove DISTINCT.", NAME)
+            ctx.reject(
+                node, f"DISTINCT in {label}", "only COUNT(DISTINCT <unit>) is supported", "Remove DISTINCT.", NAME
+            )
         if not isinstance(inner, exp.Column):
-            ctx.reject(node, f"The aggregate {label}", "aggregates take a plain column so its public "
-                       "bounds apply", "Aggregate the column and do arithmetic on the result, "
-                       "e.g. SUM(x) * 2 instead of SUM(x * 2).", NAME)
+            ctx.reject(
+                node,
+                f"The aggregate {label}",
+                "aggregates take a plain column so its public bounds apply",
+                "Aggregate the column and do arithmetic on the result, e.g. SUM(x) * 2 instead of SUM(x * 2).",
+                NAME,
+            )
         column = ctx.resolve(inner)[1]
         if not column.aggregable:
-            ctx.reject(node, f"The aggregate {label}", f"column {inner.name!r} has no public bounds "
-                       "to clamp its values", "COUNT it or GROUP BY it; only columns with `bounds` in "
-                       "the policy can be summed, averaged or ranked.", NAME)
+            ctx.reject(
+                node,
+                f"The aggregate {label}",
+                f"column {inner.name!r} has no public bounds to clamp its values",
+                "COUNT it or GROUP BY it; only columns with `bounds` in the policy can be summed, averaged or ranked.",
+                NAME,
+            )
         if isinstance(node, _QUANTILES):
             level = node.expression
             value = _number(level)
             if value is None or not 0 < value < 1:
-                ctx.reject(level or node, f"The quantile level in {label}",
-                           "it must be a numeric constant strictly between 0 and 1",
-                           "Write e.g. QUANTILE_CONT(col, 0.9); use MEDIAN(col) for 0.5.", NAME)
+                ctx.reject(
+                    level or node,
+                    f"The quantile level in {label}",
+                    "it must be a numeric constant strictly between 0 and 1",
+                    "Write e.g. QUANTILE_CONT(col, 0.9); use MEDIAN(col) for 0.5.",
+                    NAME,
+                )
 
 
 def _number(node: exp.Expression | None) -> float | None:

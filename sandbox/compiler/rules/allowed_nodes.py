@@ -21,28 +21,49 @@ _ALLOWED = STRUCTURAL_NODES + SCALAR_NODES + AGGREGATES
 def check(query: exp.Select, ctx: Context) -> None:
     for node in walk_outer(query):
         if isinstance(node, exp.Window):
-            ctx.reject(node, "A window function (OVER ...)", "window functions can expose single rows",
-                       "Use GROUP BY with aggregates instead.", NAME)
+            ctx.reject(
+                node,
+                "A window function (OVER ...)",
+                "window functions can expose single rows",
+                "Use GROUP BY with aggregates instead.",
+                NAME,
+            )
         if isinstance(node, exp.Filter):
-            ctx.reject(node, "An aggregate FILTER clause", "it is outside the supported subset",
-                       "Move the condition into WHERE, or GROUP BY it.", NAME)
+            ctx.reject(
+                node,
+                "An aggregate FILTER clause",
+                "it is outside the supported subset",
+                "Move the condition into WHERE, or GROUP BY it.",
+                NAME,
+            )
         if type(node) in FORBIDDEN_AGGREGATES:
             reason, fix = FORBIDDEN_AGGREGATES[type(node)]
             ctx.reject(node, f"The aggregate {node.sql('duckdb')[:40]}", reason, fix, NAME)
         if isinstance(node, exp.Anonymous):
             if node.name.lower() in SAFE_ANONYMOUS:
                 continue
-            ctx.reject(node, f"The function {node.name.upper()}()",
-                       "it is not in the sandbox's list of pure scalar functions",
-                       "Use arithmetic, CASE, FLOOR/ROUND, string and date-part functions; "
-                       "see the README's 'Accepted SQL'.", NAME)
+            ctx.reject(
+                node,
+                f"The function {node.name.upper()}()",
+                "it is not in the sandbox's list of pure scalar functions",
+                "Use arithmetic, CASE, FLOOR/ROUND, string and date-part functions; see the README's 'Accepted SQL'.",
+                NAME,
+            )
         if isinstance(node, exp.Star) and not isinstance(node.parent, exp.Count):
-            ctx.reject(node, "SELECT *", "it would output rows",
-                       "Select aggregates such as COUNT(*), SUM(col) or AVG(col), grouped by dimensions.",
-                       NAME)
+            ctx.reject(
+                node,
+                "SELECT *",
+                "it would output rows",
+                "Select aggregates such as COUNT(*), SUM(col) or AVG(col), grouped by dimensions.",
+                NAME,
+            )
         if not isinstance(node, _ALLOWED):
             label = node.key.upper() if node.key else type(node).__name__
-            ctx.reject(node, f"The construct {label} ({node.sql('duckdb')[:40]})",
-                       "it is not in the sandbox's allowlist of pure, bounded SQL",
-                       "Use arithmetic, comparisons, CASE, FLOOR/ROUND and date parts with "
-                       "COUNT/SUM/AVG/VAR/STDDEV/MEDIAN/QUANTILE_CONT.", NAME)
+            ctx.reject(
+                node,
+                f"The construct {label} ({node.sql('duckdb')[:40]})",
+                "it is not in the sandbox's allowlist of pure, bounded SQL",
+                "Use arithmetic, comparisons, CASE, FLOOR/ROUND and date parts with "
+                "COUNT/SUM/AVG/VAR/STDDEV/MEDIAN/QUANTILE_CONT.",
+                NAME,
+            )

@@ -16,17 +16,27 @@ def check(query: exp.Select, ctx: Context) -> None:
     if group is None:
         return
     if group.args.get("rollup") or group.args.get("cube") or group.args.get("grouping_sets"):
-        ctx.reject(group, "ROLLUP/CUBE/GROUPING SETS", "they release overlapping groups",
-                   "Run one query per grouping.", NAME)
+        ctx.reject(
+            group, "ROLLUP/CUBE/GROUPING SETS", "they release overlapping groups", "Run one query per grouping.", NAME
+        )
     if len(group.expressions) > MAX_KEYS:
-        ctx.reject(group.expressions[MAX_KEYS], f"{len(group.expressions)} GROUP BY keys",
-                   f"at most {MAX_KEYS} keys are allowed", "Group by fewer dimensions.", NAME)
+        ctx.reject(
+            group.expressions[MAX_KEYS],
+            f"{len(group.expressions)} GROUP BY keys",
+            f"at most {MAX_KEYS} keys are allowed",
+            "Group by fewer dimensions.",
+            NAME,
+        )
     for key in group.expressions:
         for column in key.find_all(exp.Column):
             declared = ctx.resolve(column)[1]
             if declared.role is not Role.dimension:
-                ctx.reject(column, f"GROUP BY on the {declared.role.value} {column.name!r}",
-                           "only dimensions may define groups",
-                           "Group by a dimension; aggregate measures with SUM/AVG/MEDIAN, or "
-                           "ask the data owner to declare it a dimension.", NAME)
+                ctx.reject(
+                    column,
+                    f"GROUP BY on the {declared.role.value} {column.name!r}",
+                    "only dimensions may define groups",
+                    "Group by a dimension; aggregate measures with SUM/AVG/MEDIAN, or "
+                    "ask the data owner to declare it a dimension.",
+                    NAME,
+                )
     ctx.group_keys = list(group.expressions)

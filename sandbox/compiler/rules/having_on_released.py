@@ -19,10 +19,14 @@ def check(query: exp.Select, ctx: Context) -> None:
     selected = [n for item in query.expressions for n in item.walk() if is_aggregate(n)]
     for node in having.find_all(exp.Expression):
         if is_aggregate(node) and not any(same(node, s) for s in selected):
-            ctx.reject(node, f"HAVING on {node.sql('duckdb')[:40]}",
-                       "HAVING may only filter values that are released (noisy), and this aggregate "
-                       "is not in the SELECT list", "Add the aggregate to SELECT (or filter on its "
-                       "output name); the filter then applies to the noisy value.", NAME)
+            ctx.reject(
+                node,
+                f"HAVING on {node.sql('duckdb')[:40]}",
+                "HAVING may only filter values that are released (noisy), and this aggregate is not in the SELECT list",
+                "Add the aggregate to SELECT (or filter on its "
+                "output name); the filter then applies to the noisy value.",
+                NAME,
+            )
     _check_columns(having, query, ctx)
 
 
@@ -35,9 +39,13 @@ def _check_columns(clause: exp.Expression, query: exp.Select, ctx: Context) -> N
             continue
         bad = covered(column, ctx.group_keys)
         if bad is not None and not bad.find_ancestor(*_AGG_TYPES):
-            ctx.reject(bad, f"The column {bad.name!r} in {clause.key.upper()}",
-                       "only group keys, output names and released aggregates can be used here",
-                       "Refer to a GROUP BY key or an output name.", NAME)
+            ctx.reject(
+                bad,
+                f"The column {bad.name!r} in {clause.key.upper()}",
+                "only group keys, output names and released aggregates can be used here",
+                "Refer to a GROUP BY key or an output name.",
+                NAME,
+            )
 
 
 from sandbox.compiler.vocabulary import AGGREGATES as _AGG_TYPES  # noqa: E402

@@ -21,14 +21,29 @@ def check(query: exp.Select, ctx: Context) -> None:
         name = column.name
         holders = scope.candidates(name)
         if len(holders) > 1 and not column.table:
-            ctx.reject(column, f"The column {name!r}", f"it exists in {', '.join(r.alias for r in holders)}",
-                       f"Qualify it, e.g. {holders[0].alias}.{name}.", NAME)
+            ctx.reject(
+                column,
+                f"The column {name!r}",
+                f"it exists in {', '.join(r.alias for r in holders)}",
+                f"Qualify it, e.g. {holders[0].alias}.{name}.",
+                NAME,
+            )
         relation = scope.by_alias(column.table) if column.table else scope.base
         policy = relation.dataset.policy
         if name in policy.columns and name not in relation.columns:
-            ctx.reject(column, f"The column {name!r}", "it is hidden by the dataset's policy",
-                       "Remove it; hidden columns cannot be queried in any way.", NAME)
+            ctx.reject(
+                column,
+                f"The column {name!r}",
+                "it is hidden by the dataset's policy",
+                "Remove it; hidden columns cannot be queried in any way.",
+                NAME,
+            )
         visible = sorted({c for r in scope.relations for c in r.columns})
         where = relation.alias if len(scope.relations) > 1 else repr(policy.name)
-        ctx.reject(column, f"The column {name!r}", f"{'relation ' if len(scope.relations) > 1 else 'dataset '}"
-                   f"{where} has no such column", f"{suggest(name, visible)}Columns: {', '.join(visible)}.", NAME)
+        ctx.reject(
+            column,
+            f"The column {name!r}",
+            f"{'relation ' if len(scope.relations) > 1 else 'dataset '}{where} has no such column",
+            f"{suggest(name, visible)}Columns: {', '.join(visible)}.",
+            NAME,
+        )

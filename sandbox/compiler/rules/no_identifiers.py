@@ -36,5 +36,10 @@ def check(query: exp.Select, ctx: Context) -> None:
             reason = f"only the privacy unit ({unit}) may be counted distinctly"
         else:
             reason = "identifiers are never released"
-        ctx.reject(column, f"The identifier column {column.name!r}", reason,
-                   f"Count units with COUNT(DISTINCT {unit}); group by dimensions.", NAME)
+        ctx.reject(
+            column,
+            f"The identifier column {column.name!r}",
+            reason,
+            f"Count units with COUNT(DISTINCT {unit}); group by dimensions.",
+            NAME,
+        )

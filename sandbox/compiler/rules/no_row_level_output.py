@@ -26,11 +26,20 @@ def covered(node: exp.Expression, keys: list[exp.Expression]) -> exp.Column | No
 
 def check(query: exp.Select, ctx: Context) -> None:
     if not any(is_aggregate(n) for item in query.expressions for n in item.walk()):
-        ctx.reject(query.expressions[0], "A query without aggregates", "it would output rows",
-                   "Select aggregates such as COUNT(*) or AVG(col), grouped by dimensions.", NAME)
+        ctx.reject(
+            query.expressions[0],
+            "A query without aggregates",
+            "it would output rows",
+            "Select aggregates such as COUNT(*) or AVG(col), grouped by dimensions.",
+            NAME,
+        )
     for item in query.expressions:
         bad = covered(item.unalias(), ctx.group_keys)
         if bad is not None:
-            ctx.reject(bad, f"The non-aggregated column {bad.name!r}", "it would output row values",
-                       f"Add it to GROUP BY (if it is a dimension) or aggregate it, e.g. AVG({bad.name}).",
-                       NAME)
+            ctx.reject(
+                bad,
+                f"The non-aggregated column {bad.name!r}",
+                "it would output row values",
+                f"Add it to GROUP BY (if it is a dimension) or aggregate it, e.g. AVG({bad.name}).",
+                NAME,
+            )

@@ -18,8 +18,13 @@ def check(query: exp.Select, ctx: Context) -> None:
         selected = [n for item in query.expressions for n in item.walk() if is_aggregate(n)]
         for node in order.find_all(exp.Expression):
             if is_aggregate(node) and not any(same(node, s) for s in selected):
-                ctx.reject(node, f"ORDER BY {node.sql('duckdb')[:40]}",
-                           "ordering may only use released values", "Add the aggregate to SELECT.", NAME)
+                ctx.reject(
+                    node,
+                    f"ORDER BY {node.sql('duckdb')[:40]}",
+                    "ordering may only use released values",
+                    "Add the aggregate to SELECT.",
+                    NAME,
+                )
         _check_columns(order, query, ctx)
     for key in ("limit", "offset"):
         clause = query.args.get(key)
@@ -27,5 +32,10 @@ def check(query: exp.Select, ctx: Context) -> None:
             continue
         value = clause.expression if clause.expression is not None else clause.this
         if not (isinstance(value, exp.Literal) and value.is_int and int(value.this) >= 0):
-            ctx.reject(clause, f"{key.upper()} {value.sql('duckdb') if value else ''}",
-                       "it must be a non-negative integer constant", f"Write e.g. {key.upper()} 10.", NAME)
+            ctx.reject(
+                clause,
+                f"{key.upper()} {value.sql('duckdb') if value else ''}",
+                "it must be a non-negative integer constant",
+                f"Write e.g. {key.upper()} 10.",
+                NAME,
+            )

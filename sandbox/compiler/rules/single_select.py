@@ -12,16 +12,36 @@ NAME = "single_select"
 def check(query: exp.Expression, ctx: Context) -> None:
     if isinstance(query, exp.SetOperation):
         kind = type(query).__name__.upper()
-        ctx.reject(query, f"The set operation {kind}", "combining result sets can isolate individuals",
-                   "Run each SELECT as its own query and combine the released results.", NAME)
+        ctx.reject(
+            query,
+            f"The set operation {kind}",
+            "combining result sets can isolate individuals",
+            "Run each SELECT as its own query and combine the released results.",
+            NAME,
+        )
     if not isinstance(query, exp.Select):
         kind = query.key.upper() if query.key else type(query).__name__
-        ctx.reject(query, f"A {kind} statement", "only SELECT queries run in the sandbox",
-                   "Write a SELECT with aggregates over a catalog dataset.", NAME)
+        ctx.reject(
+            query,
+            f"A {kind} statement",
+            "only SELECT queries run in the sandbox",
+            "Write a SELECT with aggregates over a catalog dataset.",
+            NAME,
+        )
     if query.args.get("distinct"):
-        ctx.reject(query.args["distinct"], "SELECT DISTINCT", "it lists exact values row by row",
-                   "Use GROUP BY with COUNT(*) to see which values occur.", NAME)
+        ctx.reject(
+            query.args["distinct"],
+            "SELECT DISTINCT",
+            "it lists exact values row by row",
+            "Use GROUP BY with COUNT(*) to see which values occur.",
+            NAME,
+        )
     for key in ("qualify", "windows", "into", "sample", "locks", "connect", "prewhere"):
         if query.args.get(key):
-            ctx.reject(query.args[key], key.upper(), "it is outside the supported subset",
-                       "Remove it; filter with WHERE and aggregate with GROUP BY.", NAME)
+            ctx.reject(
+                query.args[key],
+                key.upper(),
+                "it is outside the supported subset",
+                "Remove it; filter with WHERE and aggregate with GROUP BY.",
+                NAME,
+            )

@@ -16,6 +16,10 @@ def check(query: exp.Select, ctx: Context) -> None:
         if clause is None:
             continue
         for node in clause.find_all(*AGGREGATES):
-            ctx.reject(node, f"The aggregate {node.sql('duckdb')[:40]} in {clause.key.upper()}",
-                       "WHERE and GROUP BY work on rows; a condition on an exact aggregate would leak it",
-                       "Put aggregates in SELECT; filter released values with HAVING.", NAME)
+            ctx.reject(
+                node,
+                f"The aggregate {node.sql('duckdb')[:40]} in {clause.key.upper()}",
+                "WHERE and GROUP BY work on rows; a condition on an exact aggregate would leak it",
+                "Put aggregates in SELECT; filter released values with HAVING.",
+                NAME,
+            )
