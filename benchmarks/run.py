@@ -1,6 +1,12 @@
 """`make bench`: run the benchmarks (not part of the test suite).
 
+Two suites, both by default: `engine` (engine vs DuckDB on the demo city, engine_vs_duckdb.py)
+and `peers` (side by side with SmartNoise SQL and OpenDP: speed and memory at 1M/10M rows,
+accuracy at 100k rows; peers.py, accuracy.py; each peer in its own venv under benchmarks/envs/).
+
     python -m benchmarks.run --sizes 10k,1m,10m --runs 7
+    python -m benchmarks.run --suite peers --peer-sizes 1m,10m --with-100m
+    python -m benchmarks.run --suite peers --peer-sizes 20k --runs 1 --releases 5 --no-peers  # smoke
 """
 
 from __future__ import annotations
@@ -25,14 +31,57 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--out-dir", type=Path, default=engine_vs_duckdb.RESULTS_DIR, help="where results go"
     )
-    args = parser.parse_args(argv)
-    engine_vs_duckdb.main(
-        [s for s in args.sizes.split(",") if s.strip()],
-        runs=args.runs,
-        warmup=args.warmup,
-        data_dir=args.data_dir,
-        out_dir=args.out_dir,
+    parser.add_argument("--suite", default="engine,peers", help="engine, peers or both (default both)")
+    parser.add_argument("--peer-sizes", default="1m,10m", help="rows for the peers suite (default 1m,10m)")
+    parser.add_argument("--with-100m", action="store_true", help="add 100M rows to the peers suite (ours only)")
+    parser.add_argument("--peer-runs", type=int, default=5, help="timed runs per system, peers suite (default 5)")
+    parser.add_argument(
+        "--peers-max-rows", default="10m", help="largest size the peers run at (default 10m; above it: ours only)"
     )
+    parser.add_argument("--accuracy-rows", default="100k", help="rows for the accuracy study (default 100k)")
+    parser.add_argument("--releases", type=int, default=200, help="releases per system in the accuracy study")
+    parser.add_argument("--no-accuracy", action="store_true", help="skip the accuracy study")
+    parser.add_argument("--no-peers", action="store_true", help="ours and DuckDB only (no peer venvs)")
+    parser.add_argument("--no-service", action="store_true", help="skip the HTTP service contender")
+    parser.add_argument("--peer-data-dir", type=Path, default=None, help="cache of the peers suite's data")
+    args = parser.parse_args(argv)
+    suites = {s.strip() for s in args.suite.split(",") if s.strip()}
+    if unknown := suites - {"engine", "peers"}:
+        parser.error(f"unknown suite(s): {', '.join(sorted(unknown))}; use engine, peers")
+    if "engine" in suites:
+        engine_vs_duckdb.main(
+            [s for s in args.sizes.split(",") if s.strip()],
+            runs=args.runs,
+            warmup=args.warmup,
+            data_dir=args.data_dir,
+            out_dir=args.out_dir,
+        )
+    if "peers" in suites:
+        from benchmarks import accuracy, peers
+
+        peer_data = args.peer_data_dir or (
+            peers.DATA_DIR if args.data_dir == engine_vs_duckdb.DATA_DIR else args.data_dir / "peers"
+        )
+        acc = None
+        if not args.no_accuracy:
+            acc = accuracy.main(
+                engine_vs_duckdb.parse_size(args.accuracy_rows),
+                args.releases,
+                data_dir=peer_data,
+                no_peers=args.no_peers,
+            )
+        sizes = [s for s in args.peer_sizes.split(",") if s.strip()] + (["100m"] if args.with_100m else [])
+        peers.main(
+            sizes,
+            runs=args.peer_runs,
+            warmup=args.warmup,
+            data_dir=peer_data,
+            out_dir=args.out_dir,
+            no_peers=args.no_peers,
+            service=not args.no_service,
+            peers_max_rows=engine_vs_duckdb.parse_size(args.peers_max_rows),
+            accuracy=acc,
+        )
 
 
 if __name__ == "__main__":

@@ -31,31 +31,83 @@ QUERY = ("SELECT district, COUNT(*), SUM(monthly_income), AVG(monthly_income) FR
 
 def _prepare(data_dir: Path, rows: int) -> dict[str, str]:
     """Demo data at `rows` residents, registered, plus a developer with a large agreement."""
-    from sandbox import accounts, agreements
     from sandbox.catalog import Catalog
     from sandbox.demo import build_demo
     from sandbox.policy import load_policy
-    from sandbox.store import Store
 
     if not (data_dir / "demo" / "residents.parquet").exists():
         build_demo(data_dir / "demo", scale=rows)
     catalog = Catalog(data_dir)
     catalog.register(load_policy(REPO / "policies" / "residents.yaml"), REPO / "policies" / "residents.yaml")
+    creds = grant(data_dir, ["residents"])
+    return {"token": creds["token"], "agreement": creds["agreements"][0]}
+
+
+def grant(
+    data_dir: Path, datasets: list[str], *, agreements: int = 1, epsilon: float = 100.0, delta: float = 0.0
+) -> dict:
+    """A fresh store under `data_dir` with one developer holding `agreements` approved agreements
+    over the registered `datasets` (several, so a benchmark can repeat a query without being
+    answered from the reuse cache: a stored release is reused only under the same agreement)."""
+    from sandbox import accounts
+    from sandbox import agreements as agreements_
+    from sandbox.catalog import Catalog
+    from sandbox.store import Store
+
+    catalog = Catalog(data_dir)
     db = data_dir / "sandbox.db"
     db.unlink(missing_ok=True)
     store = Store(db)
+    ids = []
     with store.transaction() as conn:
         operator, _ = accounts.create_user(conn, "bench operator", "operator")
         _, developer, token = accounts.create_licence(
             conn, operator, name="bench", organisation="bench", licence_number="BENCH-1",
             valid_from="2020-01-01", valid_to="2100-01-01")
-        agreement = agreements.request(
-            conn, developer, purpose="benchmark", legal_basis="benchmark", datasets={"residents": None},
-            valid_from="2020-01-01", valid_to="2100-01-01", epsilon=100.0, delta=0.0,
-            known={"residents": set(catalog.get("residents").policy.queryable())})
-        agreements.approve(conn, operator, agreement["id"])
+        for _ in range(agreements):
+            agreement = agreements_.request(
+                conn, developer, purpose="benchmark", legal_basis="benchmark",
+                datasets={name: None for name in datasets}, valid_from="2020-01-01", valid_to="2100-01-01",
+                epsilon=epsilon, delta=delta,
+                known={name: set(catalog.get(name).policy.queryable()) for name in datasets})
+            agreements_.approve(conn, operator, agreement["id"])
+            ids.append(agreement["id"])
     store.close()
-    return {"token": token, "agreement": agreement["id"]}
+    return {"token": token, "agreements": ids}
+
+
+def start_server(data_dir: Path, policies: Path, workers: int) -> tuple[subprocess.Popen, str]:
+    """A real `sandbox serve` on a free loopback port (its own session, so it can be stopped
+    with its workers); returns once /health answers."""
+    port = _free_port()
+    env = os.environ | {"SANDBOX_WORKERS": str(workers)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.cli", "serve", "--data-dir", str(data_dir), "--port", str(port),
+         "--policies", str(policies)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 600  # registration re-checks the data's fingerprint first
+    while time.time() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"sandbox serve exited with code {server.returncode}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    stop_server(server)
+    raise RuntimeError("sandbox serve did not answer /health within 600 s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
 
 
 def _free_port() -> int:
@@ -98,30 +150,16 @@ def main(argv: list[str] | None = None) -> dict:
     data_dir.mkdir(parents=True, exist_ok=True)
     print(f"preparing {args.rows:,} residents rows in {data_dir}", flush=True)
     creds = _prepare(data_dir, args.rows)
-    port = _free_port()
     (HERE / "data" / "no-policies").mkdir(exist_ok=True)
-    env = os.environ | {"SANDBOX_WORKERS": str(args.workers)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.cli", "serve", "--data-dir", str(data_dir), "--port", str(port),
-         "--policies", str(HERE / "data" / "no-policies")],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    server, url = start_server(data_dir, HERE / "data" / "no-policies", args.workers)
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         body = {"epsilon": 0.01, "agreement_id": creds["agreement"], "wait": 60}
         _phase(url, creds["token"], [body | {"sql": QUERY.format(k=100 + i)} for i in range(4)], 2)  # warm-up
         fresh = _phase(url, creds["token"], [body | {"sql": QUERY.format(k=i % 100)} for i in range(args.requests)],
                        args.clients)
         reused = _phase(url, creds["token"], [body | {"sql": QUERY.format(k=0)}] * args.requests, args.clients)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_server(server)
     result = {"rows": args.rows, "workers": args.workers, "query": QUERY, "fresh": fresh, "reused": reused}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "service_throughput.json").write_text(json.dumps(result, indent=2))

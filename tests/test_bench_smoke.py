@@ -46,3 +46,39 @@ def test_engine_benchmark_writes_json_and_markdown(tmp_path: Path) -> None:
     table = (out / "engine_vs_duckdb.md").read_text()
     assert "| dataset | rows | query | DuckDB exact Parquet ms |" in table
     assert table.count("\n| social_insurance |") == 4  # two queries, in both tables
+
+
+@pytest.mark.timeout(180)  # ~15 s on two quiet cores; a busy machine (other suites) is slower
+def test_peers_benchmark_smoke_writes_json_markdown_and_plot(tmp_path: Path) -> None:
+    """The side-by-side suite at a tiny size, one run each, no peer venvs (`--no-peers`): data
+    generation, registration, DuckDB exact/bounded, the engine, the HTTP service, the accuracy
+    study and the report all run; the peers show up as skipped, never with numbers."""
+    out = tmp_path / "results"
+    subprocess.run(
+        [
+            sys.executable, "-m", "benchmarks.run", "--suite", "peers", "--peer-sizes", "2k",
+            "--peer-runs", "1", "--warmup", "0", "--no-peers", "--accuracy-rows", "2k",
+            "--releases", "3", "--data-dir", str(tmp_path / "data"), "--out-dir", str(out),
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    report = json.loads((out / "peers.json").read_text())
+    (size,) = report["sizes"]
+    assert size["rows"] == 2_000
+    queries = {r["query"] for r in size["results"]}
+    assert queries == {"count", "sum", "mean", "median", "private_keys", "filtered_count", "multirow"}
+    for r in size["results"]:
+        assert set(r["stats"]) == {"duckdb_exact", "duckdb_bounded", "engine", "service"}, r["errors"]
+        assert all(s["n"] == 1 and s["median_s"] > 0 for s in r["stats"].values())
+        assert r["errors"]["smartnoise"].startswith("blocked: skipped")
+    assert size["memory_mib"]["engine_workers"]
+    accuracy = report["accuracy"]
+    assert accuracy["releases"] == 3
+    count = accuracy["queries"]["count"]["systems"]["engine"]["errors"]["n"]
+    assert count["cells"] == 3 * 4 and count["released_share"] == 1.0
+    table = (out / "peers.md").read_text()
+    assert "| grouped COUNT, 4 public groups |" in table and "## Goals" in table
+    assert (out / "peers_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
