@@ -5,12 +5,13 @@ PY     := $(VENV)/bin/python
 DATA   ?= $(CURDIR)/var
 PORT   ?= 8000
 
-.PHONY: help install sysdeps demo serve stop notebook test lint bench clean
+.PHONY: help install sysdeps demo serve stop notebook test audit lint bench clean
 
 help:
 	@echo "make demo    install, build the demo city and start the sandbox on http://127.0.0.1:$(PORT)"
 	@echo "make test    install (system packages too) and run the whole test suite"
 	@echo "make bench   benchmarks (not part of the tests)"
+	@echo "make audit   the thorough empirical privacy audit (minutes; a fast one is part of make test)"
 	@echo "make stop    stop a sandbox started by 'make demo'"
 	@echo "make notebook  Jupyter on notebooks/ for the demo developer (run 'make demo' in another terminal first)"
 
@@ -44,7 +45,12 @@ stop:
 	@pkill -f "sandbox (demo|serve)" && echo "sandbox stopped" || echo "no sandbox running"
 
 test: install sysdeps
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not audit" $(PYTEST_ARGS)
+
+# Many releases per mechanism on neighbouring datasets -> a statistical lower bound on epsilon;
+# numbers in tests/output/privacy-audit.txt.
+audit: install
+	$(PY) -m pytest -m audit tests/privacy_audit $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check sandbox connectors tests benchmarks

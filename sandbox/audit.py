@@ -5,6 +5,8 @@
 Events are appended in the same transaction as the state change they record (see ledger.py
 and jobs.py); the chain head is locked for the append, so there is one writer at a time.
 Changing, deleting or reordering any row breaks the chain at that row, and `verify` names it.
+Recomputing the whole chain (or cutting it short) and moving the head does not; the signed
+checkpoints of checkpoints.py catch that, and `verify` checks them too.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, insert, select, update
 
 from sandbox.store import now
 from sandbox.store.migrations import GENESIS
 from sandbox.store.schema import audit, audit_head
+
+if TYPE_CHECKING:
+    from sandbox.checkpoints import Trust
 
 __all__ = ["AuditFilter", "Verification", "append", "canonical", "export", "search", "verify"]
 
@@ -76,16 +81,30 @@ class Verification:
     head_hash: str
     first_bad_seq: int | None = None
     reason: str | None = None
+    checkpoints: int = 0  # signed checkpoints that check out (when the chain does)
+    last_checkpoint_seq: int | None = None
+    last_checkpoint_ts: str | None = None
+    unsigned_events: int = 0  # events after the last good checkpoint: vouched for by the chain only
+    signing_key: str | None = None  # key id that signed the good checkpoints; None if none or unchecked
 
 
-def verify(conn: Connection) -> Verification:
-    """Walk the whole chain in order; stop at the first event that does not check out.
+def verify(conn: Connection, trust: Trust | None = None) -> Verification:
+    """Walk the whole chain in order; stop at the first event that does not check out. Then check
+    the signed checkpoints against it (checkpoints.check): signatures under `trust`'s keys (not
+    checked without a `trust`), their links, and that the chain still has each signed hash; and
+    `trust`'s anchors, checkpoints kept outside the database, the same way.
 
     The head (last seq and hash, written with every append) is read before the walk and, if the
     walk found more events, again after it: events appended while the walk ran are legitimate
     (PostgreSQL reads at read committed), events beyond the newest head were not appended by us.
+    Checkpoints are read before the walk too; later ones are checked next time.
     """
+    from sandbox import checkpoints
+
     start = _head(conn)
+    signed = checkpoints.stored(conn)
+    wanted = {c["seq"] for c in signed} | {a["seq"] for a in (trust.anchors if trust else ())}
+    chain: dict[int, str] = {}  # the chain's hash at each signed seq
     expected_seq, prev, before = 1, GENESIS, GENESIS
     tail: dict[int, str] = {}  # hashes of events after the starting head (appended meanwhile?)
     result = conn.execution_options(yield_per=5000).execute(select(audit).order_by(audit.c.seq))
@@ -115,6 +134,8 @@ def verify(conn: Connection) -> Verification:
             )
         if row.seq > start.seq:
             tail[row.seq] = row.hash
+        if row.seq in wanted:
+            chain[row.seq] = row.hash
         before, prev, expected_seq = prev, row.hash, expected_seq + 1
     last = expected_seq - 1
     if last < start.seq:
@@ -144,7 +165,18 @@ def verify(conn: Connection) -> Verification:
                 last,
                 "its hash is not the one the chain head recorded for it (rewritten and re-hashed)",
             )
-    return Verification(True, last, prev)
+    good, finding = checkpoints.check(signed, chain, last, trust)
+    anchored = {
+        "checkpoints": len(good),
+        "last_checkpoint_seq": good[-1]["seq"] if good else None,
+        "last_checkpoint_ts": good[-1]["ts"] if good else None,
+        "unsigned_events": last - (good[-1]["seq"] if good else 0),
+        "signing_key": good[-1]["key_id"] if good and trust and trust.keys else None,
+    }
+    if finding is not None:
+        verified = GENESIS if finding.events == 0 else prev if finding.events == last else chain[finding.events]
+        return Verification(False, finding.events, verified, finding.first_bad_seq, finding.reason, **anchored)
+    return Verification(True, last, prev, **anchored)
 
 
 def _head(conn: Connection) -> Any:

@@ -31,7 +31,7 @@ from typing import Any
 import duckdb
 
 from connectors import check_schema, get_connector
-from sandbox.errors import DatasetNotFound
+from sandbox.errors import DatasetNotFound, SchemaMismatch
 from sandbox.policy import Policy, Role, load_policies
 from sandbox.privacy.grid import clamp_bounds, grid_step
 
@@ -39,7 +39,8 @@ __all__ = ["QUANTIZED_PREFIX", "RANK_COLUMN", "Catalog", "Dataset"]
 
 RANK_COLUMN = "__rank"
 QUANTIZED_PREFIX = "__q_"
-_MANIFEST_VERSION = 3
+_MANIFEST_VERSION = 4
+MAX_ROWS = 2**40  # with at most 2**20 grid steps per value, any sum fits in 64 bits
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class Dataset:
 
     @property
     def constant_dimensions(self) -> frozenset[str]:
+        """Columns the policy declares constant per unit (verified at registration)."""
         return frozenset(self.manifest.get("constant_dimensions", ()))
 
     def describe(self) -> dict[str, Any]:
@@ -266,8 +268,8 @@ class Catalog:
         """Verified facts about units that let the compiler skip work without weakening bounds."""
         unit = _quote(policy.unit)
         dims = [n for n, c in policy.columns.items() if c.role is Role.dimension]
-        max_rows, units = con.execute(
-            f"SELECT max(n), count(*) FROM (SELECT count(*) AS n FROM '{_sql_path(parquet)}' GROUP BY {unit})"
+        max_rows, units, rows_total = con.execute(
+            f"SELECT max(n), count(*), sum(n) FROM (SELECT count(*) AS n FROM '{_sql_path(parquet)}' GROUP BY {unit})"
         ).fetchone()
         constant = list(dims)
         if dims and max_rows and max_rows > 1:
@@ -280,6 +282,20 @@ class Catalog:
                 f"SELECT {worst} FROM (SELECT {per_unit} FROM '{_sql_path(parquet)}' GROUP BY {unit})"
             ).fetchone()
             constant = [d for d, n in zip(dims, row, strict=True) if n <= 1]
+        declared = [n for n, c in policy.columns.items() if c.constant_per_unit]
+        broken = [n for n in declared if n not in constant]
+        if broken:
+            raise SchemaMismatch(
+                f"{policy.name}: column {broken[0]!r} is declared constant_per_unit, but some {policy.unit} has "
+                "several values; remove the declaration or fix the source",
+                dataset=policy.name,
+                column=broken[0],
+            )
+        if rows_total >= MAX_ROWS:
+            raise SchemaMismatch(
+                f"{policy.name}: {rows_total} rows exceed the supported {MAX_ROWS}; split it", dataset=policy.name
+            )
+        constant = declared
         return {"units": units or 0, "max_rows_per_unit": max_rows or 0, "constant_dimensions": constant}
 
 

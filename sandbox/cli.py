@@ -377,17 +377,76 @@ def agreements_revoke(
 
 
 @audit_app.command("verify")
-def audit_verify(data_dir: Path = DataDir, database_url: str | None = DatabaseUrl) -> None:
-    """Recompute the audit hash chain; exit code 1 and the first bad event if it is broken."""
-    from sandbox import audit
+def audit_verify(
+    data_dir: Path = DataDir,
+    database_url: str | None = DatabaseUrl,
+    checkpoints_file: Path | None = typer.Option(
+        None, "--checkpoints", help="checkpoints exported earlier (`sandbox audit checkpoints`), kept elsewhere"),
+) -> None:
+    """Recompute the audit hash chain and check the signed checkpoints (with the key in the data
+    directory, the server's own copies, and --checkpoints); exit code 1 and the first bad event."""
+    import json
+
+    from sandbox import audit, checkpoints
+
+    database = database_url or str(data_dir / "sandbox.db")
+    trust = checkpoints.Trust.of(checkpoints.Signer.load(data_dir),
+                                 checkpoints.read_witness(checkpoints.witness_path(data_dir, database)))
+    if checkpoints_file is not None:
+        trust = trust + checkpoints.load_export(json.loads(checkpoints_file.read_text()))
+    with _store(data_dir, database_url).read() as conn:
+        result = audit.verify(conn, trust)
+    signed = (f"{result.checkpoints} signed checkpoints (the last at event {result.last_checkpoint_seq}, "
+              f"{result.last_checkpoint_ts}, key {(result.signing_key or '?')[:16]}…), "
+              f"{result.unsigned_events} events since" if result.checkpoints else "no signed checkpoints yet")
+    if result.ok:
+        console.print(f"[green]audit chain verified[/green]: {result.events} events, head {result.head_hash[:16]}…; "
+                      f"{signed}")
+        if not trust.keys and result.checkpoints:
+            console.print(f"[yellow]signatures not checked[/yellow]: no key in {data_dir} and no --checkpoints file")
+        return
+    if result.first_bad_seq is None:
+        console.print(f"[red]audit checkpoints do not check out[/red]: {result.reason}")
+    else:
+        console.print(f"[red]audit chain broken at event {result.first_bad_seq}[/red]: {result.reason}")
+    raise typer.Exit(1)
+
+
+@audit_app.command("checkpoints")
+def audit_checkpoints(
+    out: Path | None = typer.Argument(None, help="write the JSON here (default: print it)"),
+    data_dir: Path = DataDir,
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Export the signed checkpoints and the public key (as GET /audit/checkpoints): keep the file
+    elsewhere and check a later log against it with `sandbox audit verify --checkpoints FILE`."""
+    import json
+
+    from sandbox import checkpoints
 
     with _store(data_dir, database_url).read() as conn:
-        result = audit.verify(conn)
-    if result.ok:
-        console.print(f"[green]audit chain verified[/green]: {result.events} events, head {result.head_hash[:16]}…")
+        document = checkpoints.export(conn, checkpoints.Signer.load(data_dir))
+    text = json.dumps(document, indent=2)
+    if out is None:
+        print(text)
         return
-    console.print(f"[red]audit chain broken at event {result.first_bad_seq}[/red]: {result.reason}")
-    raise typer.Exit(1)
+    out.write_text(text + "\n")
+    console.print(f"wrote {out}: {len(document['checkpoints'])} checkpoints, key {(document['key_id'] or '?')[:16]}…")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(data_dir: Path = DataDir, database_url: str | None = DatabaseUrl) -> None:
+    """Sign the audit head now (on the server's host; the service also signs on its own)."""
+    from sandbox import checkpoints
+
+    database = database_url or str(data_dir / "sandbox.db")
+    made = checkpoints.create(_store(data_dir, database_url), checkpoints.Signer.load_or_create(data_dir),
+                              witness=checkpoints.witness_path(data_dir, database))
+    if made is None:
+        console.print("nothing signed: the head is already signed, or the chain since the last checkpoint does "
+                      "not check out (run `sandbox audit verify`)")
+        return
+    console.print(f"signed checkpoint {made['n']}: event {made['seq']}, head {made['hash'][:16]}…")
 
 
 @audit_app.command("export")

@@ -468,6 +468,11 @@ class Verification:
     head_hash: str
     first_bad_seq: int | None = None
     reason: str | None = None
+    checkpoints: int = 0  # signed checkpoints of the head that check out
+    last_checkpoint_seq: int | None = None
+    last_checkpoint_ts: str | None = None
+    unsigned_events: int = 0
+    signing_key: str | None = None
 
     def __bool__(self) -> bool:
         return self.ok

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from sandbox import agreements, audit, ledger
+from sandbox import agreements, audit, ledger, limits
 from sandbox.accounts import User, require_licence
 from sandbox.catalog import Catalog
 from sandbox.compiler import OutputRules, Plan, compile_query
@@ -87,8 +87,11 @@ def public(row) -> dict[str, Any]:
 
 
 class JobService:
-    def __init__(self, store: Store, catalog: Catalog, engine: Engine, *, parallel: int = 2) -> None:
+    def __init__(
+        self, store: Store, catalog: Catalog, engine: Engine, *, parallel: int = 2, max_active: int = 0
+    ) -> None:
         self.store, self.catalog, self.engine = store, catalog, engine
+        self.max_active = max_active  # queued or running jobs per developer (sandbox/limits.py); 0: no limit
         self._executor = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="sandbox-job")
         self._finished: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
@@ -272,6 +275,7 @@ class JobService:
                     return self._get(conn, job_id)
                 if current.status == "exhausted":
                     raise agreements.exhausted(current)
+                limits.check_active_jobs(conn, user.id, self.max_active)  # TooManyJobs: not recorded
                 conn.execute(insert(jobs).values(**values, status="queued"))
                 eps, dlt = ledger.reserve(
                     conn, agreement_id=agreement_id, job_id=job_id, epsilon=plan.epsilon, delta=plan.delta

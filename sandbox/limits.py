@@ -95,12 +95,13 @@ def check_active_jobs(conn: Connection, developer_id: str, limit: int) -> None:
     """Inside the submission's transaction: refuse a job beyond `limit` queued or running ones.
 
     SQLite's write transaction already admits one submitter at a time; on PostgreSQL the
-    developer's row is locked first, so two concurrent submissions cannot both see room for one.
+    developer's row is locked first (FOR NO KEY UPDATE: other inserts referencing the developer
+    do not wait), so two concurrent submissions cannot both see room for one.
     """
     if limit <= 0:
         return
     if conn.dialect.name == "postgresql":
-        conn.execute(select(users.c.id).where(users.c.id == developer_id).with_for_update())
+        conn.execute(select(users.c.id).where(users.c.id == developer_id).with_for_update(key_share=True))
     active = conn.execute(
         select(jobs.c.id)
         .where(jobs.c.developer_id == developer_id, jobs.c.status.in_(ACTIVE))

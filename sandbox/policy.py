@@ -69,6 +69,10 @@ class Column(_Strict):
     bounds: tuple[float, float] | None = None
     keys: tuple[Any, ...] | None = None
     nullable: bool = False
+    # Declared (and verified at registration): every unit has one value. Grouping by such columns
+    # needs no max_groups pass and counts each unit in one group. Declared, never inferred: a
+    # sensitivity must not depend on the data.
+    constant_per_unit: bool = False
 
     @field_validator("type", mode="before")
     @classmethod

@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         closed = services.jobs.recover()
         if closed:
             log.warning("closed %d job(s) left open by an earlier stop", closed)
+        services.checkpointer.start()
         yield
         services.close()
 
@@ -69,9 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return await http_exception_handler(request, exc)
         if exc.status_code == 400:  # FastAPI could not parse the body at all
             problem = {"field": "body", "problem": "the body is not valid UTF-8 JSON"}
+            message = "body: the body is not valid UTF-8 JSON. Send a JSON object; see /docs for the expected shape."
             return JSONResponse(status_code=422, content={"error": {
-                "code": "invalid_request", "problems": [problem],
-                "message": "body: the body is not valid UTF-8 JSON. Send a JSON object; see /docs for the expected shape."}})
+                "code": "invalid_request", "message": message, "problems": [problem]}})
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
         message = {404: f"There is no {request.url.path}. See /docs for the API's paths.",
                    405: f"{request.method} is not allowed on {request.url.path}. See /docs for the methods."}.get(

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from sandbox import accounts
+from sandbox import accounts, checkpoints
 from sandbox.accounts import User
 from sandbox.catalog import Catalog
 from sandbox.errors import Forbidden
@@ -34,12 +34,33 @@ class Services:
 
         engine = Engine(self.catalog, workers=self.settings.workers, limits=Limits(
             wall_seconds=self.settings.query_seconds, memory_mb=self.settings.query_memory_mb))
-        return JobService(self.store, self.catalog, engine, parallel=self.settings.workers)
+        return JobService(self.store, self.catalog, engine, parallel=self.settings.workers,
+                          max_active=self.settings.max_active_jobs)
+
+    # -- signed audit checkpoints (sandbox/checkpoints.py) -------------------------------------
+    @cached_property
+    def signer(self) -> checkpoints.Signer:
+        return checkpoints.Signer.load_or_create(self.settings.data_dir)
+
+    @cached_property
+    def checkpointer(self) -> checkpoints.Checkpointer:
+        """Started by the app's lifespan; signs the audit head every N events or T seconds."""
+        return checkpoints.Checkpointer(
+            self.store, self.signer, every_events=self.settings.checkpoint_every_events,
+            every_seconds=self.settings.checkpoint_every_seconds,
+            witness=checkpoints.witness_path(self.settings.data_dir, self.settings.database))
+
+    def trust(self) -> checkpoints.Trust:
+        """This server's key and its own copies of the checkpoints it signed, for `verify`."""
+        witness = checkpoints.witness_path(self.settings.data_dir, self.settings.database)
+        return checkpoints.Trust.of(self.signer, checkpoints.read_witness(witness))
 
     def close(self) -> None:
         if "jobs" in self.__dict__:
             self.jobs.close()
             self.jobs.engine.close()
+        if "checkpointer" in self.__dict__:
+            self.checkpointer.stop()  # signs the events of the last moments
         self.store.close()
 
 

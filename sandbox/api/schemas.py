@@ -290,3 +290,30 @@ class Verification(BaseModel):
     head_hash: str
     first_bad_seq: int | None = None
     reason: str | None = None
+    checkpoints: int = Field(0, description="signed checkpoints that check out against the chain")
+    last_checkpoint_seq: int | None = Field(None, description="the last event a good checkpoint signs")
+    last_checkpoint_ts: str | None = None
+    unsigned_events: int = Field(0, description="events after the last good checkpoint (chained, not yet signed)")
+    signing_key: str | None = Field(None, description="key id (sha256 of the Ed25519 public key) that signed them")
+
+
+class Checkpoint(BaseModel):
+    n: int
+    seq: int = Field(description="the audit event whose chain hash is signed")
+    hash: str
+    ts: str
+    prev: str = Field(description="sha256(message + signature) of checkpoint n - 1; 64 zeros for the first")
+    key_id: str
+    signature: str = Field(description="Ed25519 signature, hex")
+
+
+class CheckpointExport(BaseModel):
+    """Keep this (and the key id) outside the sandbox: `sandbox audit verify --checkpoints FILE`
+    checks a later log against it."""
+
+    algorithm: str = Field(examples=["Ed25519"])
+    key_id: str | None
+    public_key: str | None = Field(description="PEM (SubjectPublicKeyInfo)")
+    message: str
+    message_prefix: str
+    checkpoints: list[Checkpoint]

@@ -30,9 +30,14 @@ __all__ = [
 
 
 def check_parameters(epsilon: object, delta: object) -> tuple[float, float | None]:
-    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or not math.isfinite(epsilon) or epsilon <= 0:
+    if (
+        isinstance(epsilon, bool)
+        or not isinstance(epsilon, int | float)
+        or not math.isfinite(epsilon)
+        or epsilon < 1e-9
+    ):
         raise InvalidParameter(
-            f"epsilon must be a finite number greater than 0 (got {epsilon!r}); typical values are 0.1 to 1.",
+            f"epsilon must be a finite number of at least 1e-9 (got {epsilon!r}); typical values are 0.1 to 1.",
             parameter="epsilon",
         )
     if delta is not None and (

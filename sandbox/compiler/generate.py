@@ -24,6 +24,19 @@ def _sql(node: exp.Expression) -> str:
     return node.sql(dialect="duckdb")
 
 
+# Nodes that can raise at run time (casts, arithmetic overflow, functions): evaluated under TRY,
+# so an error becomes NULL (row filtered out, or a NULL key) and never a data-dependent failure,
+# which would be a noiseless bit about whoever matches the condition.
+_CAN_FAIL = (exp.Cast, exp.TryCast, exp.Func, exp.Binary, exp.Neg)
+_NEVER_FAIL = (exp.Connector, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is, exp.Like, exp.ILike)
+
+
+def _guarded(node: exp.Expression) -> str:
+    """SQL for a row-level expression that can never fail because of a value in the data."""
+    risky = any(isinstance(n, _CAN_FAIL) and not isinstance(n, _NEVER_FAIL) for n in node.walk())
+    return f"TRY({_sql(node)})" if risky else _sql(node)
+
+
 def _num(value: float) -> str:
     return repr(float(value)) if not float(value).is_integer() else str(int(value))
 
@@ -45,14 +58,14 @@ def bounded_relation(
     if bounding:
         conditions.append(f"{RANK_COLUMN} <= {max_rows}")
     if where is not None:
-        conditions.append(f"({_sql(where.this)})")
+        conditions.append(f"({_guarded(where.this)})")
     relation = f"SELECT * FROM {_q(dataset.name)}.main.data"
     if conditions:
         relation += " WHERE " + " AND ".join(conditions)
     if groups_pass:
         # Keep each unit's first max_groups groups, ordered by the group's lowest keyed rank:
         # uniform and secret-keyed like the row choice, with no secret in the SQL.
-        key_list = ", ".join(_sql(k) for k in keys)
+        key_list = ", ".join(_guarded(k) for k in keys)
         relation = (
             "SELECT * FROM (SELECT *, dense_rank() OVER (PARTITION BY "
             f"{_q(unit)} ORDER BY __group_rank) AS __group_index FROM (SELECT *, min({RANK_COLUMN}) "
@@ -104,7 +117,7 @@ def aggregate_sql(
 
 def _key_sql(key: exp.Expression, index: int, colmap: dict[str, str] | None) -> str:
     """Fused rows carry their keys projected as __k<i>; a single dataset computes them here."""
-    return f"__k{index}" if colmap is not None else _sql(key)
+    return f"__k{index}" if colmap is not None else _guarded(key)
 
 
 def histogram_sql(relation: str, keys: list[exp.Expression], p: Primitive, colmap: dict[str, str] | None = None) -> str:
@@ -143,7 +156,9 @@ def fused_rows(
 
     parts = [relation_sql(scope.base)]
     for join in scope.joins:
-        parts.append(f"{'LEFT ' if join.kind == 'left' else ''}JOIN {relation_sql(join.relation)} ON {_sql(join.on)}")
+        parts.append(
+            f"{'LEFT ' if join.kind == 'left' else ''}JOIN {relation_sql(join.relation)} ON {_guarded(join.on)}"
+        )
     unit_relation = scope.unit_relation
     # Keyed-hash ranks order each unit's joined rows; a public table's own columns break the ties
     # its duplicated keys create, so the choice is deterministic.
@@ -151,7 +166,7 @@ def fused_rows(
     ranks += [f"{_q(r.alias)}.{_q(c)}" for r in scope.relations if r.kind == "public" for c in r.columns]
     select = [f"{_q(unit_relation.alias)}.{_q(unit_relation.unit)} AS __unit"]
     select += [f"{rank} AS __o{i}" for i, rank in enumerate(ranks)]
-    select += [f"{_sql(k)} AS __k{i}" for i, k in enumerate(keys)]
+    select += [f"{_guarded(k)} AS __k{i}" for i, k in enumerate(keys)]
     colmap: dict[str, str] = {}
     for p in primitives:
         if p.column is not None and p.column not in colmap:
@@ -160,7 +175,7 @@ def fused_rows(
             select.append(f"{_q(alias)}.{_q(name)} AS {colmap[p.column]}")
     rows = f"SELECT {', '.join(select)} FROM {' '.join(parts)}"
     if where is not None:
-        rows += f" WHERE {_sql(where.this)}"
+        rows += f" WHERE {_guarded(where.this)}"
     order = ", ".join(f"__o{i}" for i in range(len(ranks))) or "__unit"
     if cap:
         rows = (
@@ -216,7 +231,7 @@ def _derived_sql(relation: Relation) -> str:
     if dataset.max_rows_per_unit > policy.privacy_unit.max_rows and not dataset.prebounded:
         conditions.append(f"{RANK_COLUMN} <= {policy.privacy_unit.max_rows}")
     if inner.args.get("where") is not None:
-        conditions.append(f"({_sql(inner.args['where'].this)})")
+        conditions.append(f"({_guarded(inner.args['where'].this)})")
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
     return sql + " GROUP BY " + ", ".join(_sql(k) for k in inner.args["group"].expressions)

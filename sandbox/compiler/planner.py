@@ -38,7 +38,6 @@ from sandbox.privacy.grid import clamp_bounds, grid_step
 __all__ = ["build_plan"]
 
 MAX_CANDIDATES = 1001  # quantile grid points over [lo, hi]
-I64_HEADROOM = 2**62
 
 
 @dataclass
@@ -129,10 +128,8 @@ def build_plan(
         suppress_pid = _first_count(builder) or builder.need(_Need("count"), internal=True)
 
     share = epsilon / len(builder.order)
-    rows_bound = unit_relation.dataset.rows * (m if scope.fused else 1)
     primitives = [
-        _primitive(
-            builder.needs[n.key()], n, columns, m, l0, share, rows_bound, builder.needs[n.key()] in builder.internal
+        _primitive(builder.needs[n.key()], n, columns, m, l0, share, builder.needs[n.key()] in builder.internal
         )
         for n in builder.order
     ]
@@ -208,7 +205,7 @@ def build_plan(
         min_count=min_count,
         round_to=round_to,
         output_sql=generate.output_sql(query, outputs, keys, builder.needs, primitives, columns, round_to, key_of),
-        outputs=tuple(_with_half_width(o, primitives) for _, _, o in outputs),
+        outputs=tuple(_with_half_width(o, primitives, round_to) for _, _, o in outputs),
         max_rows=m,
         columns=tuple(sorted(touched[unit_relation.dataset.name])),
         scope={name: tuple(sorted(cols)) for name, cols in touched.items()},
@@ -263,7 +260,6 @@ def _primitive(
     m: int,
     l0: int,
     epsilon: float,
-    rows_bound: int,
     internal: bool,
 ) -> Primitive:
     if need.kind == "count":
@@ -298,8 +294,7 @@ def _primitive(
     )
     step = grid_step(column, need.power)
     q_max = max(abs(round(t_lo / step)), abs(round(t_hi / step)))
-    if rows_bound * q_max >= I64_HEADROOM:
-        raise OverflowError(f"{rows_bound} rows x {q_max} could overflow a 64-bit sum")
+    # q_max <= 2**21 and registration caps a dataset at 2**40 rows: every sum fits in 64 bits.
     sensitivity = m * q_max
     return Primitive(
         pid,
@@ -316,9 +311,12 @@ def _primitive(
     )
 
 
-def _with_half_width(column: OutputColumn, primitives: list[Primitive]) -> OutputColumn:
+def _with_half_width(column: OutputColumn, primitives: list[Primitive], round_to: int) -> OutputColumn:
+    """The same figure the release carries (generate._half_width_sql), for explain."""
     if column.function not in ("count", "sum"):
         return column
     prim = next(p for p in primitives if p.id == column.primitives[0])
     width = privacy.half_width(prim.scale) * prim.step
+    if prim.kind != "sum" and round_to > 1:
+        width += round_to / 2
     return OutputColumn(column.name, column.kind, column.function, column.primitives, width)

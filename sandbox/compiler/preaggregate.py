@@ -121,12 +121,13 @@ def derived_relation(subquery: exp.Subquery, ctx: Context) -> Relation:
         )
     dims = [k.name for k in keys if k.name != unit]
     for name in dims:
-        if policy.columns[name].role is not Role.dimension or name not in dataset.constant_dimensions:
+        constant = policy.privacy_unit.max_rows == 1 or name in dataset.constant_dimensions
+        if policy.columns[name].role is not Role.dimension or not constant:
             ctx.reject(
                 next(k for k in keys if k.name == name),
                 f"GROUP BY {name} in a pre-aggregation",
-                f"{name!r} is not verified constant per {unit}, so there could be several rows per unit",
-                f"Group by {unit} only, or by dimensions constant per {unit}.",
+                f"{name!r} is not declared constant per {unit}, so there could be several rows per unit",
+                f"Group by {unit} only, or by dimensions the policy declares constant_per_unit.",
                 NAME,
             )
     columns = {}

@@ -72,9 +72,10 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[str, Any]:
 
 
 def _parse_first(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
-    """Parse every statement before running any: a parser error (DuckDB's expression depth
-    limit, for one) depends on the query's text alone, so it fails the job before data is read
-    and costs nothing. Past this point every failure keeps the charge."""
+    """Parse every statement before running any: a parser error (DuckDB's limit of 1000 nested
+    expressions, for one) depends on the query's text alone, so the job fails before data is
+    read and costs nothing. Past this point every failure keeps the charge, because whether it
+    happens may depend on the data."""
     try:
         for sql in (plan.aggregate_sql, *plan.histogram_sql.values(), plan.output_sql):
             con.extract_statements(sql)

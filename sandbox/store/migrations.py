@@ -26,7 +26,12 @@ def _v2_audit_job_index(conn: Connection) -> None:
     next(i for i in schema.audit.indexes if i.name == "audit_job").create(conn, checkfirst=True)
 
 
-MIGRATIONS = (_v1_initial, _v2_audit_job_index)
+def _v3_audit_checkpoints(conn: Connection) -> None:
+    """Signed checkpoints of the audit head (a new database has the table from v1 already)."""
+    schema.audit_checkpoints.create(conn, checkfirst=True)
+
+
+MIGRATIONS = (_v1_initial, _v2_audit_job_index, _v3_audit_checkpoints)
 
 
 # Any constant: the key of the PostgreSQL advisory lock that admits one migrator at a time.

@@ -132,3 +132,17 @@ audit_head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# Signed audit checkpoints (sandbox/checkpoints.py): checkpoint n attests that event `seq` had
+# hash `hash` at `ts`; `prev` chains it to checkpoint n - 1, and `signature` (Ed25519, hex) is
+# made with the server's key in DATA_DIR, which is not in this database.
+audit_checkpoints = Table(
+    "audit_checkpoints", metadata,
+    Column("n", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("ts", String(32), nullable=False),
+    Column("prev", String(64), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),
+)

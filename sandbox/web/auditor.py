@@ -60,9 +60,10 @@ def summary(event: dict[str, Any]) -> str:
 def log(request: Request, svc: ServicesDep, user: Auditor) -> Response:
     filters = _filters(request)
     offset = _offset(request)
+    trust = svc.trust() if request.query_params.get("verify") else None  # before the log is read
     with svc.store.read() as conn:
         events, total = audit.search(conn, audit.AuditFilter(**filters), limit=PAGE_SIZE, offset=offset)
-        verification = audit.verify(conn) if request.query_params.get("verify") else None
+        verification = audit.verify(conn, trust) if trust is not None else None
         names = queries.people(conn)
         actions = queries.actions(conn)
     return page(request, "audit.html", user, events=events, total=total, offset=offset, size=PAGE_SIZE,

@@ -111,6 +111,7 @@ ACCESS: dict[tuple[str, str], Entry] = {
     # the audit log is the auditors'
     ("GET", "/audit"): Entry(_fixed("/audit"), {"auditor": 200}),
     ("GET", "/audit/verify"): Entry(_fixed("/audit/verify"), {"auditor": 200}),
+    ("GET", "/audit/checkpoints"): Entry(_fixed("/audit/checkpoints"), {"auditor": 200}),
     ("GET", "/audit/export"): Entry(_fixed("/audit/export", params={"format": "csv"}), {"auditor": 200}),
 }
 

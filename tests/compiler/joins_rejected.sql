@@ -88,7 +88,7 @@ SELECT COUNT(*) FROM residents a JOIN medical_visits b ON a.person_id = b.person
 SELECT AVG(s.total) FROM (SELECT department, SUM(cost) AS total FROM medical_visits GROUP BY department) AS s;
 -- title: pre-aggregation grouped by a non-constant dimension
 -- rule: preaggregate
--- expect: not verified constant
+-- expect: not declared constant
 SELECT AVG(s.total) FROM (SELECT person_id, hospital, SUM(cost) AS total FROM medical_visits GROUP BY person_id, hospital) AS s;
 -- title: pre-aggregation without an alias
 -- rule: preaggregate

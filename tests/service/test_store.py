@@ -163,5 +163,5 @@ def test_a_version_1_database_gains_the_audit_job_index(database: str) -> None:
     upgraded = Store(database)
     with upgraded.read() as conn:
         assert "audit_job" in {i["name"] for i in inspect(conn).get_indexes("audit")}
-        assert conn.execute(select(schema.schema_version.c.version)).scalar_one() == 2
+        assert conn.execute(select(schema.schema_version.c.version)).scalar_one() == LATEST
     upgraded.close()

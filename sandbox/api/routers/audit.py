@@ -6,9 +6,18 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from sandbox import audit
+from sandbox import audit, checkpoints
 from sandbox.api.deps import Auditor, ServicesDep
-from sandbox.api.schemas import AuditEvent, AuditPage, ErrorBody, Limit, Moment, Offset, Verification
+from sandbox.api.schemas import (
+    AuditEvent,
+    AuditPage,
+    CheckpointExport,
+    ErrorBody,
+    Limit,
+    Moment,
+    Offset,
+    Verification,
+)
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody},
                                                                422: {"model": ErrorBody}})
@@ -42,10 +51,17 @@ def list_events(svc: ServicesDep, _: Auditor, where: Filter, limit: Limit = 100,
     return AuditPage(events=[AuditEvent(**e) for e in events], total=total, limit=limit, offset=offset)
 
 
-@router.get("/verify", summary="Recompute the hash chain; names the first bad event")
+@router.get("/verify", summary="Recompute the hash chain and check the signed checkpoints; names the first bad event")
 def verify(svc: ServicesDep, _: Auditor) -> Verification:
+    trust = svc.trust()  # read before the log: every checkpoint it names is already in the database
     with svc.store.read() as conn:
-        return Verification(**audit.verify(conn).__dict__)
+        return Verification(**audit.verify(conn, trust).__dict__)
+
+
+@router.get("/checkpoints", summary="The signed checkpoints of the audit head and the public key to check them")
+def list_checkpoints(svc: ServicesDep, _: Auditor) -> CheckpointExport:
+    with svc.store.read() as conn:
+        return CheckpointExport(**checkpoints.export(conn, svc.signer))
 
 
 @router.get("/export", summary="Export (filtered) events as CSV, Parquet or JSONL", response_class=Response,

@@ -109,9 +109,19 @@ def _relation(node: exp.Expression, ctx: Context) -> Relation:
         unit=unit.column if unit else None,
         max_rows=unit.max_rows if unit else 0,
         max_groups=unit.max_groups if unit else 0,
-        constant=dataset.constant_dimensions | ({unit.column} if unit else set()),
+        constant=_constant(dataset, unit),
         node=node,
     )
+
+
+def _constant(dataset, unit) -> frozenset[str]:
+    """Columns with one value per unit, known without looking at the data: all of them when the
+    policy keeps one row per unit (the engine file holds at most that), else the declared ones."""
+    if unit is None:
+        return frozenset()
+    if unit.max_rows == 1:
+        return frozenset(dataset.policy.columns)
+    return dataset.constant_dimensions | {unit.column}
 
 
 def _join(join: exp.Join, scope: Scope, ctx: Context) -> Join:

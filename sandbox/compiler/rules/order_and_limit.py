@@ -31,7 +31,7 @@ def check(query: exp.Select, ctx: Context) -> None:
         if clause is None:
             continue
         value = clause.expression if clause.expression is not None else clause.this
-        if not (isinstance(value, exp.Literal) and value.is_int and int(value.this) >= 0):
+        if not (isinstance(value, exp.Literal) and value.is_int and 0 <= int(value.this) < 2**63):
             ctx.reject(
                 clause,
                 f"{key.upper()} {value.sql('duckdb') if value else ''}",

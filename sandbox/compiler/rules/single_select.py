@@ -38,8 +38,9 @@ def check(query: exp.Expression, ctx: Context) -> None:
         )
     for key in ("qualify", "windows", "into", "sample", "locks", "connect", "prewhere"):
         if query.args.get(key):
+            node = query.args[key]
             ctx.reject(
-                query.args[key],
+                node[0] if isinstance(node, list) else node,
                 key.upper(),
                 "it is outside the supported subset",
                 "Remove it; filter with WHERE and aggregate with GROUP BY.",
