@@ -21,7 +21,7 @@ def test_engine_benchmark_writes_json_and_markdown(tmp_path: Path) -> None:
     out = tmp_path / "results"
     subprocess.run(
         [
-            sys.executable, "-m", "benchmarks.run", "--sizes", "2k", "--runs", "1",
+            sys.executable, "-m", "benchmarks.run", "--suite", "engine", "--sizes", "2k", "--runs", "1",
             "--warmup", "0", "--data-dir", str(tmp_path / "data"), "--out-dir", str(out),
         ],
         cwd=REPO,
