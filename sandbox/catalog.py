@@ -33,13 +33,13 @@ import duckdb
 from connectors import check_schema, get_connector
 from sandbox.errors import DatasetNotFound, SchemaMismatch
 from sandbox.policy import Policy, Role, load_policies
-from sandbox.privacy.grid import clamp_bounds, grid_step
+from sandbox.privacy.grid import clamp_bounds, clamped_sql, grid_step
 
 __all__ = ["QUANTIZED_PREFIX", "RANK_COLUMN", "Catalog", "Dataset"]
 
 RANK_COLUMN = "__rank"
 QUANTIZED_PREFIX = "__q_"
-_MANIFEST_VERSION = 4
+_MANIFEST_VERSION = 5
 MAX_ROWS = 2**40  # with at most 2**20 grid steps per value, any sum fits in 64 bits
 
 
@@ -167,7 +167,7 @@ class Catalog:
                 return self.get(policy.name)
             staged = work / "staged"
             staged.mkdir()
-            manifest = self._ingest(policy, snapshot.parquet, staged, origin)
+            manifest = self._ingest(policy, snapshot.parquet, staged, origin, spill=work / "spill")
             manifest["fingerprint"] = fingerprint
             (staged / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
             for file in staged.iterdir():
@@ -192,13 +192,17 @@ class Catalog:
                     digest.update(block)
         return digest.hexdigest()
 
-    def _ingest(self, policy: Policy, source: Path, out: Path, origin: str) -> dict[str, Any]:
+    def _ingest(self, policy: Policy, source: Path, out: Path, origin: str, *, spill: Path) -> dict[str, Any]:
         pattern = str(source / "**" / "*.parquet") if source.is_dir() else str(source)
         columns = ", ".join(
             f"CAST({_quote(name)} AS {column.type}) AS {_quote(name)}" for name, column in policy.columns.items()
         )
         parquet = out / "data.parquet"
-        con = duckdb.connect(config={"threads": str(os.cpu_count() or 2), "memory_limit": "2GB"})
+        # Sorting 100M rows by their keyed hash spills: into the registration's own scratch
+        # directory (removed with it), not DuckDB's default `.tmp` in the working directory.
+        con = duckdb.connect(
+            config={"threads": str(os.cpu_count() or 2), "memory_limit": "2GB", "temp_directory": str(spill)}
+        )
         try:
             con.execute(f"CREATE TEMP VIEW src AS SELECT * FROM read_parquet('{_sql_path(Path(pattern))}')")
             facts: dict[str, Any] = {}
@@ -251,8 +255,8 @@ class Catalog:
                 step = grid_step(column)
                 quantized[name] = step
                 extra.append(
-                    f"CAST(ROUND(LEAST(GREATEST(CAST({_quote(name)} AS DOUBLE), {lo!r}), {hi!r}) / {step!r})"
-                    f" AS INTEGER) AS {_quote(QUANTIZED_PREFIX + name)}"
+                    f"CAST(ROUND({clamped_sql(_quote(name), lo, hi)} / {step!r}) AS INTEGER)"
+                    f" AS {_quote(QUANTIZED_PREFIX + name)}"
                 )
         select = ", ".join(["*", *extra])
         where = f" WHERE {RANK_COLUMN} <= {policy.privacy_unit.max_rows}" if not policy.public else ""

@@ -4,7 +4,9 @@ enter only as sqlglot ASTs that passed validation, regenerated here."""
 
 from __future__ import annotations
 
-from sqlglot import exp
+import functools
+
+from sqlglot import exp, parse_one
 
 from sandbox.catalog import QUANTIZED_PREFIX, RANK_COLUMN, Dataset
 from sandbox.compiler.plan import Primitive
@@ -12,6 +14,8 @@ from sandbox.compiler.scope import Relation, Scope
 from sandbox.compiler.shape import matches_key
 from sandbox.compiler.vocabulary import is_aggregate
 from sandbox.policy import Column
+from sandbox.privacy.grid import center_units, clamped_sql, grid_step
+from sandbox.privacy.grid import sql_number as _num
 
 __all__ = ["aggregate_sql", "bounded_relation", "histogram_sql", "output_sql"]
 
@@ -35,10 +39,6 @@ def _guarded(node: exp.Expression) -> str:
     """SQL for a row-level expression that can never fail because of a value in the data."""
     risky = any(isinstance(n, _CAN_FAIL) and not isinstance(n, _NEVER_FAIL) for n in node.walk())
     return f"TRY({_sql(node)})" if risky else _sql(node)
-
-
-def _num(value: float) -> str:
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
 
 
 def bounded_relation(
@@ -76,7 +76,7 @@ def bounded_relation(
 
 
 def _clamped(p: Primitive, ref: str | None = None) -> str:
-    value = f"LEAST(GREATEST(CAST({ref or _q(p.column)} AS DOUBLE), {_num(p.lo)}), {_num(p.hi)})"
+    value = clamped_sql(ref or _q(p.column), p.lo, p.hi)
     return value if p.power == 1 else f"({value} * {value})"
 
 
@@ -90,9 +90,11 @@ def _primitive_sql(p: Primitive, unit_column: str, dataset: Dataset | None, colm
         return f"COUNT(DISTINCT {_q(unit_column)})"
     if p.kind == "sum":
         # Exact integer sum of quantized values: order-independent, overflow ruled out by plan.
+        minus = f" - {p.center}" if p.center else ""
         if dataset is not None and p.power == 1 and dataset.quantized_step(p.column) == p.step:
-            return f"CAST(COALESCE(SUM({_q(QUANTIZED_PREFIX + p.column)}), 0) AS BIGINT)"  # stored at registration
-        return f"CAST(COALESCE(SUM(CAST(ROUND({_clamped(p, ref)} / {_num(p.step)}) AS BIGINT)), 0) AS BIGINT)"
+            stored = _q(QUANTIZED_PREFIX + p.column)  # clamped and quantized at registration
+            return f"CAST(COALESCE(SUM({stored}{minus}), 0) AS BIGINT)"
+        return f"CAST(COALESCE(SUM(CAST(ROUND({_clamped(p, ref)} / {_num(p.step)}) AS BIGINT){minus}), 0) AS BIGINT)"
     raise ValueError(p.kind)
 
 
@@ -219,12 +221,9 @@ def _derived_sql(relation: Relation) -> str:
             inner_sql = f"COUNT({_sql(target)})"
         else:
             lo, hi = policy.columns[target.name].bounds
-            inner_sql = (
-                f"{_PER_UNIT_SQL[type(aggregate)]}(LEAST(GREATEST(CAST({_sql(target)} AS DOUBLE), "
-                f"{_num(lo)}), {_num(hi)}))"
-            )
+            inner_sql = f"{_PER_UNIT_SQL[type(aggregate)]}({clamped_sql(_sql(target), lo, hi)})"
         lo, hi = relation.columns[name].bounds
-        items.append(f"LEAST(GREATEST({inner_sql}, {_num(lo)}), {_num(hi)}) AS {_q(name)}")
+        items.append(f"{clamped_sql(inner_sql, lo, hi)} AS {_q(name)}")
     sql = f"SELECT {', '.join(items)} FROM {_q(relation.dataset.name)}.main.data AS {_q(table.alias or table.name)}"
     conditions = []
     dataset = relation.dataset
@@ -241,7 +240,7 @@ def _formula(node: exp.Expression, needs: dict[tuple, str], columns: dict[str, C
     """An aggregate of the user's query, as arithmetic over released (noisy) primitives."""
 
     def ref(kind: str, column: str | None = None, power: int = 1, alpha: float | None = None) -> str:
-        return needs[(kind, column, power, alpha)]
+        return needs[(kind, column, power, alpha, False)]
 
     if isinstance(node, exp.Count):
         inner = node.this
@@ -257,24 +256,34 @@ def _formula(node: exp.Expression, needs: dict[tuple, str], columns: dict[str, C
     if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile):
         alpha = 0.5 if isinstance(node, exp.Median) else float(node.expression.this)
         return exp.column(ref("quantile", column, alpha=alpha))
-    s = ref("sum", column)
     if isinstance(node, exp.Sum):
-        return exp.column(s)
+        return exp.column(ref("sum", column))
     n = ref("count", column)
     if isinstance(node, exp.Avg):
-        text = f"LEAST(GREATEST({s} / GREATEST({n}, 1), {_num(lo)}), {_num(hi)})"
+        centered = needs.get(("sum", column, 1, None, True))
+        s = centered or ref("sum", column)
+        mean = f"{_num(_center(columns[column]))} + {s} / GREATEST({n}, 1)" if centered else f"{s} / GREATEST({n}, 1)"
+        text = clamped_sql(mean, lo, hi)
     else:
-        s2 = ref("sum", column, power=2)
+        s, s2 = ref("sum", column), ref("sum", column, power=2)
         denominator = (
             f"GREATEST({n}, 1)" if isinstance(node, exp.VariancePop | exp.StddevPop) else f"GREATEST({n} - 1, 1)"
         )
-        variance = (
-            f"LEAST(GREATEST(({s2} - {s} * {s} / GREATEST({n}, 1)) / {denominator}, 0), {_num((hi - lo) ** 2 / 4)})"
-        )
+        variance = clamped_sql(f"({s2} - {s} * {s} / GREATEST({n}, 1)) / {denominator}", 0, (hi - lo) ** 2 / 4)
         text = variance if isinstance(node, exp.Variance | exp.VariancePop) else f"SQRT({variance})"
-    from sqlglot import parse_one
+    return exp.Paren(this=_parsed(text).copy())
 
-    return exp.Paren(this=parse_one(text, read="duckdb"))
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(formula: str) -> exp.Expression:
+    """Formulas repeat across queries (they name only primitive ids and public bounds), and
+    sqlglot's parser costs about a millisecond each: parse each text once (callers copy)."""
+    return parse_one(formula, read="duckdb")
+
+
+def _center(column: Column) -> float:
+    """The value an AVG's centred sum is measured from (planner: Primitive.center)."""
+    return center_units(column) * grid_step(column)
 
 
 def _rewrite(
@@ -352,7 +361,8 @@ def _half_width_sql(
 ) -> str:
     """95% interval half-width of one output cell, from public scales and released values only.
     COUNT and SUM: exact quantile of discrete Laplace noise (plus half a rounding step).
-    AVG: union bound over its noisy SUM and COUNT (97.5% each). Others: NULL (documented)."""
+    AVG: union bound over its noisy (centred) SUM and COUNT (97.5% each): with v the released
+    AVG minus the centre, |error| <= (w_sum + |v| w_count) / (count - w_count). Others: NULL."""
     from sandbox import privacy
 
     if column.function in ("count", "sum"):
@@ -367,7 +377,8 @@ def _half_width_sql(
         ws = privacy.half_width(s.scale, 0.025) * s.step
         wn = privacy.half_width(n.scale, 0.025)
         value = _sql(_rewrite(expression, keys, needs, columns, key_of))
+        deviation = f"ABS({value} - {_num(s.center * s.step)})" if s.center else f"ABS({value})"
         return (
-            f"CAST(LEAST(({ws!r} + ABS({value}) * {wn!r}) / GREATEST({n.id} - {wn!r}, 1), {_num(hi - lo)}) AS DOUBLE)"
+            f"CAST(LEAST(({ws!r} + {deviation} * {wn!r}) / GREATEST({n.id} - {wn!r}, 1), {_num(hi - lo)}) AS DOUBLE)"
         )
     return "CAST(NULL AS DOUBLE)"

@@ -19,7 +19,8 @@ class Primitive:
     count     COUNT(*) or COUNT(column) of bounded rows; L1 sensitivity = max_rows
     units     COUNT(DISTINCT unit); L1 sensitivity = groups one unit can reach
     sum       SUM of clamped values (or their squares), quantized to integers on a grid of
-              `step`; L1 sensitivity = max_rows * largest |quantized value|
+              `step`, minus `center` grid units per value; L1 sensitivity = max_rows * largest
+              |quantized value - center|
     quantile  exponential mechanism over `candidates` grid points from `lo` in steps of `step`;
               `sensitivity` is the number of rows one unit can change (d_in)
     """
@@ -36,6 +37,7 @@ class Primitive:
     lo: float = 0.0
     hi: float = 0.0
     candidates: int = 0
+    center: int = 0
     internal: bool = False
 
     @property

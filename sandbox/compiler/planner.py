@@ -7,6 +7,8 @@ primitive over all groups:
 - COUNT(*) / COUNT(col): L1 <= m (each row lands in one group);
 - COUNT(DISTINCT unit):  L1 <= l0 (one per group the unit reaches);
 - SUM of a value quantized to integers q in [q_lo, q_hi]: L1 <= m * max(|q_lo|, |q_hi|);
+  an AVG's sum is of q - c, c = the middle of [q_lo, q_hi]: L1 <= m * (q_hi - q_lo) / 2, half
+  as much on [0, hi] (AVG = c + SUM(q - c) / COUNT), unless the query needs SUM(x) anyway;
 - a quantile per group: the exponential mechanism's privacy loss is linear in the number of
   changed rows, and those add up to <= m over all groups, so each group uses d_in = m.
 l0 = 1 when every key is a dimension verified constant within a unit, else min(max_groups, m);
@@ -33,7 +35,7 @@ from sandbox.compiler.scope import Scope, walk_outer
 from sandbox.compiler.shape import matches_key, unqualified
 from sandbox.compiler.vocabulary import is_aggregate
 from sandbox.policy import Column
-from sandbox.privacy.grid import clamp_bounds, grid_step
+from sandbox.privacy.grid import center_units, clamp_bounds, grid_step, quantize
 
 __all__ = ["build_plan"]
 
@@ -46,9 +48,10 @@ class _Need:
     column: str | None = None
     power: int = 1
     alpha: float | None = None
+    centered: bool = False
 
     def key(self) -> tuple:
-        return (self.kind, self.column, self.power, self.alpha)
+        return (self.kind, self.column, self.power, self.alpha, self.centered)
 
 
 @dataclass
@@ -56,6 +59,7 @@ class _Builder:
     needs: dict[tuple, str] = field(default_factory=dict)
     order: list[_Need] = field(default_factory=list)
     internal: set[str] = field(default_factory=set)
+    plain_sums: set[str] = field(default_factory=set)
 
     def need(self, need: _Need, *, internal: bool = False) -> str:
         key = need.key()
@@ -102,6 +106,12 @@ def build_plan(
         return key
 
     builder = _Builder()
+    builder.plain_sums = {  # columns whose plain SUM(x) the query needs: AVG then shares it
+        key_of(node.this)
+        for item in query.expressions
+        for node in item.find_all(exp.Sum, exp.Variance, exp.VariancePop, exp.Stddev, exp.StddevSamp, exp.StddevPop)
+        if isinstance(node.this, exp.Column)
+    }
     outputs: list[tuple[str, exp.Expression, OutputColumn]] = []
     for index, item in enumerate(query.expressions):
         name = _output_name(item, index)
@@ -241,7 +251,8 @@ def _describe(node: exp.Expression, builder: _Builder, key_of):
     if isinstance(node, exp.Sum):
         return "sum", (builder.need(_Need("sum", column)),)
     if isinstance(node, exp.Avg):
-        return "avg", (builder.need(_Need("sum", column)), builder.need(_Need("count", column)))
+        centered = column not in builder.plain_sums
+        return "avg", (builder.need(_Need("sum", column, centered=centered)), builder.need(_Need("count", column)))
     if isinstance(node, exp.Variance | exp.VariancePop | exp.Stddev | exp.StddevSamp | exp.StddevPop):
         prims = (
             builder.need(_Need("sum", column, power=2)),
@@ -293,7 +304,9 @@ def _primitive(
         (lo, hi) if need.power == 1 else (0.0 if lo <= 0 <= hi else min(lo * lo, hi * hi), max(lo * lo, hi * hi))
     )
     step = grid_step(column, need.power)
-    q_max = max(abs(round(t_lo / step)), abs(round(t_hi / step)))
+    q_lo, q_hi = quantize(t_lo, step), quantize(t_hi, step)
+    center = center_units(column) if need.centered else 0
+    q_max = max(abs(q_lo - center), abs(q_hi - center))
     # q_max <= 2**21 and registration caps a dataset at 2**40 rows: every sum fits in 64 bits.
     sensitivity = m * q_max
     return Primitive(
@@ -307,6 +320,7 @@ def _primitive(
         step=step,
         lo=lo,
         hi=hi,
+        center=center,
         internal=internal,
     )
 

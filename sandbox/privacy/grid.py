@@ -8,7 +8,7 @@ import math
 
 from sandbox.policy import Column
 
-__all__ = ["GRID_UNITS", "clamp_bounds", "grid_step"]
+__all__ = ["GRID_UNITS", "center_units", "clamp_bounds", "clamped_sql", "grid_step", "quantize", "sql_number"]
 
 GRID_UNITS = 2**20  # a clamped value is at most 2**20 grid steps from 0
 
@@ -31,3 +31,29 @@ def grid_step(column: Column, power: int = 1) -> float:
     if column.is_integer and largest <= GRID_UNITS:
         return 1.0
     return 2.0 ** math.ceil(math.log2(largest / GRID_UNITS))
+
+
+def quantize(value: float, step: float) -> int:
+    """`value` on the grid as DuckDB's ROUND puts it (half away from zero; Python's round goes
+    half to even, which would put a bound like 1000000.5 one step below the stored value and
+    understate the sensitivity)."""
+    units = abs(value) / step
+    return int(math.copysign(math.floor(units + 0.5), value))
+
+
+def center_units(column: Column) -> int:
+    """The middle of the column's bounds on its (power-1) grid: an AVG sums deviations from it."""
+    lo, hi = clamp_bounds(column)
+    step = grid_step(column)
+    return (quantize(lo, step) + quantize(hi, step)) // 2
+
+
+def sql_number(value: float) -> str:
+    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+
+
+def clamped_sql(ref: str, lo: float, hi: float) -> str:
+    """`ref` clamped to [lo, hi] as DOUBLE, NULL kept NULL: DuckDB's GREATEST skips NULLs
+    (GREATEST(NULL, 10) is 10), which would turn a missing value into a bound inside a sum."""
+    value = f"CAST({ref} AS DOUBLE)"
+    return f"CASE WHEN {value} IS NULL THEN NULL ELSE LEAST(GREATEST({value}, {sql_number(lo)}), {sql_number(hi)}) END"

@@ -22,7 +22,7 @@ ROWS = [  # pid, dept, amount, age
 ]
 
 
-def _policy(max_rows: int, max_groups: int = 2) -> Policy:
+def _policy(max_rows: int, max_groups: int = 2, bounds: tuple[float, float] = (0, 100)) -> Policy:
     return Policy.model_validate(
         {
             "name": "visits",
@@ -34,7 +34,7 @@ def _policy(max_rows: int, max_groups: int = 2) -> Policy:
             "columns": {
                 "pid": {"role": "identifier", "type": "BIGINT"},
                 "dept": {"role": "dimension", "type": "VARCHAR", "keys": ["a", "b", "c"]},
-                "amount": {"role": "measure", "type": "DOUBLE", "bounds": [0, 100], "nullable": True},
+                "amount": {"role": "measure", "type": "DOUBLE", "bounds": list(bounds), "nullable": True},
                 "age": {"role": "dimension", "type": "INTEGER", "bounds": [0, 100]},
             },
             "limits": {"max_epsilon_per_query": 2.0},
@@ -42,13 +42,13 @@ def _policy(max_rows: int, max_groups: int = 2) -> Policy:
     )
 
 
-def _register(data_dir, max_rows: int) -> Catalog:
+def _register(data_dir, max_rows: int, rows=ROWS, bounds: tuple[float, float] = (0, 100)) -> Catalog:
     con = duckdb.connect()
     con.execute("CREATE TABLE v (pid BIGINT, dept VARCHAR, amount DOUBLE, age INTEGER)")
-    con.executemany("INSERT INTO v VALUES (?, ?, ?, ?)", ROWS)
+    con.executemany("INSERT INTO v VALUES (?, ?, ?, ?)", rows)
     con.execute(f"COPY v TO '{data_dir / 'visits.parquet'}' (FORMAT parquet)")
     cat = Catalog(data_dir)
-    cat.register(_policy(max_rows))
+    cat.register(_policy(max_rows, bounds=bounds))
     return cat
 
 
@@ -136,5 +136,58 @@ def test_bucketing_key(catalog) -> None:
 def test_sums_use_the_grid_stored_at_registration(catalog) -> None:
     plan = compile_query("SELECT SUM(amount), VAR_SAMP(amount) FROM visits", catalog, epsilon=1.0)
     assert 'SUM("__q_amount")' in plan.aggregate_sql, "power-1 sums read the stored quantized column"
-    assert "ROUND((LEAST(GREATEST(" in plan.aggregate_sql, "squares are still quantized inline"
+    assert "ROUND((CASE WHEN" in plan.aggregate_sql, "squares are still quantized inline"
     assert "__rank <=" not in plan.aggregate_sql, "the engine file already holds only bounded rows"
+
+
+NULL_ROWS = [(1, "a", 20.0, 30), (2, "a", None, 40), (3, "b", 5.0, 50)]  # bounds [10, 100]: 5 -> 10
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT SUM(amount) FROM visits", 30.0),  # a NULL is skipped, not clamped up to 10
+        ("SELECT SUM(amount) FROM (SELECT pid, SUM(amount) AS amount FROM visits GROUP BY pid) AS u", 30.0),
+        ("SELECT SUM(amount) FROM visits WHERE age > 0", 30.0),
+    ],
+    ids=["stored-grid", "pre-aggregated", "filtered"],
+)
+def test_nulls_are_skipped_not_clamped_to_a_bound(tmp_path, sql, expected) -> None:
+    """DuckDB's GREATEST(NULL, 10) is 10: a NULL must not enter a sum as the lower bound."""
+    catalog = _register(tmp_path, 1, NULL_ROWS, bounds=(10, 100))
+    plan = compile_query(sql, catalog, epsilon=1.0)
+    (sum_id,) = [p.id for p in plan.primitives if p.kind == "sum"]
+    assert _value(plan, exact_primitives(plan)[()], sum_id) == pytest.approx(expected)
+
+
+def test_avg_sums_deviations_from_the_centre_of_the_bounds(tmp_path) -> None:
+    """AVG alone sums x - c, c the middle of the bounds: half the sensitivity of SUM(x) on
+    [10, 100]; AVG = c + noisy SUM(x - c) / noisy COUNT(x)."""
+    catalog = _register(tmp_path, 1, NULL_ROWS, bounds=(10, 100))
+    plan = compile_query("SELECT AVG(amount) FROM visits", catalog, epsilon=1.0)
+    total = next(p for p in plan.primitives if p.kind == "sum")
+    plain = next(
+        p for p in compile_query("SELECT SUM(amount) FROM visits", catalog, epsilon=1.0).primitives if p.kind == "sum"
+    )
+    centre = total.center * total.step
+    assert centre == pytest.approx(55.0, abs=total.step)
+    assert total.sensitivity * 2 <= plain.sensitivity + 2
+    values = exact_primitives(plan)[()]
+    assert _value(plan, values, total.id) == pytest.approx((20.0 - centre) + (10.0 - centre))
+    with_sum = compile_query("SELECT SUM(amount), AVG(amount) FROM visits", catalog, epsilon=1.0)
+    assert [p.center for p in with_sum.primitives if p.kind == "sum"] == [0], "SUM(x) asked too: share it"
+
+
+@pytest.mark.parametrize("hi", [1_000_000.5, 999_999.5, 3.5], ids=["half-up", "half-even", "small"])
+def test_sensitivity_covers_the_largest_stored_grid_value(tmp_path, hi) -> None:
+    """The planner's largest grid value must be DuckDB's ROUND (half away from zero), not
+    Python's round (half to even), or the sensitivity is one step short."""
+    catalog = _register(tmp_path, 1, [(1, "a", hi, 30), (2, "a", 0.0, 30)], bounds=(0, hi))
+    plan = compile_query("SELECT SUM(amount) FROM visits", catalog, epsilon=1.0)
+    (total,) = plan.primitives
+    con = duckdb.connect(str(catalog.get("visits").engine_path), read_only=True)
+    try:
+        stored = con.execute('SELECT max(abs("__q_amount")) FROM data').fetchone()[0]
+    finally:
+        con.close()
+    assert total.sensitivity >= stored

@@ -66,3 +66,33 @@ def test_noise_scale_and_interval_coverage(demo_catalog, sql, column, primitive)
     covered = sum(abs(e) <= r.accuracy[column][0] for e, r in zip(errors, releases, strict=True))
     low, high = _coverage_bounds(RELEASES)
     assert low <= covered <= high + 1, f"{covered}/{RELEASES} intervals covered the truth"
+
+
+def test_avg_is_centred_and_its_interval_is_conservative(demo_catalog) -> None:
+    """AVG = centre + noisy SUM(x - centre) / noisy COUNT(x): unbiased to first order, and its
+    union-bound interval covers the truth at least 95% of the time."""
+    plan = compile_query("SELECT AVG(income) AS m FROM pums_null", demo_catalog, epsilon=1.0)
+    total, count = plan.primitives
+    assert total.center * total.step == 250_000  # the middle of [0, 500000]
+    values = exact_primitives(plan)[()]
+    truth = 250_000 + values[total.id] * total.step / values[count.id]
+    releases = _releases(plan, RELEASES)
+    errors = [r.table["m"][0] - truth for r in releases]
+    spread = stats.tstd(errors)
+    assert abs(stats.tmean(errors)) < stats.norm.isf(FAILURE / 2) * spread / math.sqrt(RELEASES)
+    covered = sum(abs(e) <= r.accuracy["m"][0] for e, r in zip(errors, releases, strict=True))
+    assert covered >= _coverage_bounds(RELEASES)[0], f"{covered}/{RELEASES} intervals covered the truth"
+
+
+def test_a_suppressed_group_releases_nulls_not_bounds(demo_catalog) -> None:
+    """Suppression blanks the primitives; formulas over them must stay NULL (DuckDB's GREATEST
+    skips NULLs: a clamp would have released the lower bound)."""
+    from sandbox.compiler.plan import OutputRules
+
+    plan = compile_query(
+        "SELECT COUNT(*) AS n, AVG(income) AS m, STDDEV(income) AS sd FROM pums_null",
+        demo_catalog, epsilon=1.0, rules=OutputRules(min_count=10**9),
+    )
+    (release,) = _releases(plan, 1)
+    assert release.suppressed == [True]
+    assert release.table.row(0) == (None, None, None)
