@@ -95,32 +95,39 @@ def _write(path: Path, chunks: Iterator[pa.Table]) -> None:
     tmp.replace(path)
 
 
-def ensure(directory: Path, rows: int) -> dict[str, float]:
+def ensure(directory: Path, rows: int) -> dict[str, float | None]:
     """Write `people.parquet` and `visits.parquet` with `rows` rows each, unless present.
-    Returns the seconds spent writing each (0 when cached)."""
+    Returns the seconds spent writing each (None when cached)."""
     directory.mkdir(parents=True, exist_ok=True)
-    spent = {}
+    spent: dict[str, float | None] = {}
     for table, chunks in (("people", _people_chunks), ("visits", _visits_chunks)):
         path = directory / f"{table}.parquet"
-        start = time.perf_counter()
+        spent[table] = None
         if not path.exists():
+            start = time.perf_counter()
             _write(path, chunks(rows))
-        spent[table] = time.perf_counter() - start
+            spent[table] = time.perf_counter() - start
     return spent
 
 
-def register(directory: Path) -> dict[str, float]:
-    """Register both tables in the catalog under `directory` (idempotent); seconds per table."""
+def register(directory: Path) -> dict[str, float | None]:
+    """Register both tables in the catalog under `directory` (idempotent); seconds per table
+    (None when the registration was already current and nothing was rebuilt)."""
     from sandbox.catalog import Catalog
+    from sandbox.errors import DatasetNotFound
     from sandbox.policy import load_policy
 
     catalog = Catalog(directory)
-    spent = {}
+    spent: dict[str, float | None] = {}
     for table in TABLES:
+        try:
+            before = catalog.get(table).manifest.get("registered_at")
+        except DatasetNotFound:
+            before = None
         start = time.perf_counter()
         policy_file = POLICIES / f"{table}.yaml"
-        catalog.register(load_policy(policy_file), policy_file)
-        spent[table] = time.perf_counter() - start
+        after = catalog.register(load_policy(policy_file), policy_file).manifest.get("registered_at")
+        spent[table] = time.perf_counter() - start if before is None or after != before else None
     return spent
 
 
@@ -132,12 +139,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     setup_file = args.out / "setup.json"
     setup = json.loads(setup_file.read_text()) if setup_file.exists() else {}
-    for table, seconds in ensure(args.out, args.rows).items():
-        if seconds > 0.5 or f"write_{table}_seconds" not in setup:
+    for table, seconds in ensure(args.out, args.rows).items():  # keep the first build's times
+        if seconds is not None:
             setup[f"write_{table}_seconds"] = seconds
     if not args.no_register:
         for table, seconds in register(args.out).items():
-            if seconds > 0.5 or f"register_{table}_seconds" not in setup:
+            if seconds is not None:
                 setup[f"register_{table}_seconds"] = seconds
     setup_file.write_text(json.dumps(setup, indent=2))
     print(json.dumps(setup))

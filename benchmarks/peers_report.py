@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["goals", "markdown", "plot", "render"]
+__all__ = ["goals", "markdown", "plot", "render", "scaling_markdown"]
 
 LABELS = {
     "duckdb_exact": "DuckDB exact",
@@ -164,6 +164,7 @@ def markdown(report: dict[str, Any]) -> str:
         if notes:
             lines += ["", "Not measured:", "", *dict.fromkeys(notes)]
         lines.append("")
+    lines += scaling_markdown(report)
     if "accuracy" in report:
         lines += accuracy_markdown(report["accuracy"])
     lines += ["## Goals", "", "| goal | value | verdict |", "|---|---|---|"]
@@ -177,6 +178,35 @@ def markdown(report: dict[str, Any]) -> str:
             )
     lines.append("")
     return "\n".join(lines)
+
+
+def scaling_markdown(report: dict[str, Any]) -> list[str]:
+    """How each system's time grows with rows: the median at every size and the factor per
+    10x more rows (1 = constant overhead, 10 = linear in rows)."""
+    sizes = report["sizes"]
+    if len(sizes) < 2:
+        return []
+    labels = [s["size"] for s in sizes]
+    steps = [f"x ({b} / {a})" for a, b in zip(labels, labels[1:], strict=False)]
+    lines = [
+        "## Scaling",
+        "",
+        "Median per release at each size, and its growth from one size to the next (10x the rows: "
+        "a factor near 1 is fixed overhead, near 10 is linear in the rows):",
+        "",
+        "| query | system | " + " | ".join(labels) + " | " + " | ".join(steps) + " |",
+        "|---|---|" + "---|" * (len(labels) + len(steps)),
+    ]
+    for index, first in enumerate(sizes[0]["results"]):
+        for system in ("duckdb_exact", "engine", "service", *PEERS):
+            medians = [_median(size["results"][index], system) for size in sizes]
+            if not any(medians):
+                continue
+            cells = [_ms(m) if m else "-" for m in medians]
+            growth = [f"{b / a:.1f}" if a and b else "-" for a, b in zip(medians, medians[1:], strict=False)]
+            lines.append(f"| {first['label']} | {LABELS[system]} | " + " | ".join(cells + growth) + " |")
+    lines.append("")
+    return lines
 
 
 def accuracy_markdown(acc: dict[str, Any]) -> list[str]:

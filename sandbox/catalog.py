@@ -39,7 +39,7 @@ __all__ = ["QUANTIZED_PREFIX", "RANK_COLUMN", "Catalog", "Dataset"]
 
 RANK_COLUMN = "__rank"
 QUANTIZED_PREFIX = "__q_"
-_MANIFEST_VERSION = 5
+_MANIFEST_VERSION = 6
 MAX_ROWS = 2**40  # with at most 2**20 grid steps per value, any sum fits in 64 bits
 
 
@@ -85,6 +85,12 @@ class Dataset:
     def constant_dimensions(self) -> frozenset[str]:
         """Columns the policy declares constant per unit (verified at registration)."""
         return frozenset(self.manifest.get("constant_dimensions", ()))
+
+    @property
+    def non_null_columns(self) -> frozenset[str]:
+        """Columns the policy declares not nullable (verified at registration; empty for a
+        dataset registered before the check, which is the safe answer)."""
+        return frozenset(self.manifest.get("non_null", ()))
 
     def describe(self) -> dict[str, Any]:
         """Schema and policy for the catalog listing: never rows, never data statistics."""
@@ -228,6 +234,7 @@ class Catalog:
                 {"secret": self._secret.hex()} if not policy.public else {},
             )
             rows = con.execute(f"SELECT count(*) FROM '{_sql_path(parquet)}'").fetchone()[0]
+            facts["non_null"] = self._check_non_null(con, policy, parquet)
             if not policy.public:
                 facts |= self._unit_facts(con, policy, parquet)
             facts |= self._build_engine_file(policy, parquet, out / "engine.duckdb")
@@ -266,6 +273,26 @@ class Catalog:
         finally:
             db.close()
         return {"quantized": quantized, "prebounded": not policy.public}
+
+    @staticmethod
+    def _check_non_null(con: duckdb.DuckDBPyConnection, policy: Policy, parquet: Path) -> list[str]:
+        """Columns not declared `nullable` must hold no NULL: the compiler then counts COUNT(x)
+        as COUNT(*) (one noisy count instead of two). Declared, verified, never inferred: the
+        noise plan must not depend on the data."""
+        declared = [n for n, c in policy.columns.items() if not c.nullable and c.role is not Role.identifier]
+        if not declared:
+            return []
+        counts = ", ".join(f"count(*) FILTER (WHERE {_quote(n)} IS NULL)" for n in declared)
+        nulls = con.execute(f"SELECT {counts} FROM '{_sql_path(parquet)}'").fetchone()
+        for name, n in zip(declared, nulls, strict=True):
+            if n:
+                raise SchemaMismatch(
+                    f"{policy.name}: column {name!r} has {n} NULL value(s) but is not declared nullable; "
+                    f"add `nullable: true` to it in the policy, or fix the source",
+                    dataset=policy.name,
+                    column=name,
+                )
+        return declared
 
     @staticmethod
     def _unit_facts(con: duckdb.DuckDBPyConnection, policy: Policy, parquet: Path) -> dict[str, Any]:

@@ -50,13 +50,14 @@ def test_engine_benchmark_writes_json_and_markdown(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(600)  # ~15 s on two quiet cores; a busy machine (other suites) is slower
 def test_peers_benchmark_smoke_writes_json_markdown_and_plot(tmp_path: Path) -> None:
-    """The side-by-side suite at a tiny size, one run each, no peer venvs (`--no-peers`): data
-    generation, registration, DuckDB exact/bounded, the engine, the HTTP service, the accuracy
-    study and the report all run; the peers show up as skipped, never with numbers."""
+    """The side-by-side suite at two tiny sizes, one run each, no peer venvs (`--no-peers`):
+    data generation, registration, DuckDB exact/bounded, the engine, the HTTP service, the
+    accuracy study and the report (with its scaling table) all run; the peers show up as
+    skipped, never with numbers."""
     out = tmp_path / "results"
     subprocess.run(
         [
-            sys.executable, "-m", "benchmarks.run", "--suite", "peers", "--peer-sizes", "2k",
+            sys.executable, "-m", "benchmarks.run", "--suite", "peers", "--peer-sizes", "2k,4k",
             "--peer-runs", "1", "--warmup", "0", "--no-peers", "--accuracy-rows", "2k",
             "--releases", "3", "--data-dir", str(tmp_path / "data"), "--out-dir", str(out),
         ],
@@ -66,8 +67,8 @@ def test_peers_benchmark_smoke_writes_json_markdown_and_plot(tmp_path: Path) -> 
         text=True,
     )
     report = json.loads((out / "peers.json").read_text())
-    (size,) = report["sizes"]
-    assert size["rows"] == 2_000
+    size, larger = report["sizes"]
+    assert (size["rows"], larger["rows"]) == (2_000, 4_000)
     queries = {r["query"] for r in size["results"]}
     assert queries == {"count", "sum", "mean", "median", "private_keys", "filtered_count", "multirow"}
     for r in size["results"]:
@@ -81,4 +82,5 @@ def test_peers_benchmark_smoke_writes_json_markdown_and_plot(tmp_path: Path) -> 
     assert count["cells"] == 3 * 4 and count["released_share"] == 1.0
     table = (out / "peers.md").read_text()
     assert "| grouped COUNT, 4 public groups |" in table and "## Goals" in table
+    assert "| grouped COUNT, 4 public groups | our engine |" in table.split("## Scaling")[1]
     assert (out / "peers_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

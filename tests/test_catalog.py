@@ -63,3 +63,18 @@ def test_schema_rechecked_on_registration(tmp_path) -> None:
     broken = policy.model_copy(update={"columns": columns})
     with pytest.raises(SchemaMismatch, match="zipcode"):
         Catalog(tmp_path).register(broken, POLICIES / "pums_null.yaml")
+
+
+def test_a_column_not_declared_nullable_must_hold_no_null(tmp_path) -> None:
+    """`nullable: false` (the default) is verified: the compiler relies on it to count COUNT(x)
+    as COUNT(*). The error names the column and the fix."""
+    policy = load_policy(POLICIES / "pums_null.yaml")
+    columns = dict(policy.columns) | {"income": policy.columns["income"].model_copy(update={"nullable": False})}
+    with pytest.raises(SchemaMismatch, match=r"'income' has \d+ NULL value\(s\).*nullable: true"):
+        Catalog(tmp_path).register(policy.model_copy(update={"columns": columns}), POLICIES / "pums_null.yaml")
+
+
+def test_verified_non_null_columns_are_recorded(demo_catalog) -> None:
+    residents = demo_catalog.get("residents")
+    assert "monthly_income" in residents.non_null_columns and "person_id" not in residents.non_null_columns
+    assert demo_catalog.get("pums_null").non_null_columns.isdisjoint({"income", "age", "sex"})

@@ -5,6 +5,8 @@ enter only as sqlglot ASTs that passed validation, regenerated here."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlglot import exp, parse_one
 
@@ -14,7 +16,7 @@ from sandbox.compiler.scope import Relation, Scope
 from sandbox.compiler.shape import matches_key
 from sandbox.compiler.vocabulary import is_aggregate
 from sandbox.policy import Column
-from sandbox.privacy.grid import center_units, clamped_sql, grid_step
+from sandbox.privacy.grid import clamped_sql
 from sandbox.privacy.grid import sql_number as _num
 
 __all__ = ["aggregate_sql", "bounded_relation", "histogram_sql", "output_sql"]
@@ -236,36 +238,61 @@ def _derived_sql(relation: Relation) -> str:
     return sql + " GROUP BY " + ", ".join(_sql(k) for k in inner.args["group"].expressions)
 
 
-def _formula(node: exp.Expression, needs: dict[tuple, str], columns: dict[str, Column], key_of) -> exp.Expression:
+@dataclass(frozen=True)
+class _Released:
+    """What the post-processing SQL can refer to: the noisy primitives by need, their public
+    parameters, and which sums are centred on which count."""
+
+    keys: list[exp.Expression]
+    needs: dict[tuple, str]
+    columns: dict[str, Column]
+    by_id: dict[str, Primitive]
+    paired: dict[str, str]  # centred sum id -> count id
+    key_of: Callable[[exp.Column], str]
+
+    def ref(self, kind: str, column: str | None = None, power: int = 1, alpha: float | None = None) -> str:
+        return self.needs[(kind, column, power, alpha)]
+
+    def plain_sum(self, column: str) -> str:
+        """SUM(x) from its primitive: a centred sum adds back centre x count."""
+        s = self.ref("sum", column)
+        if s not in self.paired:
+            return s
+        return f"({s} + {_num(self.center(s))} * {self.paired[s]})"
+
+    def center(self, pid: str) -> float:
+        p = self.by_id[pid]
+        return p.center * p.step
+
+
+def _formula(node: exp.Expression, ctx: _Released) -> exp.Expression:
     """An aggregate of the user's query, as arithmetic over released (noisy) primitives."""
-
-    def ref(kind: str, column: str | None = None, power: int = 1, alpha: float | None = None) -> str:
-        return needs[(kind, column, power, alpha, False)]
-
     if isinstance(node, exp.Count):
         inner = node.this
         if isinstance(inner, exp.Star):
-            text = ref("count")
+            text = ctx.ref("count")
         elif isinstance(inner, exp.Distinct):
-            text = ref("units", key_of(inner.expressions[0]))
+            text = ctx.ref("units", ctx.key_of(inner.expressions[0]))
         else:
-            text = ref("count", key_of(inner))
+            text = ctx.ref("count", ctx.key_of(inner))
         return exp.column(text)
-    column = key_of(node.this)
-    lo, hi = columns[column].bounds
+    column = ctx.key_of(node.this)
+    lo, hi = ctx.columns[column].bounds
     if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile):
         alpha = 0.5 if isinstance(node, exp.Median) else float(node.expression.this)
-        return exp.column(ref("quantile", column, alpha=alpha))
+        return exp.column(ctx.ref("quantile", column, alpha=alpha))
     if isinstance(node, exp.Sum):
-        return exp.column(ref("sum", column))
-    n = ref("count", column)
+        s = ctx.ref("sum", column)
+        return exp.column(s) if s not in ctx.paired else exp.Paren(this=_parsed(ctx.plain_sum(column)).copy())
+    n = ctx.ref("count", column)
     if isinstance(node, exp.Avg):
-        centered = needs.get(("sum", column, 1, None, True))
-        s = centered or ref("sum", column)
-        mean = f"{_num(_center(columns[column]))} + {s} / GREATEST({n}, 1)" if centered else f"{s} / GREATEST({n}, 1)"
+        s = ctx.ref("sum", column)
+        mean = f"{s} / GREATEST({n}, 1)"
+        if s in ctx.paired:  # centred: AVG = c + SUM(x - c) / COUNT(x)
+            mean = f"{_num(ctx.center(s))} + {mean}"
         text = clamped_sql(mean, lo, hi)
     else:
-        s, s2 = ref("sum", column), ref("sum", column, power=2)
+        s, s2 = ctx.plain_sum(column), ctx.ref("sum", column, power=2)
         denominator = (
             f"GREATEST({n}, 1)" if isinstance(node, exp.VariancePop | exp.StddevPop) else f"GREATEST({n} - 1, 1)"
         )
@@ -281,31 +308,18 @@ def _parsed(formula: str) -> exp.Expression:
     return parse_one(formula, read="duckdb")
 
 
-def _center(column: Column) -> float:
-    """The value an AVG's centred sum is measured from (planner: Primitive.center)."""
-    return center_units(column) * grid_step(column)
-
-
-def _rewrite(
-    node: exp.Expression,
-    keys: list[exp.Expression],
-    needs: dict[tuple, str],
-    columns: dict[str, Column],
-    key_of,
-) -> exp.Expression:
-    index = matches_key(node, keys)
+def _rewrite(node: exp.Expression, ctx: _Released) -> exp.Expression:
+    index = matches_key(node, ctx.keys)
     if index is not None:
         return exp.column(f"__k{index}")
     if is_aggregate(node):
-        return _formula(node, needs, columns, key_of)
+        return _formula(node, ctx)
     node = node.copy()
     for name, value in list(node.args.items()):
         if isinstance(value, exp.Expression):
-            node.set(name, _rewrite(value, keys, needs, columns, key_of))
+            node.set(name, _rewrite(value, ctx))
         elif isinstance(value, list):
-            node.set(
-                name, [_rewrite(v, keys, needs, columns, key_of) if isinstance(v, exp.Expression) else v for v in value]
-            )
+            node.set(name, [_rewrite(v, ctx) if isinstance(v, exp.Expression) else v for v in value])
     return node
 
 
@@ -318,28 +332,26 @@ def output_sql(
     columns: dict[str, Column],
     round_to: int = 1,
     key_of=lambda c: c.name,
+    paired: dict[str, str] | None = None,
 ) -> str:
     """Post-processing over the noisy table `released`: the user's SELECT list, HAVING (as a
     filter on released values), ORDER BY and LIMIT. Runs after the noise, so it is free."""
-    items = [
-        f"{_sql(_rewrite(expression, keys, needs, columns, key_of))} AS {_q(name)}" for name, expression, _ in outputs
-    ]
-    by_id = {p.id: p for p in primitives}
+    ctx = _Released(keys, needs, columns, {p.id: p for p in primitives}, paired or {}, key_of)
+    items = [f"{_sql(_rewrite(expression, ctx))} AS {_q(name)}" for name, expression, _ in outputs]
     widths = [
-        f"{_half_width_sql(column, expression, by_id, keys, needs, columns, round_to, key_of)} AS __hw_{i}"
+        f"{_half_width_sql(column, expression, ctx, round_to)} AS __hw_{i}"
         for i, (_, expression, column) in enumerate(outputs)
     ]
     sql = f"SELECT {', '.join(items + widths)}, __suppressed FROM released"
     having = query.args.get("having")
     if having is not None:
-        sql += f" WHERE {_sql(_rewrite(having.this, keys, needs, columns, key_of))}"
+        sql += f" WHERE {_sql(_rewrite(having.this, ctx))}"
     order = query.args.get("order")
     if order is not None:
         parts = []
         for ordered in order.expressions:
-            rewritten = _rewrite(ordered.this, keys, needs, columns, key_of)
             direction = " DESC" if ordered.args.get("desc") else ""
-            parts.append(_sql(rewritten) + direction)
+            parts.append(_sql(_rewrite(ordered.this, ctx)) + direction)
         sql += " ORDER BY " + ", ".join(parts)
     for key in ("limit", "offset"):
         clause = query.args.get(key)
@@ -349,34 +361,41 @@ def output_sql(
     return sql
 
 
-def _half_width_sql(
-    column,
-    expression: exp.Expression,
-    by_id: dict[str, Primitive],
-    keys: list[exp.Expression],
-    needs: dict[tuple, str],
-    columns: dict[str, Column],
-    round_to: int,
-    key_of=lambda c: c.name,
-) -> str:
-    """95% interval half-width of one output cell, from public scales and released values only.
-    COUNT and SUM: exact quantile of discrete Laplace noise (plus half a rounding step).
-    AVG: union bound over its noisy (centred) SUM and COUNT (97.5% each): with v the released
-    AVG minus the centre, |error| <= (w_sum + |v| w_count) / (count - w_count). Others: NULL."""
+def half_width(column, by_id: dict[str, Primitive], round_to: int) -> float | None:
+    """95% half-width of a COUNT or SUM cell, which does not depend on the data (None for other
+    functions). COUNT/SUM: exact quantile of the discrete Laplace noise (plus half a rounding
+    step); a SUM released as centred sum + c x count: the exact quantile of that combined noise."""
     from sandbox import privacy
 
-    if column.function in ("count", "sum"):
-        p = by_id[column.primitives[0]]
-        width = privacy.half_width(p.scale) * p.step
-        if p.kind != "sum" and round_to > 1:
-            width += round_to / 2
+    if column.function not in ("count", "sum"):
+        return None
+    p = by_id[column.primitives[0]]
+    if len(column.primitives) == 2:  # centred sum + c x count (never with rounded counts)
+        n = by_id[column.primitives[1]]
+        assert round_to == 1, "a rounded count is never paired with a released sum"
+        return privacy.combined_half_width(p.scale, n.scale, abs(p.center)) * p.step
+    width = privacy.half_width(p.scale) * p.step
+    if p.kind != "sum" and round_to > 1:
+        width += round_to / 2
+    return width
+
+
+def _half_width_sql(column, expression: exp.Expression, ctx: _Released, round_to: int) -> str:
+    """95% interval half-width of one output cell, from public scales and released values only.
+    COUNT and SUM: see half_width. AVG: union bound over its noisy (centred) SUM and COUNT
+    (97.5% each): with v the released AVG minus the centre, |error| <= (w_sum + |v| w_count) /
+    (count - w_count). Others: NULL (documented)."""
+    from sandbox import privacy
+
+    width = half_width(column, ctx.by_id, round_to)
+    if width is not None:
         return f"CAST({width!r} AS DOUBLE)"
     if column.function == "avg":
-        s, n = by_id[column.primitives[0]], by_id[column.primitives[1]]
-        lo, hi = columns[s.column].bounds
+        s, n = ctx.by_id[column.primitives[0]], ctx.by_id[column.primitives[1]]
+        lo, hi = ctx.columns[s.column].bounds
         ws = privacy.half_width(s.scale, 0.025) * s.step
         wn = privacy.half_width(n.scale, 0.025)
-        value = _sql(_rewrite(expression, keys, needs, columns, key_of))
+        value = _sql(_rewrite(expression, ctx))
         deviation = f"ABS({value} - {_num(s.center * s.step)})" if s.center else f"ABS({value})"
         return (
             f"CAST(LEAST(({ws!r} + {deviation} * {wn!r}) / GREATEST({n.id} - {wn!r}, 1), {_num(hi - lo)}) AS DOUBLE)"

@@ -7,8 +7,10 @@ primitive over all groups:
 - COUNT(*) / COUNT(col): L1 <= m (each row lands in one group);
 - COUNT(DISTINCT unit):  L1 <= l0 (one per group the unit reaches);
 - SUM of a value quantized to integers q in [q_lo, q_hi]: L1 <= m * max(|q_lo|, |q_hi|);
-  an AVG's sum is of q - c, c = the middle of [q_lo, q_hi]: L1 <= m * (q_hi - q_lo) / 2, half
-  as much on [0, hi] (AVG = c + SUM(q - c) / COUNT), unless the query needs SUM(x) anyway;
+  when the query releases the count of the same values anyway (AVG, COUNT(x), or COUNT(*) of a
+  column verified non-null), the sum is of q - c instead, c the middle of [q_lo, q_hi]:
+  L1 <= m * (q_hi - q_lo) / 2, half as much on [0, hi]; then AVG = c + SUM(q - c) / COUNT and
+  SUM = SUM(q - c) + c * COUNT (post-processing; the interval is the exact one of that sum);
 - a quantile per group: the exponential mechanism's privacy loss is linear in the number of
   changed rows, and those add up to <= m over all groups, so each group uses d_in = m.
 l0 = 1 when every key is a dimension verified constant within a unit, else min(max_groups, m);
@@ -24,7 +26,7 @@ selection only; a query over public keys charges delta = 0.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
 
@@ -48,10 +50,9 @@ class _Need:
     column: str | None = None
     power: int = 1
     alpha: float | None = None
-    centered: bool = False
 
     def key(self) -> tuple:
-        return (self.kind, self.column, self.power, self.alpha, self.centered)
+        return (self.kind, self.column, self.power, self.alpha)
 
 
 @dataclass
@@ -59,7 +60,7 @@ class _Builder:
     needs: dict[tuple, str] = field(default_factory=dict)
     order: list[_Need] = field(default_factory=list)
     internal: set[str] = field(default_factory=set)
-    plain_sums: set[str] = field(default_factory=set)
+    never_null: frozenset[str] = frozenset()  # columns whose COUNT(x) is COUNT(*)
 
     def need(self, need: _Need, *, internal: bool = False) -> str:
         key = need.key()
@@ -105,13 +106,9 @@ def build_plan(
         columns[key] = declared
         return key
 
-    builder = _Builder()
-    builder.plain_sums = {  # columns whose plain SUM(x) the query needs: AVG then shares it
-        key_of(node.this)
-        for item in query.expressions
-        for node in item.find_all(exp.Sum, exp.Variance, exp.VariancePop, exp.Stddev, exp.StddevSamp, exp.StddevPop)
-        if isinstance(node.this, exp.Column)
-    }
+    # COUNT(x) of a column declared and verified non-null is COUNT(*): one noisy count, not two.
+    # Only on one dataset: a join or pre-aggregation can produce NULLs the data does not have.
+    builder = _Builder(never_null=frozenset() if scope.fused else scope.base.dataset.non_null_columns)
     outputs: list[tuple[str, exp.Expression, OutputColumn]] = []
     for index, item in enumerate(query.expressions):
         name = _output_name(item, index)
@@ -137,12 +134,16 @@ def build_plan(
     if min_count > 0:
         suppress_pid = _first_count(builder) or builder.need(_Need("count"), internal=True)
 
+    paired = _pair_sums_with_counts(builder, query, exclude=selection_pid, rounded=round_to > 1)
     share = epsilon / len(builder.order)
     primitives = [
-        _primitive(builder.needs[n.key()], n, columns, m, l0, share, builder.needs[n.key()] in builder.internal
+        _primitive(
+            builder.needs[n.key()], n, columns, m, l0, share, builder.needs[n.key()] in builder.internal,
+            centered=builder.needs[n.key()] in paired,
         )
         for n in builder.order
     ]
+    outputs = [(name, expression, _with_count(column, paired)) for name, expression, column in outputs]
     delta_used, selection = 0.0, None
     if selection_pid is not None:
         delta_used = default_delta if delta is None else delta
@@ -214,7 +215,9 @@ def build_plan(
         suppress_by=suppress_pid,
         min_count=min_count,
         round_to=round_to,
-        output_sql=generate.output_sql(query, outputs, keys, builder.needs, primitives, columns, round_to, key_of),
+        output_sql=generate.output_sql(
+            query, outputs, keys, builder.needs, primitives, columns, round_to, key_of, paired
+        ),
         outputs=tuple(_with_half_width(o, primitives, round_to) for _, _, o in outputs),
         max_rows=m,
         columns=tuple(sorted(touched[unit_relation.dataset.name])),
@@ -229,6 +232,48 @@ def _output_name(item: exp.Expression, index: int) -> str:
     if isinstance(item, exp.Column):
         return item.name
     return item.sql(dialect="duckdb")
+
+
+def _pair_sums_with_counts(builder: _Builder, query: exp.Select, *, exclude: str | None, rounded: bool) -> dict:
+    """Sum primitive id -> the id of the count of the same values, for the sums to centre.
+
+    Not with the private-key selection count (its released values are conditioned on passing
+    the threshold), and, when counts are rounded for release, not for a column whose SUM (or
+    VAR) is asked: SUM = centred sum + c x count would carry c times the rounding."""
+    summed = {
+        node.this.name
+        for item in query.expressions
+        for node in item.find_all(exp.Sum, exp.Variance, exp.VariancePop, exp.Stddev, exp.StddevSamp, exp.StddevPop)
+        if isinstance(node.this, exp.Column)
+    }
+    paired = {}
+    for need in builder.order:
+        if need.kind != "sum" or need.power != 1:
+            continue
+        count = builder.needs.get(_Need("count", need.column).key())
+        if count is None and need.column in builder.never_null:
+            count = builder.needs.get(_Need("count").key())
+        if count is None or count == exclude or (rounded and need.column.rpartition(".")[2] in summed):
+            continue
+        paired[builder.needs[need.key()]] = count
+    return paired
+
+
+def _with_count(column: OutputColumn, paired: dict[str, str]) -> OutputColumn:
+    """A SUM released from a centred sum also names its count: the interval needs both."""
+    if column.function == "sum" and column.primitives[0] in paired:
+        return replace(column, primitives=(column.primitives[0], paired[column.primitives[0]]))
+    return column
+
+
+def _count_need(builder: _Builder, column: str) -> str:
+    """COUNT(column), which is COUNT(*) when the column is verified non-null (then both keys
+    name the one primitive)."""
+    if column in builder.never_null:
+        pid = builder.need(_Need("count"))
+        builder.needs.setdefault(_Need("count", column).key(), pid)
+        return pid
+    return builder.need(_Need("count", column))
 
 
 def _first_count(builder: _Builder) -> str | None:
@@ -246,18 +291,17 @@ def _describe(node: exp.Expression, builder: _Builder, key_of):
             return "count", (builder.need(_Need("count")),)
         if isinstance(inner, exp.Distinct):  # the unit of one fused relation (e.g. matched persons)
             return "count", (builder.need(_Need("units", key_of(inner.expressions[0]))),)
-        return "count", (builder.need(_Need("count", key_of(inner))),)
+        return "count", (_count_need(builder, key_of(inner)),)
     column = key_of(node.this)
     if isinstance(node, exp.Sum):
         return "sum", (builder.need(_Need("sum", column)),)
     if isinstance(node, exp.Avg):
-        centered = column not in builder.plain_sums
-        return "avg", (builder.need(_Need("sum", column, centered=centered)), builder.need(_Need("count", column)))
+        return "avg", (builder.need(_Need("sum", column)), _count_need(builder, column))
     if isinstance(node, exp.Variance | exp.VariancePop | exp.Stddev | exp.StddevSamp | exp.StddevPop):
         prims = (
             builder.need(_Need("sum", column, power=2)),
             builder.need(_Need("sum", column)),
-            builder.need(_Need("count", column)),
+            _count_need(builder, column),
         )
         return ("stddev" if isinstance(node, exp.Stddev | exp.StddevSamp | exp.StddevPop) else "var"), prims
     alpha = 0.5 if isinstance(node, exp.Median) else float(node.expression.this)
@@ -272,6 +316,8 @@ def _primitive(
     l0: int,
     epsilon: float,
     internal: bool,
+    *,
+    centered: bool = False,
 ) -> Primitive:
     if need.kind == "count":
         return Primitive(pid, "count", need.column, m, epsilon, privacy.laplace_scale(m, epsilon), internal=internal)
@@ -305,7 +351,7 @@ def _primitive(
     )
     step = grid_step(column, need.power)
     q_lo, q_hi = quantize(t_lo, step), quantize(t_hi, step)
-    center = center_units(column) if need.centered else 0
+    center = center_units(column) if centered and need.power == 1 else 0
     q_max = max(abs(q_lo - center), abs(q_hi - center))
     # q_max <= 2**21 and registration caps a dataset at 2**40 rows: every sum fits in 64 bits.
     sensitivity = m * q_max
@@ -326,11 +372,8 @@ def _primitive(
 
 
 def _with_half_width(column: OutputColumn, primitives: list[Primitive], round_to: int) -> OutputColumn:
-    """The same figure the release carries (generate._half_width_sql), for explain."""
-    if column.function not in ("count", "sum"):
-        return column
-    prim = next(p for p in primitives if p.id == column.primitives[0])
-    width = privacy.half_width(prim.scale) * prim.step
-    if prim.kind != "sum" and round_to > 1:
-        width += round_to / 2
-    return OutputColumn(column.name, column.kind, column.function, column.primitives, width)
+    """The same figure the release carries (generate.half_width), for explain."""
+    from sandbox.compiler.generate import half_width
+
+    width = half_width(column, {p.id: p for p in primitives}, round_to)
+    return column if width is None else replace(column, half_width=width)

@@ -7,13 +7,15 @@ integer grid), so no floating-point noise is ever sampled.
 
 from __future__ import annotations
 
-from .accuracy import coverage_probability, half_width
+from .accuracy import combined_half_width, combined_tail, coverage_probability, half_width
 from .mechanisms import discrete_laplace, laplace_scale
 from .quantile import noisy_quantile_index, quantile_rank_error, quantile_scale, quantile_scores
 from .threshold import ThresholdResult, threshold_counts, threshold_parameters
 
 __all__ = [
     "ThresholdResult",
+    "combined_half_width",
+    "combined_tail",
     "coverage_probability",
     "discrete_laplace",
     "half_width",

@@ -9,6 +9,7 @@ import pytest
 
 from sandbox.catalog import Catalog
 from sandbox.compiler import compile_query
+from sandbox.compiler.plan import OutputRules
 from sandbox.policy import Policy
 from tests.support.exact import exact_primitives
 
@@ -22,7 +23,10 @@ ROWS = [  # pid, dept, amount, age
 ]
 
 
-def _policy(max_rows: int, max_groups: int = 2, bounds: tuple[float, float] = (0, 100)) -> Policy:
+def _policy(
+    max_rows: int, max_groups: int = 2, bounds: tuple[float, float] = (0, 100), *, nullable: bool = True,
+    public_dept: bool = True,
+) -> Policy:
     return Policy.model_validate(
         {
             "name": "visits",
@@ -33,8 +37,8 @@ def _policy(max_rows: int, max_groups: int = 2, bounds: tuple[float, float] = (0
             "privacy_unit": {"column": "pid", "max_rows": max_rows, "max_groups": max_groups},
             "columns": {
                 "pid": {"role": "identifier", "type": "BIGINT"},
-                "dept": {"role": "dimension", "type": "VARCHAR", "keys": ["a", "b", "c"]},
-                "amount": {"role": "measure", "type": "DOUBLE", "bounds": list(bounds), "nullable": True},
+                "dept": {"role": "dimension", "type": "VARCHAR"} | ({"keys": ["a", "b", "c"]} if public_dept else {}),
+                "amount": {"role": "measure", "type": "DOUBLE", "bounds": list(bounds), "nullable": nullable},
                 "age": {"role": "dimension", "type": "INTEGER", "bounds": [0, 100]},
             },
             "limits": {"max_epsilon_per_query": 2.0},
@@ -42,13 +46,13 @@ def _policy(max_rows: int, max_groups: int = 2, bounds: tuple[float, float] = (0
     )
 
 
-def _register(data_dir, max_rows: int, rows=ROWS, bounds: tuple[float, float] = (0, 100)) -> Catalog:
+def _register(data_dir, max_rows: int, rows=ROWS, bounds: tuple[float, float] = (0, 100), **policy) -> Catalog:
     con = duckdb.connect()
     con.execute("CREATE TABLE v (pid BIGINT, dept VARCHAR, amount DOUBLE, age INTEGER)")
     con.executemany("INSERT INTO v VALUES (?, ?, ?, ?)", rows)
     con.execute(f"COPY v TO '{data_dir / 'visits.parquet'}' (FORMAT parquet)")
     cat = Catalog(data_dir)
-    cat.register(_policy(max_rows, bounds=bounds))
+    cat.register(_policy(max_rows, bounds=bounds, **policy))
     return cat
 
 
@@ -91,7 +95,10 @@ def test_counts_and_sums(catalog) -> None:
     assert values["p0"] == kept.height
     assert values["p1"] == kept["amount"].is_not_null().sum()
     assert values["p2"] == 4
-    assert _value(plan, values, "p3") == pytest.approx(clamped.sum(), abs=1e-9)
+    total = plan.primitive("p3")
+    assert total.center * total.step == 50, "COUNT(amount) is released anyway: the sum is centred"
+    assert plan.outputs[3].primitives == ("p3", "p1")
+    assert _value(plan, values, "p3") + 50 * values["p1"] == pytest.approx(clamped.sum(), abs=1e-9)
 
 
 def test_full_data_by_hand(whole) -> None:
@@ -100,8 +107,10 @@ def test_full_data_by_hand(whole) -> None:
     )
     values = exact_primitives(plan)
     assert values[("a",)]["p0"] == 3 and values[("b",)]["p0"] == 3
-    assert _value(plan, values[("a",)], "p1") == 80.0  # 10 + 20 + 50
-    assert _value(plan, values[("b",)], "p1") == 100.0  # 300 -> 100, -5 -> 0, NULL skipped
+    # SUM and AVG share one sum centred on 50 and COUNT(amount): SUM = p1 + 50 * p2
+    assert plan.outputs[2].primitives == ("p1", "p2") and plan.primitive("p1").center * plan.primitive("p1").step == 50
+    assert _value(plan, values[("a",)], "p1") + 50 * values[("a",)]["p2"] == 80.0  # 10 + 20 + 50
+    assert _value(plan, values[("b",)], "p1") + 50 * values[("b",)]["p2"] == 100.0  # 300 -> 100, -5 -> 0, NULL
     assert values[("b",)]["p2"] == 2  # COUNT(amount) skips the NULL
     assert plan.public_keys == (("a",), ("b",), ("c",))  # 'c' is released although absent
 
@@ -135,7 +144,7 @@ def test_bucketing_key(catalog) -> None:
 
 def test_sums_use_the_grid_stored_at_registration(catalog) -> None:
     plan = compile_query("SELECT SUM(amount), VAR_SAMP(amount) FROM visits", catalog, epsilon=1.0)
-    assert 'SUM("__q_amount")' in plan.aggregate_sql, "power-1 sums read the stored quantized column"
+    assert 'SUM("__q_amount"' in plan.aggregate_sql, "power-1 sums read the stored quantized column"
     assert "ROUND((CASE WHEN" in plan.aggregate_sql, "squares are still quantized inline"
     assert "__rank <=" not in plan.aggregate_sql, "the engine file already holds only bounded rows"
 
@@ -175,7 +184,14 @@ def test_avg_sums_deviations_from_the_centre_of_the_bounds(tmp_path) -> None:
     values = exact_primitives(plan)[()]
     assert _value(plan, values, total.id) == pytest.approx((20.0 - centre) + (10.0 - centre))
     with_sum = compile_query("SELECT SUM(amount), AVG(amount) FROM visits", catalog, epsilon=1.0)
-    assert [p.center for p in with_sum.primitives if p.kind == "sum"] == [0], "SUM(x) asked too: share it"
+    assert [p.center for p in with_sum.primitives if p.kind == "sum"] == [total.center], "one centred sum for both"
+    assert with_sum.outputs[0].primitives == (with_sum.primitives[0].id, with_sum.primitives[1].id)
+    rounded = compile_query(
+        "SELECT SUM(amount), AVG(amount) FROM visits", catalog, epsilon=1.0, rules=OutputRules(round_to=10)
+    )
+    assert [p.center for p in rounded.primitives if p.kind == "sum"] == [0], "SUM must not carry c x rounding"
+    alone = compile_query("SELECT AVG(amount) FROM visits", catalog, epsilon=1.0, rules=OutputRules(round_to=10))
+    assert alone.primitives[0].center == total.center, "AVG divides by the released count anyway"
 
 
 @pytest.mark.parametrize("hi", [1_000_000.5, 999_999.5, 3.5], ids=["half-up", "half-even", "small"])
@@ -191,3 +207,45 @@ def test_sensitivity_covers_the_largest_stored_grid_value(tmp_path, hi) -> None:
     finally:
         con.close()
     assert total.sensitivity >= stored
+
+
+FULL_ROWS = [(1, "a", 20.0, 30), (2, "a", 70.0, 40), (3, "b", 5.0, 50)]  # amount never NULL
+
+
+def _kinds(plan) -> list[tuple[str, str | None, int]]:
+    return [(p.kind, p.column, p.center) for p in plan.primitives]
+
+
+def test_count_of_a_verified_non_null_column_is_count_star(tmp_path) -> None:
+    """One noisy count serves COUNT(*), COUNT(amount) and AVG's denominator, and the sum is
+    centred on it: two primitives at epsilon / 2 instead of three at epsilon / 3."""
+    catalog = _register(tmp_path, 1, FULL_ROWS, bounds=(10, 100), nullable=False)
+    plan = compile_query(
+        "SELECT COUNT(*), COUNT(amount), SUM(amount), AVG(amount) FROM visits", catalog, epsilon=1.0
+    )
+    (count, total) = plan.primitives
+    assert (count.kind, count.column, total.kind) == ("count", None, "sum")
+    assert total.center * total.step == pytest.approx(55.0, abs=total.step)
+    assert [o.primitives for o in plan.outputs] == [("p0",), ("p0",), ("p1", "p0"), ("p1", "p0")]
+    assert count.epsilon == total.epsilon == 0.5
+    values = exact_primitives(plan)[()]
+    assert values["p0"] == 3
+    assert _value(plan, values, "p1") + total.center * total.step * 3 == pytest.approx(20 + 70 + 10)
+
+
+def test_a_sum_is_not_centred_on_the_private_key_selection_count(tmp_path) -> None:
+    """The selection count's released values are conditioned on passing the threshold: a SUM
+    rebuilt from it would be biased. (A count of its own is still fine.)"""
+    catalog = _register(tmp_path, 1, FULL_ROWS, bounds=(10, 100), nullable=False, public_dept=False)
+    selected = compile_query("SELECT dept, SUM(amount) FROM visits GROUP BY dept", catalog, epsilon=1.0)
+    assert selected.selection is not None
+    assert [p.center for p in selected.primitives if p.kind == "sum"] == [0]
+    counted = compile_query("SELECT dept, COUNT(*), SUM(amount) FROM visits GROUP BY dept", catalog, epsilon=1.0)
+    assert counted.selection.primitive == counted.primitives[0].id
+    assert [p.center for p in counted.primitives if p.kind == "sum"] == [0]
+
+
+def test_a_nullable_column_keeps_its_own_count(tmp_path) -> None:
+    catalog = _register(tmp_path, 1, NULL_ROWS, bounds=(10, 100))
+    plan = compile_query("SELECT COUNT(*), SUM(amount) FROM visits", catalog, epsilon=1.0)
+    assert _kinds(plan) == [("count", None, 0), ("sum", "amount", 0)], "COUNT(*) is not COUNT(amount)"

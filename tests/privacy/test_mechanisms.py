@@ -39,6 +39,8 @@ def noise_sample(sensitivity: int, epsilon: float, n: int, center: int) -> tuple
 def test_public_surface() -> None:
     assert sorted(privacy.__all__) == [
         "ThresholdResult",
+        "combined_half_width",
+        "combined_tail",
         "coverage_probability",
         "discrete_laplace",
         "half_width",
