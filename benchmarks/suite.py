@@ -5,7 +5,8 @@ the same query, and a small declarative spec that `benchmarks/peers/opendp_job.p
 an OpenDP Polars plan. Output columns carry the same names everywhere (`n`, `s`, `m`, `med`),
 so releases can be compared cell by cell.
 
-Privacy semantics shared by all three (see docs/peers.md for every mismatch):
+Privacy semantics shared by all three (every mismatch: README.md, "Equal privacy, and where it
+is not quite equal"):
 - `people` has one row per person: our policy says `max_rows: 1`, SmartNoise `max_ids: 1`,
   OpenDP `unit_of(contributions=1)` (a person is one row, so add/remove-one-row = user level);
 - `visits` has up to 12 rows per person, bounded to 4: our `max_rows: 4`, SmartNoise

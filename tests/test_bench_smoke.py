@@ -75,6 +75,8 @@ def test_peers_benchmark_smoke_writes_json_markdown_and_plot(tmp_path: Path) -> 
         assert set(r["stats"]) == {"duckdb_exact", "duckdb_bounded", "engine", "service"}, r["errors"]
         assert all(s["n"] == 1 and s["median_s"] > 0 for s in r["stats"].values())
         assert r["errors"]["smartnoise"].startswith("blocked: skipped")
+        # registration already bounded every query (ranks, verified constant groups): no window
+        assert not any("OVER (" in sql for sql in r["bounded_sql"]), (r["query"], r["bounded_sql"])
     assert size["memory_mib"]["engine_workers"]
     accuracy = report["accuracy"]
     assert accuracy["releases"] == 3

@@ -225,7 +225,10 @@ def _derived_sql(relation: Relation) -> str:
             lo, hi = policy.columns[target.name].bounds
             inner_sql = f"{_PER_UNIT_SQL[type(aggregate)]}({clamped_sql(_sql(target), lo, hi)})"
         lo, hi = relation.columns[name].bounds
-        items.append(f"{clamped_sql(inner_sql, lo, hi)} AS {_q(name)}")
+        if isinstance(aggregate, exp.Count):  # never NULL; stays an integer (a key may group by it)
+            items.append(f"LEAST(GREATEST({inner_sql}, {_num(lo)}), {_num(hi)}) AS {_q(name)}")
+        else:
+            items.append(f"{clamped_sql(inner_sql, lo, hi)} AS {_q(name)}")
     sql = f"SELECT {', '.join(items)} FROM {_q(relation.dataset.name)}.main.data AS {_q(table.alias or table.name)}"
     conditions = []
     dataset = relation.dataset

@@ -42,7 +42,7 @@ def quantize(value: float, step: float) -> int:
 
 
 def center_units(column: Column) -> int:
-    """The middle of the column's bounds on its (power-1) grid: an AVG sums deviations from it."""
+    """The middle of the column's bounds on its (power-1) grid, which a centred sum is taken from."""
     lo, hi = clamp_bounds(column)
     step = grid_step(column)
     return (quantize(lo, step) + quantize(hi, step)) // 2
