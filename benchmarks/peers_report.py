@@ -239,6 +239,19 @@ def accuracy_markdown(acc: dict[str, Any]) -> list[str]:
             ratio = f"{v['ratio']:.2f}x ({LABELS[v['best_peer']]})" if v.get("best_peer") else "-"
             lines.append(f"| {q['label']} | {column} | " + " | ".join(cells) + f" | {ratio} |")
     lines.append("")
+    behind = [v for v in acc.get("verdicts", []) if v.get("best_peer") and v["ratio"] > 1]
+    if behind:
+        from benchmarks.suite import QUERIES
+
+        mechanisms = {q.id: q.mechanism for q in QUERIES}
+        lines += ["Where our MAE is above the best peer's, and why:", ""]
+        for v in behind:
+            within = "within" if v["ours_mae"] - v["best_mae"] <= v["noise"] else "beyond"
+            lines.append(
+                f"- {acc['queries'][v['query']]['label']} ({v['column']}): {v['ratio']:.2f}x "
+                f"{LABELS[v['best_peer']]}, {within} two standard errors; {mechanisms.get(v['query'], '')}."
+            )
+        lines.append("")
     return lines
 
 

@@ -124,11 +124,28 @@ def _key_sql(key: exp.Expression, index: int, colmap: dict[str, str] | None) -> 
     return f"__k{index}" if colmap is not None else _guarded(key)
 
 
-def histogram_sql(relation: str, keys: list[exp.Expression], p: Primitive, colmap: dict[str, str] | None = None) -> str:
+def histogram_sql(
+    relation: str,
+    keys: list[exp.Expression],
+    p: Primitive,
+    colmap: dict[str, str] | None = None,
+    dataset: Dataset | None = None,
+) -> str:
     """Counts per candidate of the clamped values snapped to the candidate grid; only these
-    counts (never values) reach the exponential mechanism, inside the worker."""
+    counts (never values) reach the exponential mechanism, inside the worker.
+
+    When the candidate spacing is a whole number k of the stored sum grid's steps, the bins come
+    from the stored grid value q (clamped at registration) in integer arithmetic, half as costly
+    as clamping and rounding doubles; a value within half a grid step of a bin's edge may land
+    in the neighbouring bin, which changes nothing about privacy (one row, one bin)."""
     ref = colmap[p.column] if colmap is not None else _q(p.column)
-    bin_sql = f"CAST(ROUND(({_clamped(p, ref)} - {_num(p.lo)}) / {_num(p.step)}) AS INTEGER)"
+    grid = dataset.quantized_step(p.column) if dataset is not None and colmap is None else None
+    k, origin = (p.step / grid, p.lo / grid) if grid else (0.5, 0.5)
+    if k.is_integer() and origin.is_integer():
+        stored = _q(QUANTIZED_PREFIX + p.column)  # q >= origin: ROUND is floor(x + 1/2)
+        bin_sql = f"(2 * ({stored} - {int(origin)}) + {int(k)}) // {2 * int(k)}"
+    else:
+        bin_sql = f"CAST(ROUND(({_clamped(p, ref)} - {_num(p.lo)}) / {_num(p.step)}) AS INTEGER)"
     columns = [f"{_key_sql(k, i, colmap)} AS __k{i}" for i, k in enumerate(keys)]
     group = ", ".join(str(i + 1) for i in range(len(keys) + 1))
     return (

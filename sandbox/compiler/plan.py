@@ -102,6 +102,12 @@ class Plan:
     scope: dict[str, tuple[str, ...]] = field(default_factory=dict)  # datasets touched -> their columns
     notes: tuple[str, ...] = ()
 
+    @property
+    def needs_aggregate(self) -> bool:
+        """False when every statistic is a quantile over known groups (public keys or none):
+        the histograms are all the worker has to read."""
+        return any(p.kind != "quantile" for p in self.primitives)
+
     def primitive(self, pid: str) -> Primitive:
         return next(p for p in self.primitives if p.id == pid)
 

@@ -186,7 +186,9 @@ def build_plan(
             max_groups=max_groups,
         )
         aggregate = generate.aggregate_sql(relation, keys, primitives, unit=unit_relation.unit, dataset=dataset)
-        histograms = {p.id: generate.histogram_sql(relation, keys, p) for p in primitives if p.kind == "quantile"}
+        histograms = {
+            p.id: generate.histogram_sql(relation, keys, p, dataset=dataset) for p in primitives if p.kind == "quantile"
+        }
         if bounding:
             notes.append(f"each {unit_relation.unit} contributes at most {m} rows, chosen by a keyed hash")
     if groups_pass:

@@ -22,11 +22,12 @@ __all__ = ["run_plan", "warm_up"]
 def run_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[str, Any]:
     _parse_first(con, plan)
     nkeys = len(plan.key_names)
-    cursor = con.execute(plan.aggregate_sql)
-    names = [d[0] for d in cursor.description]
     exact: dict[tuple, dict[str, int]] = {}
-    for row in cursor.fetchall():
-        exact[tuple(row[:nkeys])] = dict(zip(names[nkeys:], row[nkeys:], strict=True))
+    if plan.needs_aggregate:
+        cursor = con.execute(plan.aggregate_sql)
+        names = [d[0] for d in cursor.description]
+        for row in cursor.fetchall():
+            exact[tuple(row[:nkeys])] = dict(zip(names[nkeys:], row[nkeys:], strict=True))
     histograms: dict[str, dict[tuple, dict[int, int]]] = {}
     for pid, sql in plan.histogram_sql.items():
         per_group: dict[tuple, dict[int, int]] = defaultdict(dict)

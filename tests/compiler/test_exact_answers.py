@@ -3,6 +3,8 @@ enough to compute by hand (clamping, nulls, quantization, public keys, bounding)
 
 from __future__ import annotations
 
+import math
+
 import duckdb
 import polars as pl
 import pytest
@@ -249,3 +251,25 @@ def test_a_nullable_column_keeps_its_own_count(tmp_path) -> None:
     catalog = _register(tmp_path, 1, NULL_ROWS, bounds=(10, 100))
     plan = compile_query("SELECT COUNT(*), SUM(amount) FROM visits", catalog, epsilon=1.0)
     assert _kinds(plan) == [("count", None, 0), ("sum", "amount", 0)], "COUNT(*) is not COUNT(amount)"
+
+
+@pytest.mark.parametrize(
+    ("bounds", "integer_bins"),
+    [((0, 1000), True), ((0, 100), False)],
+    ids=["spacing-a-whole-number-of-grid-steps", "otherwise"],
+)
+def test_quantile_bins_from_the_stored_grid(tmp_path, bounds, integer_bins) -> None:
+    """Candidates 1 apart on [0, 1000] are 1024 steps of the stored grid (2**-10): the bins are
+    integer arithmetic on the stored value; they equal rounding the clamped value, half away
+    from zero (2.5 -> 3), NULLs skipped."""
+    rows = [(1, "a", 2.5, 30), (2, "a", 10.0, 40), (3, "b", -5.0, 50), (4, "b", None, 60), (5, "a", 99.4, 70)]
+    catalog = _register(tmp_path, 1, rows, bounds=bounds)
+    plan = compile_query("SELECT MEDIAN(amount) FROM visits", catalog, epsilon=1.0)
+    p = plan.primitives[0]
+    assert ("//" in plan.histogram_sql[p.id]) is integer_bins
+    assert not plan.needs_aggregate, "a lone quantile over known groups reads only its histogram"
+    expected: dict[int, int] = {}
+    for value in (2.5, 10.0, 0.0, 99.4):
+        index = math.floor((value - p.lo) / p.step + 0.5)
+        expected[index] = expected.get(index, 0) + 1
+    assert exact_primitives(plan)[()][p.id] == expected
