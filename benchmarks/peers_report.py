@@ -147,10 +147,14 @@ def markdown(report: dict[str, Any]) -> str:
         for p in PEERS:
             if p in memory:
                 lines.append(f"| {LABELS[p]} (whole process, data loaded) | {_mib(memory[p])} |")
-        notes = []
+        failures: dict[tuple[str, str], list[str]] = {}  # (system, first line of error) -> queries
         for r in size["results"]:
             for system, error in sorted(r["errors"].items()):
-                notes.append(f"- {r['query']} / {LABELS[system]}: {error.splitlines()[0][:300]}")
+                failures.setdefault((system, error.splitlines()[0][:300]), []).append(r["query"])
+        notes = []
+        for (system, error), queries in sorted(failures.items()):
+            which = "every query" if len(queries) == len(size["results"]) else ", ".join(queries)
+            notes.append(f"- {LABELS[system]} ({which}): {error}")
         load = {}
         for r in size["results"]:
             for system, info in r.get("peer_info", {}).items():
