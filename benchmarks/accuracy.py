@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,8 @@ def main(
     paths = {table: str(directory / f"{table}.parquet") for table in ("people", "visits")}
     processes, blocked, envs = start_peers(rows, Path(data_dir), rows, no_peers)
     results: dict[str, Any] = {"rows": rows, "releases": releases, "epsilon": EPSILON, "delta": DELTA,
-                               "blocked": blocked, "queries": {}}
+                               "date": datetime.now(UTC).isoformat(timespec="seconds"), "blocked": blocked,
+                               "queries": {}}
     try:
         with Engine(Catalog(directory), workers=WORKERS) as engine:
             for query in QUERIES:

@@ -348,6 +348,21 @@ def main(
     return report
 
 
+def store_accuracy(accuracy: dict[str, Any] | None, out_dir: Path = RESULTS_DIR) -> None:
+    """Put a separately run accuracy study into the existing peers.json (its speed results are
+    kept) and re-render the report."""
+    from benchmarks import peers_report
+
+    path = Path(out_dir) / "peers.json"
+    if accuracy is None or not path.exists():
+        raise SystemExit(f"--accuracy-only needs an accuracy study and an existing {path} (run the peers suite first)")
+    report = json.loads(path.read_text())
+    report["accuracy"] = accuracy
+    path.write_text(json.dumps(report, indent=2, default=str))
+    peers_report.render(report, Path(out_dir))
+    log(f"stored the accuracy study in {path}; re-rendered peers.md")
+
+
 def _memory_limit_mb() -> int:
     from sandbox.engine import Limits
 

@@ -215,7 +215,8 @@ def scaling_markdown(report: dict[str, Any]) -> list[str]:
 
 def accuracy_markdown(acc: dict[str, Any]) -> list[str]:
     lines = [
-        f"## Accuracy at equal epsilon ({acc['rows']:,} rows, {acc['releases']} releases per system)",
+        f"## Accuracy at equal epsilon ({acc['rows']:,} rows, {acc['releases']} releases per system"
+        + (f", {acc['date']})" if "date" in acc else ")"),
         "",
         f"Epsilon {acc['epsilon']} per query (delta {acc['delta']:g} for private keys). Absolute error against "
         "the exact answer with measures clamped to the shared bounds; for private keys a group that is not "

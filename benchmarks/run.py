@@ -6,6 +6,7 @@ accuracy at 100k rows; peers.py, accuracy.py; each peer in its own venv under be
 
     python -m benchmarks.run --sizes 10k,1m,10m --runs 7
     python -m benchmarks.run --suite peers --peer-sizes 1m,10m --with-100m
+    python -m benchmarks.run --suite peers --accuracy-only --releases 1000   # sharper accuracy
     python -m benchmarks.run --suite peers --peer-sizes 20k --runs 1 --releases 5 --no-peers  # smoke
 """
 
@@ -41,6 +42,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--accuracy-rows", default="100k", help="rows for the accuracy study (default 100k)")
     parser.add_argument("--releases", type=int, default=200, help="releases per system in the accuracy study")
     parser.add_argument("--no-accuracy", action="store_true", help="skip the accuracy study")
+    parser.add_argument(
+        "--accuracy-only",
+        action="store_true",
+        help="run only the accuracy study and store it in the existing peers.json (speed results kept)",
+    )
     parser.add_argument("--no-peers", action="store_true", help="ours and DuckDB only (no peer venvs)")
     parser.add_argument("--no-service", action="store_true", help="skip the HTTP service contender")
     parser.add_argument("--peer-data-dir", type=Path, default=None, help="cache of the peers suite's data")
@@ -70,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 data_dir=peer_data,
                 no_peers=args.no_peers,
             )
+        if args.accuracy_only:
+            peers.store_accuracy(acc, args.out_dir)
+            return
         sizes = [s for s in args.peer_sizes.split(",") if s.strip()] + (["100m"] if args.with_100m else [])
         peers.main(
             sizes,
