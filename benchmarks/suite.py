@@ -161,7 +161,8 @@ QUERIES = (
         },
         "public",
         {"n": "count", "s": "sum"},
-        "the error is mostly the bias of keeping at most 4 rows per person (the same for all); our "
-        "SUM is centred on the released COUNT (cost is verified non-null), the peers' is not",
+        "the error is mostly the bias of keeping at most 4 rows per person: ours are chosen once, by a "
+        "keyed hash at registration, the peers' sampled anew per release (same expected bias, ours "
+        "fixed); our SUM's noise is smaller (centred on the released COUNT; cost is verified non-null)",
     ),
 )

@@ -403,8 +403,8 @@ def half_width(column, by_id: dict[str, Primitive], round_to: int) -> float | No
 def _half_width_sql(column, expression: exp.Expression, ctx: _Released, round_to: int) -> str:
     """95% interval half-width of one output cell, from public scales and released values only.
     COUNT and SUM: see half_width. AVG: union bound over its noisy (centred) SUM and COUNT
-    (97.5% each): with v the released AVG minus the centre, |error| <= (w_sum + |v| w_count) /
-    (count - w_count). Others: NULL (documented)."""
+    (97.5% each): with v = sum / count the released mean's deviation from the centre,
+    |error| <= (w_sum + |v| w_count) / (count - w_count). Others: NULL (documented)."""
     from sandbox import privacy
 
     width = half_width(column, ctx.by_id, round_to)
@@ -415,8 +415,9 @@ def _half_width_sql(column, expression: exp.Expression, ctx: _Released, round_to
         lo, hi = ctx.columns[s.column].bounds
         ws = privacy.half_width(s.scale, 0.025) * s.step
         wn = privacy.half_width(n.scale, 0.025)
-        value = _sql(_rewrite(expression, ctx))
-        deviation = f"ABS({value} - {_num(s.center * s.step)})" if s.center else f"ABS({value})"
+        # |v - c| of the unclamped released mean v = c + sum / count: clamping to the bounds only
+        # moves the value towards the truth, so the interval stays valid (and the SQL short)
+        deviation = f"ABS({s.id} / GREATEST({n.id}, 1))"
         return (
             f"CAST(LEAST(({ws!r} + {deviation} * {wn!r}) / GREATEST({n.id} - {wn!r}, 1), {_num(hi - lo)}) AS DOUBLE)"
         )
