@@ -359,8 +359,7 @@ def output_sql(
     ctx = _Released(keys, needs, columns, {p.id: p for p in primitives}, paired or {}, key_of)
     items = [f"{_sql(_rewrite(expression, ctx))} AS {_q(name)}" for name, expression, _ in outputs]
     widths = [
-        f"{_half_width_sql(column, expression, ctx, round_to)} AS __hw_{i}"
-        for i, (_, expression, column) in enumerate(outputs)
+        f"{_half_width_sql(column, ctx, round_to)} AS __hw_{i}" for i, (_, _, column) in enumerate(outputs)
     ]
     sql = f"SELECT {', '.join(items + widths)}, __suppressed FROM released"
     having = query.args.get("having")
@@ -400,7 +399,7 @@ def half_width(column, by_id: dict[str, Primitive], round_to: int) -> float | No
     return width
 
 
-def _half_width_sql(column, expression: exp.Expression, ctx: _Released, round_to: int) -> str:
+def _half_width_sql(column, ctx: _Released, round_to: int) -> str:
     """95% interval half-width of one output cell, from public scales and released values only.
     COUNT and SUM: see half_width. AVG: union bound over its noisy (centred) SUM and COUNT
     (97.5% each): with v = sum / count the released mean's deviation from the centre,
