@@ -373,15 +373,7 @@ def main(
                     f"exact {r['stats']['exact']['median_ms']:.1f} ms, ratio {r['ratio']:.2f}"
                 )
     report = {
-        "meta": {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": f"{_cpu_model()}, {_cpus()} CPUs, Python {platform.python_version()}",
-            "duckdb": duckdb.__version__,
-            "workers": WORKERS,
-            "threads": THREADS,
-            "runs": runs,
-            "warmup": warmup,
-        },
+        "meta": run_meta(runs, warmup),
         "setup": setup,
         "results": results,
         "parent_peak_rss_mib": peak_rss_mib(),
@@ -393,6 +385,19 @@ def main(
     print_table(results)
     console.print(f"wrote engine_vs_duckdb.json and engine_vs_duckdb.md to {out_dir}")
     return report
+
+
+def run_meta(runs: int, warmup: int) -> dict[str, Any]:
+    """When, where and how a benchmark ran: the head of every report."""
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{_cpu_model()}, {_cpus()} CPUs, Python {platform.python_version()}",
+        "duckdb": duckdb.__version__,
+        "workers": WORKERS,
+        "threads": THREADS,
+        "runs": runs,
+        "warmup": warmup,
+    }
 
 
 def _cpus() -> int:

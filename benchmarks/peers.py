@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,7 @@ import duckdb
 import httpx
 
 from benchmarks import peer_envs
-from benchmarks.engine_vs_duckdb import THREADS, _cpu_model, _cpus, parse_size, peak_rss_mib
+from benchmarks.engine_vs_duckdb import THREADS, parse_size, peak_rss_mib, run_meta
 from benchmarks.suite import DELTA, EPSILON, QUERIES, Query
 
 __all__ = ["PeerProcess", "SYSTEMS", "main"]
@@ -310,14 +308,8 @@ def main(
     out_dir.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
     report: dict[str, Any] = {
-        "meta": {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": f"{_cpu_model()}, {_cpus()} CPUs, Python {platform.python_version()}",
-            "duckdb": duckdb.__version__,
-            "workers": WORKERS,
-            "threads": THREADS,
-            "runs": runs,
-            "warmup": warmup,
+        "meta": run_meta(runs, warmup)
+        | {
             "epsilon": EPSILON,
             "delta_private_keys": DELTA,
             "engine_memory_limit_mb": _memory_limit_mb(),
