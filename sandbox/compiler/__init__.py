@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
+from sandbox.compiler.bind import bind
 from sandbox.compiler.context import Context
 from sandbox.compiler.parse import parse
 from sandbox.compiler.plan import OutputColumn, OutputRules, Plan, Primitive, Selection
 from sandbox.compiler.planner import build_plan
-from sandbox.compiler.rules import RULES
+from sandbox.compiler.rules import RULES, SYNTAX
 from sandbox.errors import BudgetExceeded, InvalidParameter
 
 if TYPE_CHECKING:
@@ -52,23 +53,11 @@ def check_parameters(epsilon: object, delta: object) -> tuple[float, float | Non
 
 
 def _normalize(query: exp.Expression) -> exp.Expression:
-    """Fold unquoted dataset and column names to lower case (DuckDB's names are case-insensitive;
-    policy names are lower case), and resolve GROUP BY ordinals and output aliases."""
+    """Fold unquoted dataset, column and alias names to lower case (DuckDB's names are
+    case-insensitive; policy names are lower case)."""
     for ident in list(query.find_all(exp.Identifier)):
-        if not ident.quoted and isinstance(ident.parent, exp.Column | exp.Table | exp.TableAlias):
+        if not ident.quoted and isinstance(ident.parent, exp.Column | exp.Table | exp.TableAlias | exp.Alias):
             ident.set("this", ident.this.lower())
-    if not isinstance(query, exp.Select) or query.args.get("group") is None:
-        return query
-    items = query.expressions
-    aliases = {item.alias.lower(): item.unalias() for item in items if item.alias}
-    resolved = []
-    for key in query.args["group"].expressions:
-        if isinstance(key, exp.Literal) and key.is_int and 1 <= int(key.this) <= len(items):
-            key = items[int(key.this) - 1].unalias().copy()
-        elif isinstance(key, exp.Column) and not key.table and key.name in aliases:
-            key = aliases[key.name].copy()
-        resolved.append(key)
-    query.args["group"].set("expressions", resolved)
     return query
 
 
@@ -81,11 +70,16 @@ def compile_query(
     rules: OutputRules | None = None,
 ) -> Plan:
     """Validate `sql` against the catalog's policies (and an agreement's `rules`) and plan it.
-    Touches no data."""
+    Touches no data. The pipeline: parse -> syntax rules -> bind (lineage and types) -> rules
+    on the bound query -> plan -> generate."""
     rules = rules or OutputRules()
     epsilon, delta = check_parameters(epsilon, delta)
     query = _normalize(parse(sql))
     ctx = Context(sql=sql, catalog=catalog)
+    for rule in SYNTAX:
+        rule.check(query, ctx)
+    bind(query, ctx)
+    ctx.group_keys = list(query.args["group"].expressions) if query.args.get("group") else []
     for rule in RULES:
         rule.check(query, ctx)
     policies = [dataset.policy for dataset in ctx.scope.datasets()]
@@ -98,4 +92,4 @@ def compile_query(
             requested=epsilon,
             cap=cap,
         )
-    return build_plan(query, ctx.group_keys, ctx.scope, sql, epsilon, delta, rules)
+    return build_plan(query, ctx.group_keys, ctx.bound, sql, epsilon, delta, rules)

@@ -1,4 +1,4 @@
-"""What every validation rule sees: the user's SQL, the catalog, the dataset in FROM."""
+"""What every validation rule sees: the user's SQL, the catalog, and (after binding) the bound query."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from sqlglot import exp
 from sandbox.errors import SQLRejected
 
 if TYPE_CHECKING:
-    from sandbox.catalog import Catalog, Dataset
-    from sandbox.compiler.scope import Scope
+    from sandbox.catalog import Catalog
+    from sandbox.compiler.bind import Bound
 
 __all__ = ["Context", "position", "suggest"]
 
@@ -41,16 +41,14 @@ def suggest(name: str, options: list[str]) -> str:
 class Context:
     sql: str
     catalog: Catalog
-    dataset: Dataset | None = None
-    alias: str | None = None
+    bound: Bound | None = None
     group_keys: list[exp.Expression] = field(default_factory=list)
-    scope: Scope | None = None
 
     def reject(self, node: exp.Expression | None, construct: str, reason: str, fix: str, rule: str) -> NoReturn:
         line, column = position(self.sql, node)
         raise SQLRejected(construct, reason, fix, rule=rule, line=line, column=column, sql=self.sql)
 
-    def resolve(self, column: exp.Column):
-        """(relation, policy column) for a reference the from_clause rule made canonical."""
-        assert self.scope is not None
-        return self.scope.resolve(column)
+    @property
+    def scope(self):
+        assert self.bound is not None
+        return self.bound.scope

@@ -1,6 +1,7 @@
 """Generate the only SQL DuckDB will run: bounded aggregation over the attached dataset, the
 quantile histograms, and the post-processing over the *noisy* released table. User expressions
-enter only as sqlglot ASTs that passed validation, regenerated here."""
+enter only as typed, validated sqlglot trees, rendered by render.py into SQL that cannot fail
+on any value (`render` below is that Renderer)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlglot import exp, parse_one
 
 from sandbox.catalog import QUANTIZED_PREFIX, RANK_COLUMN, Dataset
 from sandbox.compiler.plan import Primitive
+from sandbox.compiler.render import Renderer
 from sandbox.compiler.scope import Relation, Scope
 from sandbox.compiler.shape import matches_key
 from sandbox.compiler.vocabulary import is_aggregate
@@ -30,23 +32,14 @@ def _sql(node: exp.Expression) -> str:
     return node.sql(dialect="duckdb")
 
 
-# Nodes that can raise at run time (casts, arithmetic overflow, functions): evaluated under TRY,
-# so an error becomes NULL (row filtered out, or a NULL key) and never a data-dependent failure,
-# which would be a noiseless bit about whoever matches the condition.
-_CAN_FAIL = (exp.Cast, exp.TryCast, exp.Func, exp.Binary, exp.Neg)
-_NEVER_FAIL = (exp.Connector, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is, exp.Like, exp.ILike)
-
-
-def _guarded(node: exp.Expression) -> str:
-    """SQL for a row-level expression that can never fail because of a value in the data."""
-    risky = any(isinstance(n, _CAN_FAIL) and not isinstance(n, _NEVER_FAIL) for n in node.walk())
-    return f"TRY({_sql(node)})" if risky else _sql(node)
+Render = Renderer
 
 
 def bounded_relation(
     dataset: Dataset,
     where: exp.Where | None,
     keys: list[exp.Expression],
+    render: Render,
     *,
     unit: str,
     max_rows: int,
@@ -60,14 +53,14 @@ def bounded_relation(
     if bounding:
         conditions.append(f"{RANK_COLUMN} <= {max_rows}")
     if where is not None:
-        conditions.append(f"({_guarded(where.this)})")
+        conditions.append(f"({render.sql(where.this)})")
     relation = f"SELECT * FROM {_q(dataset.name)}.main.data"
     if conditions:
         relation += " WHERE " + " AND ".join(conditions)
     if groups_pass:
         # Keep each unit's first max_groups groups, ordered by the group's lowest keyed rank:
         # uniform and secret-keyed like the row choice, with no secret in the SQL.
-        key_list = ", ".join(_guarded(k) for k in keys)
+        key_list = ", ".join(render.sql(k) for k in keys)
         relation = (
             "SELECT * FROM (SELECT *, dense_rank() OVER (PARTITION BY "
             f"{_q(unit)} ORDER BY __group_rank) AS __group_index FROM (SELECT *, min({RANK_COLUMN}) "
@@ -104,30 +97,47 @@ def aggregate_sql(
     relation: str,
     keys: list[exp.Expression],
     primitives: list[Primitive],
+    render: Render,
     *,
     unit: str,
     dataset: Dataset | None = None,
     colmap: dict[str, str] | None = None,
 ) -> str:
-    columns = [f"{_key_sql(k, i, colmap)} AS __k{i}" for i, k in enumerate(keys)]
+    grouped = [_key_sql(k, i, colmap, render) for i, k in enumerate(keys)]
+    columns = [f"{_transported(g, k, render)} AS __k{i}" for i, (g, k) in enumerate(zip(grouped, keys, strict=True))]
     columns += [f"{_primitive_sql(p, unit, dataset, colmap)} AS {p.id}" for p in primitives if p.kind != "quantile"]
     if len(columns) == len(keys):
         columns.append("COUNT(*) AS __rows")
     sql = f"SELECT {', '.join(columns)} FROM ({relation}) AS b"
     if keys:
-        sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(len(keys)))
+        sql += " GROUP BY " + ", ".join(grouped)
     return sql
 
 
-def _key_sql(key: exp.Expression, index: int, colmap: dict[str, str] | None) -> str:
+def _key_sql(key: exp.Expression, index: int, colmap: dict[str, str] | None, render: Render) -> str:
     """Fused rows carry their keys projected as __k<i>; a single dataset computes them here."""
-    return f"__k{index}" if colmap is not None else _guarded(key)
+    return f"__k{index}" if colmap is not None else render.sql(key)
+
+
+def temporal(key: exp.Expression, render: Render) -> str | None:
+    """The type of a DATE or TIMESTAMP key, else None."""
+    name = render.facts.of(key).type.name
+    return name if name in ("DATE", "TIMESTAMP") else None
+
+
+def _transported(grouped: str, key: exp.Expression, render: Render) -> str:
+    """A group key as it leaves the engine: DATE and TIMESTAMP keys as text, because Python's
+    date types cannot hold DuckDB's whole range (infinity arrives as 9999-12-31, and years past
+    9999 as text), so two different groups could arrive as one key. The text is converted back
+    after the noise (output_sql)."""
+    return f"CAST({grouped} AS VARCHAR)" if temporal(key, render) else grouped
 
 
 def histogram_sql(
     relation: str,
     keys: list[exp.Expression],
     p: Primitive,
+    render: Render,
     colmap: dict[str, str] | None = None,
     dataset: Dataset | None = None,
 ) -> str:
@@ -146,8 +156,9 @@ def histogram_sql(
         bin_sql = f"(2 * ({stored} - {int(origin)}) + {int(k)}) // {2 * int(k)}"
     else:
         bin_sql = f"CAST(ROUND(({_clamped(p, ref)} - {_num(p.lo)}) / {_num(p.step)}) AS INTEGER)"
-    columns = [f"{_key_sql(k, i, colmap)} AS __k{i}" for i, k in enumerate(keys)]
-    group = ", ".join(str(i + 1) for i in range(len(keys) + 1))
+    grouped = [_key_sql(k, i, colmap, render) for i, k in enumerate(keys)]
+    columns = [f"{_transported(g, k, render)} AS __k{i}" for i, (g, k) in enumerate(zip(grouped, keys, strict=True))]
+    group = ", ".join([*grouped, bin_sql])
     return (
         f"SELECT {', '.join(columns + [f'{bin_sql} AS __bin', 'COUNT(*) AS __n'])} "
         f"FROM ({relation}) AS b WHERE {ref} IS NOT NULL GROUP BY {group}"
@@ -159,6 +170,7 @@ def fused_rows(
     where: exp.Where | None,
     keys: list[exp.Expression],
     primitives: list[Primitive],
+    render: Render,
     *,
     m: int,
     cap: bool,
@@ -172,13 +184,13 @@ def fused_rows(
 
     def relation_sql(relation: Relation) -> str:
         if relation.kind == "derived":
-            return f"({_derived_sql(relation)}) AS {_q(relation.alias)}"
+            return f"({_derived_sql(relation, render)}) AS {_q(relation.alias)}"
         return f"{_q(relation.dataset.name)}.main.data AS {_q(relation.alias)}"
 
     parts = [relation_sql(scope.base)]
     for join in scope.joins:
         parts.append(
-            f"{'LEFT ' if join.kind == 'left' else ''}JOIN {relation_sql(join.relation)} ON {_guarded(join.on)}"
+            f"{'LEFT ' if join.kind == 'left' else ''}JOIN {relation_sql(join.relation)} ON {render.sql(join.on)}"
         )
     unit_relation = scope.unit_relation
     # Keyed-hash ranks order each unit's joined rows; a public table's own columns break the ties
@@ -187,7 +199,7 @@ def fused_rows(
     ranks += [f"{_q(r.alias)}.{_q(c)}" for r in scope.relations if r.kind == "public" for c in r.columns]
     select = [f"{_q(unit_relation.alias)}.{_q(unit_relation.unit)} AS __unit"]
     select += [f"{rank} AS __o{i}" for i, rank in enumerate(ranks)]
-    select += [f"{_guarded(k)} AS __k{i}" for i, k in enumerate(keys)]
+    select += [f"{render.sql(k)} AS __k{i}" for i, k in enumerate(keys)]
     colmap: dict[str, str] = {}
     for p in primitives:
         if p.column is not None and p.column not in colmap:
@@ -196,7 +208,7 @@ def fused_rows(
             select.append(f"{_q(alias)}.{_q(name)} AS {colmap[p.column]}")
     rows = f"SELECT {', '.join(select)} FROM {' '.join(parts)}"
     if where is not None:
-        rows += f" WHERE {_guarded(where.this)}"
+        rows += f" WHERE {render.sql(where.this)}"
     order = ", ".join(f"__o{i}" for i in range(len(ranks))) or "__unit"
     if cap:
         rows = (
@@ -217,10 +229,10 @@ def fused_rows(
 _PER_UNIT_SQL = {exp.Count: "COUNT", exp.Sum: "SUM", exp.Avg: "AVG", exp.Min: "MIN", exp.Max: "MAX"}
 
 
-def _derived_sql(relation: Relation) -> str:
+def _derived_sql(relation: Relation, render: Render) -> str:
     """A validated per-unit pre-aggregation, regenerated: values clamped to the policy bounds
     before aggregating, results clamped to the derived bounds."""
-    from sandbox.compiler.preaggregate import _clamped as recognise
+    from sandbox.compiler.preaggregate import clamped as recognise
 
     inner = relation.inner
     policy = relation.dataset.policy
@@ -230,20 +242,23 @@ def _derived_sql(relation: Relation) -> str:
         value = item.unalias()
         name = item.alias or value.name
         if isinstance(value, exp.Column):
-            items.append(f"{_sql(value)} AS {_q(name)}")
+            items.append(f"{render.sql(value)} AS {_q(name)}")
             continue
         aggregate, _ = recognise(value)
         target = aggregate.this
         if isinstance(target, exp.Star):
             inner_sql = "COUNT(*)"
         elif isinstance(aggregate, exp.Count):
-            inner_sql = f"COUNT({_sql(target)})"
+            inner_sql = f"COUNT({render.sql(target)})"
         else:
             lo, hi = policy.columns[target.name].bounds
-            inner_sql = f"{_PER_UNIT_SQL[type(aggregate)]}({clamped_sql(_sql(target), lo, hi)})"
-        lo, hi = relation.columns[name].bounds
+            inner_sql = f"{_PER_UNIT_SQL[type(aggregate)]}({clamped_sql(render.sql(target), lo, hi)})"
+        column = relation.columns[name]
+        lo, hi = column.bounds
         if isinstance(aggregate, exp.Count):  # never NULL; stays an integer (a key may group by it)
             items.append(f"LEAST(GREATEST({inner_sql}, {_num(lo)}), {_num(hi)}) AS {_q(name)}")
+        elif column.is_integer:  # typed BIGINT by the binder: a finite whole number after clamping
+            items.append(f"CAST({clamped_sql(inner_sql, lo, hi)} AS BIGINT) AS {_q(name)}")
         else:
             items.append(f"{clamped_sql(inner_sql, lo, hi)} AS {_q(name)}")
     sql = f"SELECT {', '.join(items)} FROM {_q(relation.dataset.name)}.main.data AS {_q(table.alias or table.name)}"
@@ -252,10 +267,10 @@ def _derived_sql(relation: Relation) -> str:
     if dataset.max_rows_per_unit > policy.privacy_unit.max_rows and not dataset.prebounded:
         conditions.append(f"{RANK_COLUMN} <= {policy.privacy_unit.max_rows}")
     if inner.args.get("where") is not None:
-        conditions.append(f"({_guarded(inner.args['where'].this)})")
+        conditions.append(f"({render.sql(inner.args['where'].this)})")
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
-    return sql + " GROUP BY " + ", ".join(_sql(k) for k in inner.args["group"].expressions)
+    return sql + " GROUP BY " + ", ".join(render.sql(k) for k in inner.args["group"].expressions)
 
 
 @dataclass(frozen=True)
@@ -269,6 +284,7 @@ class _Released:
     by_id: dict[str, Primitive]
     paired: dict[str, str]  # centred sum id -> count id
     key_of: Callable[[exp.Column], str]
+    key_types: list[str | None]  # DATE/TIMESTAMP keys arrive as text (see _transported)
 
     def ref(self, kind: str, column: str | None = None, power: int = 1, alpha: float | None = None) -> str:
         return self.needs[(kind, column, power, alpha)]
@@ -329,18 +345,24 @@ def _parsed(formula: str) -> exp.Expression:
 
 
 def _rewrite(node: exp.Expression, ctx: _Released) -> exp.Expression:
+    """The user's expression over released values: keys become __k<i>, aggregates their
+    formulas. Built anew from the original nodes (whose types and bindings are known by id)."""
     index = matches_key(node, ctx.keys)
     if index is not None:
-        return exp.column(f"__k{index}")
+        key = exp.column(f"__k{index}")
+        kind = ctx.key_types[index]
+        return exp.TryCast(this=key, to=exp.DataType.build(kind)) if kind else key
     if is_aggregate(node):
         return _formula(node, ctx)
-    node = node.copy()
-    for name, value in list(node.args.items()):
+    args = {}
+    for name, value in node.args.items():
         if isinstance(value, exp.Expression):
-            node.set(name, _rewrite(value, ctx))
+            args[name] = _rewrite(value, ctx)
         elif isinstance(value, list):
-            node.set(name, [_rewrite(v, ctx) if isinstance(v, exp.Expression) else v for v in value])
-    return node
+            args[name] = [_rewrite(v, ctx) if isinstance(v, exp.Expression) else v for v in value]
+        else:
+            args[name] = value
+    return type(node)(**args)
 
 
 def output_sql(
@@ -350,17 +372,17 @@ def output_sql(
     needs: dict[tuple, str],
     primitives: list[Primitive],
     columns: dict[str, Column],
+    render: Render,
     round_to: int = 1,
     key_of=lambda c: c.name,
     paired: dict[str, str] | None = None,
 ) -> str:
     """Post-processing over the noisy table `released`: the user's SELECT list, HAVING (as a
     filter on released values), ORDER BY and LIMIT. Runs after the noise, so it is free."""
-    ctx = _Released(keys, needs, columns, {p.id: p for p in primitives}, paired or {}, key_of)
+    key_types = [temporal(k, render) for k in keys]
+    ctx = _Released(keys, needs, columns, {p.id: p for p in primitives}, paired or {}, key_of, key_types)
     items = [f"{_sql(_rewrite(expression, ctx))} AS {_q(name)}" for name, expression, _ in outputs]
-    widths = [
-        f"{_half_width_sql(column, ctx, round_to)} AS __hw_{i}" for i, (_, _, column) in enumerate(outputs)
-    ]
+    widths = [f"{_half_width_sql(column, ctx, round_to)} AS __hw_{i}" for i, (_, _, column) in enumerate(outputs)]
     sql = f"SELECT {', '.join(items + widths)}, __suppressed FROM released"
     having = query.args.get("having")
     if having is not None:
@@ -417,7 +439,5 @@ def _half_width_sql(column, ctx: _Released, round_to: int) -> str:
         # |v - c| of the unclamped released mean v = c + sum / count: clamping to the bounds only
         # moves the value towards the truth, so the interval stays valid (and the SQL short)
         deviation = f"ABS({s.id} / GREATEST({n.id}, 1))"
-        return (
-            f"CAST(LEAST(({ws!r} + {deviation} * {wn!r}) / GREATEST({n.id} - {wn!r}, 1), {_num(hi - lo)}) AS DOUBLE)"
-        )
+        return f"CAST(LEAST(({ws!r} + {deviation} * {wn!r}) / GREATEST({n.id} - {wn!r}, 1), {_num(hi - lo)}) AS DOUBLE)"
     return "CAST(NULL AS DOUBLE)"

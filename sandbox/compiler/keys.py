@@ -7,15 +7,17 @@ go through threshold selection."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import sqlglot
 from sqlglot import exp
 
+from sandbox.compiler.render import Renderer
 from sandbox.policy import Column
+
+if TYPE_CHECKING:
+    from sandbox.compiler.bind import Bound
 
 __all__ = ["public_key_set"]
 
@@ -38,28 +40,30 @@ def _domain(column: Column) -> list[Any] | None:
     return values
 
 
-def public_key_set(
-    keys: list[exp.Expression], resolve: Callable[[exp.Column], Column]
-) -> tuple[tuple[Any, ...], ...] | None:
-    """Cached: it depends only on the key expressions and the columns' public domains."""
-    names: dict[exp.Column, str] = {}
-    renamed = []
-    for key in keys:
+def public_key_set(keys: list[exp.Expression], bound: Bound) -> tuple[tuple[Any, ...], ...] | None:
+    """Cached: it depends only on the key expressions and the columns' public domains. The keys
+    are evaluated as the engine evaluates them (the same total rendering, render.py)."""
+    names: dict[tuple[str, str], str] = {}
+    specs: list[str] = []
 
-        def rename(node: exp.Expression) -> exp.Expression:
-            if isinstance(node, exp.Column):
-                names.setdefault(node, f"c{len(names)}")
-                return exp.column(names[node])
-            return node
+    def column(node: exp.Column) -> exp.Expression:
+        relation, name = bound.ref(node)
+        if (relation.alias, name) not in names:
+            names[(relation.alias, name)] = f"c{len(names)}"
+            specs.append(relation.outputs[name].column.model_dump_json())
+        return exp.column(names[(relation.alias, name)])
 
-        renamed.append(key.copy().transform(rename))
-    specs = tuple(resolve(column).model_dump_json() for column in names)
-    return _cached(tuple(k.sql(dialect="duckdb") for k in renamed), specs)
+    renderer = Renderer(bound.facts, column)
+    rendered = []
+    for key in keys:  # as the engine sends keys: DATE/TIMESTAMP as text (generate._transported)
+        sql = renderer.sql(key)
+        rendered.append(f"CAST({sql} AS VARCHAR)" if bound.typed(key).type.name in ("DATE", "TIMESTAMP") else sql)
+    rendered = tuple(rendered)
+    return _cached(rendered, tuple(specs))
 
 
 @lru_cache(maxsize=512)
 def _cached(key_sql: tuple[str, ...], specs: tuple[str, ...]) -> tuple[tuple[Any, ...], ...] | None:
-    keys = [sqlglot.parse_one(k, read="duckdb") for k in key_sql]
     columns = [Column.model_validate_json(spec) for spec in specs]
     domains = {}
     size = 1
@@ -79,7 +83,7 @@ def _cached(key_sql: tuple[str, ...], specs: tuple[str, ...]) -> tuple[tuple[Any
                 f'CREATE TABLE d{i} AS SELECT unnest($values::{column.type}[]) AS "c{i}"', {"values": domains[f"c{i}"]}
             )
             sources.append(f"d{i}")
-        select = ", ".join(f"{k.sql(dialect='duckdb')} AS k{i}" for i, k in enumerate(keys))
+        select = ", ".join(f"{k} AS k{i}" for i, k in enumerate(key_sql))
         relation = " CROSS JOIN ".join(sources) if sources else "(SELECT 1)"
         rows = con.execute(f"SELECT DISTINCT {select} FROM {relation} ORDER BY ALL NULLS LAST").fetchall()
     except duckdb.Error:

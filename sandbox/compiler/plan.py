@@ -98,8 +98,7 @@ class Plan:
     output_sql: str
     outputs: tuple[OutputColumn, ...]
     max_rows: int
-    columns: tuple[str, ...] = ()
-    scope: dict[str, tuple[str, ...]] = field(default_factory=dict)  # datasets touched -> their columns
+    scope: dict[str, tuple[str, ...]] = field(default_factory=dict)  # dataset -> base columns read anywhere
     notes: tuple[str, ...] = ()
 
     @property

@@ -32,10 +32,12 @@ from sqlglot import exp
 
 from sandbox import privacy
 from sandbox.compiler import keys as key_sets
+from sandbox.compiler.bind import Bound
 from sandbox.compiler.plan import OutputColumn, OutputRules, Plan, Primitive, Selection
-from sandbox.compiler.scope import Scope, walk_outer
-from sandbox.compiler.shape import matches_key, unqualified
+from sandbox.compiler.render import Renderer
+from sandbox.compiler.shape import matches_key
 from sandbox.compiler.vocabulary import is_aggregate
+from sandbox.errors import InvalidParameter
 from sandbox.policy import Column
 from sandbox.privacy.grid import center_units, clamp_bounds, grid_step, quantize
 
@@ -77,12 +79,14 @@ class _Builder:
 def build_plan(
     query: exp.Select,
     group_keys: list[exp.Expression],
-    scope: Scope,
+    bound: Bound,
     sql: str,
     epsilon: float,
     delta: float | None,
     rules: OutputRules,
 ) -> Plan:
+    scope = bound.scope
+    render = Renderer(bound.facts)
     policies = [d.policy for d in scope.datasets()]
     private = [p for p in policies if not p.public]
     min_count = max([rules.min_count, *(p.limits.min_count for p in policies)])
@@ -90,20 +94,18 @@ def build_plan(
     default_delta = min(p.default_delta for p in private)
     unit_relation = scope.unit_relation
     m, max_groups = scope.max_rows, scope.max_groups
-    keys = [unqualified(k) for k in group_keys]
+    keys = list(group_keys)
     key_columns = [c for k in keys for c in k.find_all(exp.Column)]
-    constant_keys = all(
-        (r := scope.resolve(c)) is not None and r[0].private and c.name in r[0].constant for c in key_columns
-    )
+    constant_keys = all((r := bound.ref(c)) is not None and r[0].private and r[1] in r[0].constant for c in key_columns)
     l0 = 1 if not keys or constant_keys else min(max_groups, m)
     groups_pass = bool(keys) and not constant_keys and max_groups < m
 
     columns: dict[str, Column] = {}  # primitive column key -> policy column (bounds, type)
 
     def key_of(column: exp.Column) -> str:
-        relation, declared = scope.resolve(column)
-        key = f"{relation.alias}.{column.name}" if scope.fused else column.name
-        columns[key] = declared
+        relation, name = bound.ref(column)
+        key = f"{relation.alias}.{name}" if scope.fused else name
+        columns[key] = relation.outputs[name].column
         return key
 
     # COUNT(x) of a column declared and verified non-null is COUNT(*): one noisy count, not two.
@@ -112,7 +114,7 @@ def build_plan(
     outputs: list[tuple[str, exp.Expression, OutputColumn]] = []
     for index, item in enumerate(query.expressions):
         name = _output_name(item, index)
-        expression = unqualified(item.unalias())
+        expression = item.unalias()
         if matches_key(expression, keys) is not None:
             outputs.append((name, expression, OutputColumn(name, "key")))
             continue
@@ -126,7 +128,7 @@ def build_plan(
         kind = "aggregate" if function else "derived"
         outputs.append((name, expression, OutputColumn(name, kind, function, prims)))
 
-    public = key_sets.public_key_set(keys, lambda c: scope.resolve(c)[1]) if keys else None
+    public = key_sets.public_key_set(keys, bound) if keys else None
     selection_pid = None
     if keys and public is None:
         selection_pid = builder.need(_Need("units" if m > 1 else "count"), internal=True)
@@ -138,7 +140,13 @@ def build_plan(
     share = epsilon / len(builder.order)
     primitives = [
         _primitive(
-            builder.needs[n.key()], n, columns, m, l0, share, builder.needs[n.key()] in builder.internal,
+            builder.needs[n.key()],
+            n,
+            columns,
+            m,
+            l0,
+            share,
+            builder.needs[n.key()] in builder.internal,
             centered=builder.needs[n.key()] in paired,
         )
         for n in builder.order
@@ -150,7 +158,16 @@ def build_plan(
         prim = next(p for p in primitives if p.id == selection_pid)
         linf = 1 if prim.kind == "units" else m
         l1 = l0 * linf if prim.kind == "units" else m
-        scale, threshold = privacy.threshold_parameters(l0=l0, l1=l1, linf=linf, epsilon=share, delta=delta_used)
+        try:
+            scale, threshold = privacy.threshold_parameters(l0=l0, l1=l1, linf=linf, epsilon=share, delta=delta_used)
+        except ValueError:
+            raise InvalidParameter(
+                f"delta {delta_used:g} with epsilon {epsilon:g} is outside what the release of private keys can "
+                "certify (OpenDP's accounting works down to a delta of about 1e-15 per group, and the threshold "
+                "a group must pass has to stay below 2**53). Nothing was charged. Use a larger delta, e.g. the "
+                f"dataset's default {default_delta:g}, or a larger epsilon.",
+                parameter="delta",
+            ) from None
         selection = Selection(selection_pid, l0, l1, linf, share, delta_used, scale, threshold)
 
     from sandbox.compiler import generate
@@ -160,12 +177,12 @@ def build_plan(
     if scope.fused:
         capped = bool(scope.joins)  # a pre-aggregation alone is one row per unit by construction
         relation, colmap = generate.fused_rows(
-            scope, where, keys, primitives, m=m, cap=capped, groups_pass=groups_pass, max_groups=max_groups
+            scope, where, keys, primitives, render, m=m, cap=capped, groups_pass=groups_pass, max_groups=max_groups
         )
         unit = "__unit"
-        aggregate = generate.aggregate_sql(relation, keys, primitives, unit=unit, colmap=colmap)
+        aggregate = generate.aggregate_sql(relation, keys, primitives, render, unit=unit, colmap=colmap)
         histograms = {
-            p.id: generate.histogram_sql(relation, keys, p, colmap) for p in primitives if p.kind == "quantile"
+            p.id: generate.histogram_sql(relation, keys, p, render, colmap) for p in primitives if p.kind == "quantile"
         }
         if capped:
             notes.append(
@@ -179,28 +196,24 @@ def build_plan(
             dataset,
             where,
             keys,
+            render,
             unit=unit_relation.unit,
             max_rows=m,
             bounding=bounding,
             groups_pass=groups_pass,
             max_groups=max_groups,
         )
-        aggregate = generate.aggregate_sql(relation, keys, primitives, unit=unit_relation.unit, dataset=dataset)
+        aggregate = generate.aggregate_sql(relation, keys, primitives, render, unit=unit_relation.unit, dataset=dataset)
         histograms = {
-            p.id: generate.histogram_sql(relation, keys, p, dataset=dataset) for p in primitives if p.kind == "quantile"
+            p.id: generate.histogram_sql(relation, keys, p, render, dataset=dataset)
+            for p in primitives
+            if p.kind == "quantile"
         }
         if bounding:
             notes.append(f"each {unit_relation.unit} contributes at most {m} rows, chosen by a keyed hash")
     if groups_pass:
         notes.append(f"each {unit_relation.unit} contributes to at most {max_groups} groups")
-    touched: dict[str, set[str]] = {d.name: set() for d in scope.datasets()}
-    for column in walk_outer(query):
-        if isinstance(column, exp.Column) and (resolved := scope.resolve(column)) is not None:
-            relation_of = resolved[0]
-            if relation_of.inner is not None:  # a pre-aggregation reads its own columns, not its outputs
-                touched[relation_of.dataset.name] |= {c.name for c in relation_of.inner.find_all(exp.Column)}
-            else:
-                touched[relation_of.dataset.name].add(column.name)
+    touched = bound.reads()
     return Plan(
         sql=sql,
         normalized_sql=query.sql(dialect="duckdb", normalize=True, comments=False),
@@ -218,11 +231,10 @@ def build_plan(
         min_count=min_count,
         round_to=round_to,
         output_sql=generate.output_sql(
-            query, outputs, keys, builder.needs, primitives, columns, round_to, key_of, paired
+            query, outputs, keys, builder.needs, primitives, columns, render, round_to, key_of, paired
         ),
         outputs=tuple(_with_half_width(o, primitives, round_to) for _, _, o in outputs),
         max_rows=m,
-        columns=tuple(sorted(touched[unit_relation.dataset.name])),
         scope={name: tuple(sorted(cols)) for name, cols in touched.items()},
         notes=tuple(notes),
     )

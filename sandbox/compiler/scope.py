@@ -1,5 +1,9 @@
-"""What the FROM clause makes visible: relations (a private dataset, a public reference table,
-or a per-unit pre-aggregation), how they are joined, and how a column reference resolves.
+"""What the FROM clause makes visible, and what each visible column *is*.
+
+A relation is a private dataset, a public reference table, or a per-unit pre-aggregation. Each
+exposes named outputs, and every output carries its lineage: the base dataset columns it is
+computed from. Rules and the planner work from lineage, never from names: an output named like
+the privacy unit is the unit only if its lineage is exactly the base unit column.
 
 Neighbouring datasets differ by all rows of one unit across every dataset of its *domain*, so
 relations may be fused only on that unit (private with private) or on any key with public data;
@@ -9,18 +13,37 @@ a per-unit pre-aggregation is one row per unit with bounds derived from its poli
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from sqlglot import exp
 
+from sandbox.compiler.types import Typed, policy_type
 from sandbox.policy import Column, Role
 
 if TYPE_CHECKING:
     from sandbox.catalog import Dataset
 
-__all__ = ["Join", "Relation", "Scope", "walk_outer"]
+__all__ = ["BaseColumn", "Join", "Output", "Relation", "Scope", "base_relation", "walk_outer"]
+
+
+@dataclass(frozen=True, order=True)
+class BaseColumn:
+    """One column of one registered dataset: the unit of lineage and of agreement scope."""
+
+    dataset: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Output:
+    """A column a relation exposes: its policy facts (role, bounds, keys), its static type, the
+    base columns it is computed from, and whether it *is* the privacy unit."""
+
+    column: Column
+    typed: Typed
+    reads: frozenset[BaseColumn]
+    unit: bool = False
 
 
 @dataclass
@@ -28,18 +51,24 @@ class Relation:
     alias: str
     kind: Literal["private", "public", "derived"]
     dataset: Dataset  # the base dataset (for a pre-aggregation: the one it reads)
-    columns: dict[str, Column]  # what the outer query may reference
-    unit: str | None  # the privacy-unit column, for private and derived relations
+    outputs: dict[str, Output]  # what the query reading this relation may reference
     max_rows: int
     max_groups: int
-    constant: frozenset[str]  # columns verified constant within a unit
-    node: exp.Expression
+    constant: frozenset[str]  # outputs verified constant within a unit
     inner: exp.Select | None = None  # a pre-aggregation's validated SELECT
-    derived_bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def private(self) -> bool:
         return self.kind in ("private", "derived")
+
+    @property
+    def unit(self) -> str | None:
+        """The output whose lineage is exactly the base privacy unit (by lineage, not name)."""
+        return next((name for name, out in self.outputs.items() if out.unit), None)
+
+    @property
+    def columns(self) -> dict[str, Column]:
+        return {name: out.column for name, out in self.outputs.items()}
 
 
 @dataclass
@@ -81,20 +110,7 @@ class Scope:
         return next((r for r in self.relations if r.alias == alias), None)
 
     def candidates(self, name: str) -> list[Relation]:
-        return [r for r in self.relations if name in r.columns]
-
-    def resolve(self, column: exp.Column) -> tuple[Relation, Column] | None:
-        """The relation and policy column a reference names, or None if unknown/ambiguous
-        (the known_columns rule explains which)."""
-        if column.table:
-            relation = self.by_alias(column.table)
-            if relation is None or column.name not in relation.columns:
-                return None
-            return relation, relation.columns[column.name]
-        found = self.candidates(column.name)
-        if len(found) != 1:
-            return None
-        return found[0], found[0].columns[column.name]
+        return [r for r in self.relations if name in r.outputs]
 
     def datasets(self) -> list[Dataset]:
         seen: dict[str, Dataset] = {}
@@ -103,7 +119,42 @@ class Scope:
         return list(seen.values())
 
 
-def walk_outer(query: exp.Expression) -> Iterator[exp.Expression]:
+def base_relation(dataset: Dataset, alias: str) -> Relation:
+    """A registered dataset read directly: each queryable column is its own lineage."""
+    policy = dataset.policy
+    unit = None if policy.public else policy.privacy_unit
+    outputs = {
+        name: Output(
+            column=column,
+            typed=policy_type(column.type),
+            reads=frozenset({BaseColumn(dataset.name, name)}),
+            unit=unit is not None and name == unit.column,
+        )
+        for name, column in policy.queryable().items()
+    }
+    return Relation(
+        alias=alias,
+        kind="public" if policy.public else "private",
+        dataset=dataset,
+        outputs=outputs,
+        max_rows=unit.max_rows if unit else 0,
+        max_groups=unit.max_groups if unit else 0,
+        constant=_constant(dataset),
+    )
+
+
+def _constant(dataset: Dataset) -> frozenset[str]:
+    """Columns with one value per unit, known without looking at the data: all of them when the
+    policy keeps one row per unit (the engine file holds at most that), else the declared ones."""
+    unit = dataset.policy.privacy_unit
+    if unit is None:
+        return frozenset()
+    if unit.max_rows == 1:
+        return frozenset(dataset.policy.columns)
+    return dataset.constant_dimensions | {unit.column}
+
+
+def walk_outer(query: exp.Expression):
     """Every node of the outer query, not descending into FROM/JOIN subqueries (a
     pre-aggregation is validated by its own rules)."""
     stack = [query]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from sandbox.compiler.typecheck import RULES as TYPE_RULES
+
 __all__ = [
     "AGGREGATES",
     "FORBIDDEN_AGGREGATES",
@@ -73,65 +75,10 @@ STRUCTURAL_NODES: tuple[type[exp.Expression], ...] = (
     exp.Join,
 )
 
-# Pure, bounded-cost scalar functions and operators.
-SCALAR_NODES: tuple[type[exp.Expression], ...] = (
-    exp.Add,
-    exp.Sub,
-    exp.Mul,
-    exp.Div,
-    exp.IntDiv,
-    exp.Mod,
-    exp.Neg,
-    exp.EQ,
-    exp.NEQ,
-    exp.GT,
-    exp.GTE,
-    exp.LT,
-    exp.LTE,
-    exp.And,
-    exp.Or,
-    exp.Not,
-    exp.Is,
-    exp.In,
-    exp.Between,
-    exp.Like,
-    exp.ILike,
-    exp.Case,
-    exp.If,
-    exp.Coalesce,
-    exp.Nullif,
-    exp.Cast,
-    exp.TryCast,
-    exp.Abs,
-    exp.Floor,
-    exp.Ceil,
-    exp.Round,
-    exp.Sqrt,
-    exp.Ln,
-    exp.Log,
-    exp.Exp,
-    exp.Pow,
-    exp.Sign,
-    exp.Least,
-    exp.Greatest,
-    exp.Lower,
-    exp.Upper,
-    exp.Length,
-    exp.Substring,
-    exp.Trim,
-    exp.Year,
-    exp.Month,
-    exp.Day,
-    exp.Quarter,
-    exp.DayOfWeek,
-    exp.DayOfMonth,
-    exp.DayOfYear,
-    exp.Week,
-    exp.Extract,
-    exp.DateTrunc,
-    exp.TimestampTrunc,
-    exp.TimeToStr,
-    exp.StartsWith,
+# Pure, bounded-cost scalar functions and operators: exactly those with a typing rule
+# (typecheck.RULES), so a node type is in the subset only if its types and totality are known.
+SCALAR_NODES: tuple[type[exp.Expression], ...] = tuple(
+    node for node in TYPE_RULES if node not in STRUCTURAL_NODES and node is not exp.Anonymous
 )
 
 # DuckDB functions sqlglot does not model, known to be pure and cheap.

@@ -38,6 +38,9 @@ from .mechanisms import (
 __all__ = ["ThresholdResult", "threshold_counts", "threshold_parameters"]
 
 _MAX_L0 = 2**32 - 1  # OpenDP takes l0 as u32
+# Thresholds beyond this are refused before OpenDP is asked: no group of any real dataset could
+# pass them, and OpenDP's i64 arithmetic overflows near 2**63.
+MAX_THRESHOLD = 2**53
 # counts per key (keys renamed to strings), and a unit's (l0, l1, linf) contribution bounds
 _SPACE = (
     dp.map_domain(dp.atom_domain(T=str), dp.atom_domain(T="i64")),
@@ -114,7 +117,11 @@ def _threshold(l0: int, l1: int, linf: int, epsilon: float, delta: float) -> tup
     # threshold OpenDP accepts. OpenDP requires threshold >= li = min(l1, linf).
     li = min(l1, linf)
     per_key = -math.expm1(math.log1p(-delta) / l0)  # 1 - (1 - delta)^(1/l0)
+    if per_key <= 0.0:
+        raise ValueError(f"delta {delta!r} is too small to split over {l0} groups")
     tail = scale * (-math.log(per_key) - math.log1p(math.exp(-1.0 / scale)))
+    if not li + tail < MAX_THRESHOLD:
+        raise ValueError(f"the threshold for delta {delta!r} at scale {scale!r} exceeds {MAX_THRESHOLD}")
     threshold = li + max(0, math.ceil(tail))
     if ok(threshold) is not None:
         while threshold > li and ok(threshold - 1) is not None:

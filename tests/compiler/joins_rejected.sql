@@ -127,7 +127,7 @@ SELECT COUNT(*) FROM (SELECT district, SUM(population) AS p FROM district_refere
 -- expect: without person_id
 SELECT AVG(s.total) FROM (SELECT SUM(cost) AS total FROM medical_visits GROUP BY person_id) AS s;
 -- title: pre-aggregation filtering on the unit
--- rule: preaggregate
+-- rule: no_identifiers
 -- expect: targets single persons
 SELECT AVG(s.total) FROM (SELECT person_id, SUM(cost) AS total FROM medical_visits WHERE person_id = 3 GROUP BY person_id) AS s;
 -- title: pre-aggregation with an expression instead of an aggregate

@@ -1,15 +1,19 @@
 """Validation rules, run in order. Each is a module with one `check(query, ctx)` that raises
-SQLRejected; adding a check means adding a module and a line here."""
+SQLRejected; adding a check means adding a module and a line here.
+
+SYNTAX rules look at the parsed text alone and run before binding (bind.py); RULES run on the
+bound query, where every column reference already names its base columns and every expression
+has a type."""
 
 from __future__ import annotations
 
 from sandbox.compiler.rules import (
     aggregates,
     allowed_nodes,
+    bounded_depth,
     from_clause,
     group_by_dimensions,
     having_on_released,
-    known_columns,
     no_identifiers,
     no_row_level_output,
     no_subqueries,
@@ -18,12 +22,15 @@ from sandbox.compiler.rules import (
     where_is_row_level,
 )
 
-RULES = (
+SYNTAX = (
+    bounded_depth,
     single_select,
     no_subqueries,
-    from_clause,
     allowed_nodes,
-    known_columns,
+)
+
+RULES = (
+    from_clause,
     no_identifiers,
     where_is_row_level,
     aggregates,
@@ -33,4 +40,4 @@ RULES = (
     order_and_limit,
 )
 
-__all__ = ["RULES"]
+__all__ = ["RULES", "SYNTAX"]

@@ -31,8 +31,7 @@ def check(query: exp.Select, ctx: Context) -> None:
                 continue
             if isinstance(inner, exp.Distinct):
                 targets = inner.expressions
-                resolved = ctx.resolve(targets[0]) if len(targets) == 1 and isinstance(targets[0], exp.Column) else None
-                if resolved and resolved[0].private and targets[0].name == resolved[0].unit:
+                if len(targets) == 1 and ctx.bound.is_unit(targets[0]):
                     continue
                 ctx.reject(
                     node,
@@ -62,7 +61,7 @@ def check(query: exp.Select, ctx: Context) -> None:
                 "Aggregate the column and do arithmetic on the result, e.g. SUM(x) * 2 instead of SUM(x * 2).",
                 NAME,
             )
-        column = ctx.resolve(inner)[1]
+        column = ctx.bound.output(inner).column
         if not column.aggregable:
             ctx.reject(
                 node,

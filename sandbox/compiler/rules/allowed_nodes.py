@@ -18,8 +18,28 @@ NAME = "allowed_nodes"
 _ALLOWED = STRUCTURAL_NODES + SCALAR_NODES + AGGREGATES
 
 
-def check(query: exp.Select, ctx: Context) -> None:
+def _expressions(query: exp.Select):
+    """Every node of the outer query except the relations in FROM and JOIN, which from_clause
+    judges (a table function there is refused as one)."""
+    skip = set()
+    if query.args.get("from_") is not None:
+        skip.add(id(query.args["from_"]))
+    for join in query.args.get("joins") or []:
+        skip.add(id(join.this))
     for node in walk_outer(query):
+        if any(id(a) in skip for a in _lineage(node)):
+            continue
+        yield node
+
+
+def _lineage(node: exp.Expression):
+    while node is not None:
+        yield node
+        node = node.parent
+
+
+def check(query: exp.Select, ctx: Context) -> None:
+    for node in _expressions(query):
         if isinstance(node, exp.Window):
             ctx.reject(
                 node,

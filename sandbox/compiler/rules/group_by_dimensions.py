@@ -29,7 +29,7 @@ def check(query: exp.Select, ctx: Context) -> None:
         )
     for key in group.expressions:
         for column in key.find_all(exp.Column):
-            declared = ctx.resolve(column)[1]
+            declared = ctx.bound.output(column).column
             if declared.role is not Role.dimension:
                 ctx.reject(
                     column,
@@ -39,4 +39,3 @@ def check(query: exp.Select, ctx: Context) -> None:
                     "ask the data owner to declare it a dimension.",
                     NAME,
                 )
-    ctx.group_keys = list(group.expressions)
