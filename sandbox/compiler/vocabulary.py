@@ -68,6 +68,7 @@ STRUCTURAL_NODES: tuple[type[exp.Expression], ...] = (
     exp.Null,
     exp.Star,
     exp.DataType,
+    exp.DataTypeParam,
     exp.Var,
     exp.Tuple,
     exp.Distinct,

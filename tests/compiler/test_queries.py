@@ -8,8 +8,8 @@ from sandbox.compiler import compile_query
 from sandbox.errors import SQLRejected
 from tests.compiler.cases import load_cases
 
-ACCEPTED = load_cases("accepted.sql") + load_cases("joins_accepted.sql")
-REJECTED = load_cases("rejected.sql") + load_cases("joins_rejected.sql")
+ACCEPTED = load_cases("accepted.sql") + load_cases("joins_accepted.sql") + load_cases("typed_accepted.sql")
+REJECTED = load_cases("rejected.sql") + load_cases("joins_rejected.sql") + load_cases("typed_rejected.sql")
 
 
 def test_fixture_sizes() -> None:

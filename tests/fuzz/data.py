@@ -78,7 +78,7 @@ def _values(column: Column, rng: random.Random) -> list[str]:
         return ["'" + str(v).replace("'", "''") + "'" for v in pool]
     if kind in _INTEGER:
         lo, hi = _INTEGER[kind]
-        pool = [0, 1, -1, 7, 42, 100, lo, hi, lo + 1, hi - 1]
+        pool = [0, 1, -1, 7, 42, 100, lo, hi, lo + 1, hi - 1, lo // 2, hi // 3]
         if column.bounds:
             b_lo, b_hi = int(column.bounds[0]), int(column.bounds[1])
             pool += [b_lo, b_hi, b_lo - 1, b_hi + 1, (b_lo + b_hi) // 2]
@@ -90,6 +90,8 @@ def _values(column: Column, rng: random.Random) -> list[str]:
         if column.bounds:
             b_lo, b_hi = column.bounds
             pool += [repr(b_lo), repr(b_hi), repr(b_hi * 1000 + 1), repr(b_lo - 1), repr((b_lo + b_hi) / 3)] * 2
+        if kind == "FLOAT":  # its own extremes, not DOUBLE's
+            pool = [v for v in pool if v not in ("1e308", "-1e308", "5e-324")] + ["3.4e38", "-3.4e38", "1e-45"]
         return [f"CAST({v} AS {kind})" for v in pool]
     if kind == "DATE":
         return [f"CAST('{v}' AS DATE)" for v in _DATE] + [
@@ -137,15 +139,20 @@ def _table(policy: Policy, rng: random.Random) -> str:
     return f"SELECT * FROM (VALUES {', '.join(rows)}) AS t({names})"
 
 
+FUZZ_POLICIES = Path(__file__).parent / "policies"
+
+
 def build_catalog(policies_dir: Path, root: Path, seed: int = 20261203) -> Catalog:
-    """Every policy of `policies_dir`, registered over adversarial data under `root`."""
+    """Every policy of `policies_dir` (and the fuzz-only policies that have every column type and
+    role), registered over adversarial data under `root`."""
     rng = random.Random(seed)
     source = root / "source"
     source.mkdir(parents=True, exist_ok=True)
     catalog = Catalog(root / "sandbox")
+    policies = {**load_policies(policies_dir), **load_policies(FUZZ_POLICIES)}
     con = duckdb.connect()
     try:
-        for name, (policy, _file) in sorted(load_policies(policies_dir).items()):
+        for name, (policy, _file) in sorted(policies.items()):
             path = source / f"{name}.parquet"
             con.execute(f"COPY ({_table(policy, rng)}) TO '{path}' (FORMAT parquet)")
             located = policy.model_copy(

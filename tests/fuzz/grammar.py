@@ -25,6 +25,7 @@ BAD_DATE_PARTS = ["foo", "epoch", "millennium", "microseconds", "", "timezone"]
 TRUNC_UNITS = ["year", "quarter", "month", "week", "day", "hour"]
 FORMATS = ["%Y", "%Y-%m", "%m/%d", "%j", "%a %b", "%H:%M", "%U-%w", "%G-%V", "%%Y"]
 BAD_FORMATS = ["%Q", "%z", "%Z", "%", "%Y-%", "%-d"]
+EXTREMES = ["9223372036854775807", "-9223372036854775808", "4294967296", "3037000500", "2147483647", "0", "-1"]
 TEXT_LITERALS = [
     "",
     "a",
@@ -155,10 +156,15 @@ def literal(draw, kind: str) -> str:
     return "NULL"
 
 
+def rarely(n: int) -> st.SearchStrategy[bool]:
+    """True about once in n draws (hypothesis favours small integers, so not integers(0, n) == 0)."""
+    return st.sampled_from([False] * (n - 1) + [True])
+
+
 @st.composite
 def column(draw, cols: list[Col], kind: str) -> str | None:
     matching = [c for c in cols if c.kind == kind and not c.unit]
-    if draw(st.integers(0, 40)) == 0:  # now and then: an identifier, or any column at all
+    if draw(rarely(40)):  # now and then: an identifier, or any column at all
         matching = cols
     if not matching:
         return None
@@ -168,25 +174,27 @@ def column(draw, cols: list[Col], kind: str) -> str | None:
 @st.composite
 def expr(draw, cols: list[Col], kind: str, depth: int = 2) -> str:
     """An expression meant to have `kind` (num, text, date, ts, bool); sometimes another."""
-    if draw(st.integers(0, 30)) == 0:  # a deliberate type confusion
+    if draw(rarely(30)):  # a deliberate type confusion
         kind = draw(st.sampled_from(["num", "text", "date", "bool"]))
-    leaf = depth <= 0 or draw(st.integers(0, 3)) == 0
+    leaf = depth <= 0 or draw(rarely(4))
     if leaf:
-        if draw(st.booleans()):
+        pick = draw(st.sampled_from(["column", "column", "column", "literal", "literal", "null"]))
+        if pick == "column":
             found = draw(column(cols, kind))
             if found:
                 return found
-        if draw(st.integers(0, 25)) == 0:
+        if pick == "null" and draw(rarely(4)):
             return "NULL"
         return draw(literal(kind))
     sub = lambda k: expr(cols, k, depth - 1)  # noqa: E731
     if kind == "bool":
         return draw(boolean(cols, depth))
     if kind == "num":
-        choice = draw(st.integers(0, 16))
+        choice = draw(st.sampled_from([0, 1, 2, 3, 0, 1, 2, 3, *range(4, 17)]))
         if choice <= 3:
-            op = draw(st.sampled_from(["+", "-", "*", "/", "//", "%"]))
-            return f"({draw(sub('num'))} {op} {draw(sub('num'))})"
+            op = draw(st.sampled_from(["+", "-", "*", "/", "//", "%", "*", "+"]))
+            right = draw(st.one_of(sub("num"), st.sampled_from(EXTREMES)))
+            return f"({draw(sub('num'))} {op} {right})"
         if choice == 4:
             f = draw(st.sampled_from(["ABS", "SIGN", "FLOOR", "CEIL", "SQRT", "LN", "EXP", "LOG", "LOG10", "LOG2"]))
             return f"{f}({draw(sub('num'))})"
@@ -221,7 +229,7 @@ def expr(draw, cols: list[Col], kind: str, depth: int = 2) -> str:
             return f"IF({draw(sub('bool'))}, {draw(sub('num'))}, {draw(sub('num'))})"
         return f"({draw(sub('num'))})"
     if kind == "text":
-        choice = draw(st.integers(0, 7))
+        choice = draw(st.sampled_from(range(8)))
         if choice == 0:
             return f"{draw(st.sampled_from(['LOWER', 'UPPER', 'TRIM']))}({draw(sub('text'))})"
         if choice == 1:
@@ -242,7 +250,7 @@ def expr(draw, cols: list[Col], kind: str, depth: int = 2) -> str:
             return f"NULLIF({draw(sub('text'))}, {draw(literal('text'))})"
         return draw(literal("text"))
     if kind == "date":
-        choice = draw(st.integers(0, 3))
+        choice = draw(st.sampled_from(range(4)))
         if choice == 0:
             return f"date_trunc('{draw(st.sampled_from(TRUNC_UNITS + ['foo']))}', {draw(sub('date'))})"
         if choice == 1:
@@ -258,8 +266,8 @@ def expr(draw, cols: list[Col], kind: str, depth: int = 2) -> str:
 @st.composite
 def boolean(draw, cols: list[Col], depth: int) -> str:
     sub = lambda k: expr(cols, k, depth - 1)  # noqa: E731
-    choice = draw(st.integers(0, 11))
-    kind = draw(st.sampled_from(["num", "num", "text", "date"]))
+    choice = draw(st.sampled_from(range(12)))
+    kind = draw(st.sampled_from(["num", "num", "text", "date", "num"]))
     if choice <= 3:
         op = draw(st.sampled_from(["=", "<>", "<", "<=", ">", ">="]))
         return f"{draw(sub(kind))} {op} {draw(sub(kind))}"
@@ -304,7 +312,7 @@ def relations(draw, schema: Schema) -> tuple[str, list[Col], dict]:
             unit_i = schema.datasets[name]["unit"]
             more = _relation_cols(schema, name, alias)
             on = f"{unit} = {alias}.{unit_i}"
-            if draw(st.integers(0, 3)) == 0:
+            if draw(rarely(4)):
                 on += f" AND {draw(boolean(cols + more, 1))}"
             side = draw(st.sampled_from(["JOIN", "JOIN", "LEFT JOIN"]))
             sql += f" {side} {name} {alias} ON {on}"
@@ -348,7 +356,7 @@ def _relation(draw, schema: Schema, name: str, alias: str, kind: str) -> tuple[s
             continue
         measure = draw(st.sampled_from(measures))
         value = f"{function}({measure.ref})"
-        if draw(st.integers(0, 3)) == 0:
+        if draw(rarely(4)):
             lo, hi = sorted(draw(st.lists(st.integers(-100, 100000), min_size=2, max_size=2)))
             value = f"LEAST(GREATEST({value}, {lo}), {hi + 1})"
         items.append(f"{value} AS v{i}")
@@ -361,12 +369,12 @@ def _relation(draw, schema: Schema, name: str, alias: str, kind: str) -> tuple[s
 @st.composite
 def group_key(draw, cols: list[Col]) -> str | None:
     dims = [c for c in cols if c.role is Role.dimension]
-    if not dims or draw(st.integers(0, 30)) == 0:
+    if not dims or draw(rarely(30)):
         dims = cols  # sometimes a measure or identifier: refused
     if not dims:
         return None
     col = draw(st.sampled_from(dims))
-    choice = draw(st.integers(0, 6))
+    choice = draw(st.sampled_from(range(7)))
     if col.kind == "num":
         return [
             col.ref,
@@ -404,7 +412,7 @@ def group_key(draw, cols: list[Col]) -> str | None:
 def aggregate(draw, cols: list[Col]) -> str:
     measures = [c for c in cols if c.kind == "num" and c.bounds and not c.unit]
     units = [c for c in cols if c.unit]
-    choice = draw(st.integers(0, 11))
+    choice = draw(st.sampled_from(range(12)))
     if choice <= 2 or not measures:
         if choice == 1 and units:
             return f"COUNT(DISTINCT {draw(st.sampled_from(units)).ref})"
@@ -439,8 +447,8 @@ def queries(draw, schema: Schema) -> str:
     aggregates = draw(st.lists(aggregate(cols), min_size=1, max_size=3))
     items = [f"{k} AS k{i}" for i, k in enumerate(keys)] + [f"{a} AS a{i}" for i, a in enumerate(aggregates)]
     sql = f"SELECT {', '.join(items)} FROM {source}"
-    if draw(st.integers(0, 9)) < 6:
-        sql += f" WHERE {draw(boolean(cols, draw(st.integers(1, 3))))}"
+    if not draw(rarely(3)):
+        sql += f" WHERE {draw(boolean(cols, draw(st.sampled_from([2, 3, 3, 1]))))}"
     if keys:
         style = draw(st.sampled_from(["expr", "alias", "ordinal"]))
         refs = {
@@ -449,10 +457,10 @@ def queries(draw, schema: Schema) -> str:
             "ordinal": [str(i + 1) for i in range(len(keys))],
         }[style]
         sql += " GROUP BY " + ", ".join(refs)
-        if draw(st.integers(0, 6)) == 0:
+        if draw(rarely(6)):
             sql += f" HAVING a0 > {draw(st.integers(-5, 50))}"
-    if draw(st.integers(0, 4)) == 0:
+    if draw(rarely(4)):
         sql += " ORDER BY " + ("k0" if keys else "a0") + draw(st.sampled_from(["", " DESC"]))
-    if draw(st.integers(0, 9)) == 0:
+    if draw(rarely(10)):
         sql += f" LIMIT {draw(st.integers(0, 5))}"
     return sql

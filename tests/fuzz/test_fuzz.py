@@ -25,12 +25,17 @@ from dataclasses import dataclass, field
 
 import duckdb
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
+from sqlglot import exp
 
 from sandbox.catalog import Catalog
-from sandbox.compiler import compile_query
+from sandbox.compiler import compile_query, typecheck
+from sandbox.compiler.bind import Bound
 from sandbox.compiler.plan import Plan
+from sandbox.compiler.render import Renderer
+from sandbox.compiler.scope import Scope
+from sandbox.compiler.types import BIGINT, Typed
 from sandbox.engine.execute import run_plan
 from sandbox.engine.lockdown import open_locked_connection
 from sandbox.engine.worker import Limits
@@ -88,14 +93,14 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     _report(world)
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+@settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_generated_queries(world: World, data: st.DataObject) -> None:
+    check_query(world, data)
+
+
+def check_query(world: World, data: st.DataObject) -> None:
+    """Compile one generated query; if accepted, check the three properties on it."""
     sql = data.draw(queries(world.schema), label="query")
     note(f"SQL: {sql}")
     world.tally["generated"] += 1
@@ -124,6 +129,53 @@ def test_campaign_size(world: World) -> None:
     """The campaign ran what it was asked to (runs after the fuzzing test in this module)."""
     assert world.tally["generated"] >= EXAMPLES
     assert world.tally["accepted"] >= max(MIN_ACCEPTED, EXAMPLES // 2), world.tally
+
+
+def _unguarded_cast(self, node):
+    typed = self.facts.of(node)
+    return exp.Cast(this=self.render(node.this), to=exp.DataType.build(typed.source or typed.type.name))
+
+
+def _outer_reads_only(self):
+    found = {d.name: set() for d in self.scope.datasets()}
+    for relation, name in self.refs.values():
+        if relation in self.scope.relations:
+            for base in relation.outputs[name].reads:
+                found.setdefault(base.dataset, set()).add(base.name)
+    return found
+
+
+BROKEN = {
+    "CAST without TRY": (Renderer, "_cast", _unguarded_cast),
+    "no overflow guard": (typecheck, "_integer_result", lambda tc, node, r: Typed(BIGINT, None)),
+    "scope ignores pre-aggregations": (Bound, "reads", _outer_reads_only),
+    "sensitivity of one row": (Scope, "max_rows", property(lambda self: 1)),
+}
+
+
+@pytest.mark.parametrize("control", BROKEN)
+def test_broken_controls_are_caught(world: World, control: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fuzzer can fail: each deliberately broken compiler is caught, within the number of
+    queries tests/output/fuzz.txt reports (no shrinking, so this stays quick)."""
+    owner, name, replacement = BROKEN[control]
+    monkeypatch.setattr(owner, name, replacement)
+    shadow = World(world.catalog, world.schema, world.locked, world.shadow, world.units)
+
+    @settings(
+        max_examples=2000,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate],
+        derandomize=True,  # deterministic: caught within the same number of queries on every run
+    )
+    @given(data=st.data())
+    def campaign(data: st.DataObject) -> None:
+        check_query(shadow, data)
+
+    with pytest.raises((AssertionError, pytest.fail.Exception)):
+        campaign()
+    world.tally[f"control caught after: {control}"] = shadow.tally["generated"]
 
 
 # -- property 2 ----------------------------------------------------------------------------
@@ -231,6 +283,11 @@ def _report(world: World) -> None:
         f"refused at compile time: {world.tally['refused']}",
         f"neighbour checks (unit removed, every primitive within its sensitivity): {world.tally['neighbour checks']}",
         "refusals by rule: " + ", ".join(f"{k} {v}" for k, v in world.rules.most_common()),
+        *(
+            f"broken {k.removeprefix('control caught after: ')}: caught after {v} queries"
+            for k, v in world.tally.items()
+            if k.startswith("control")
+        ),
     ]
     (out / "fuzz.txt").write_text("\n".join(lines) + "\n")
     print("\n" + "\n".join(lines))
