@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import os
 import shutil
 import stat
@@ -68,6 +69,19 @@ class Dataset:
         return int(self.manifest["rows"])
 
     @property
+    def size_bound(self) -> int:
+        """A public upper bound on the rows a query can read: the engine file's row count rounded
+        up to a power of two at registration (older manifests: from all rows). The compiler's
+        worst-case memory estimate uses it (compiler/work.py); the catalog shows it."""
+        
+        return int(self.manifest.get("size_class") or size_class(int(self.manifest.get("rows", 0))))
+
+    def multiplicity(self, column: str) -> int:
+        """Public datasets: the most rows sharing one value of `column` (what one private row
+        joined on it can become); unknown: every row."""
+        return int(self.manifest.get("multiplicity", {}).get(column, self.size_bound))
+
+    @property
     def max_rows_per_unit(self) -> int:
         """Verified at registration; 0 for public datasets."""
         return int(self.manifest.get("max_rows_per_unit", 0))
@@ -109,6 +123,7 @@ class Dataset:
             },
             "limits": self.policy.limits.model_dump(),
             "default_delta": self.policy.default_delta,
+            "size_class": self.size_bound,  # public: what queries are planned against, not a count
             "registered_at": self.manifest.get("registered_at"),
         }
 
@@ -237,6 +252,14 @@ class Catalog:
             facts["non_null"] = self._check_non_null(con, policy, parquet)
             if not policy.public:
                 facts |= self._unit_facts(con, policy, parquet)
+            else:  # public data: how many rows share a value, which bounds what a join can multiply
+                counts = ", ".join(
+                    f"(SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM '{_sql_path(parquet)}' "
+                    f"GROUP BY {_quote(name)}))"
+                    for name in policy.columns
+                )
+                row = con.execute(f"SELECT {counts}").fetchone()
+                facts["multiplicity"] = dict(zip(policy.columns, (int(n) for n in row), strict=True))
             facts |= self._build_engine_file(policy, parquet, out / "engine.duckdb")
         finally:
             con.close()
@@ -270,9 +293,10 @@ class Catalog:
         db = duckdb.connect(str(engine))
         try:
             db.execute(f"CREATE TABLE data AS SELECT {select} FROM '{_sql_path(parquet)}'{where}")
+            engine_rows = db.execute("SELECT count(*) FROM data").fetchone()[0]
         finally:
             db.close()
-        return {"quantized": quantized, "prebounded": not policy.public}
+        return {"quantized": quantized, "prebounded": not policy.public, "size_class": size_class(engine_rows)}
 
     @staticmethod
     def _check_non_null(con: duckdb.DuckDBPyConnection, policy: Policy, parquet: Path) -> list[str]:
@@ -328,6 +352,13 @@ class Catalog:
             )
         constant = declared
         return {"units": units or 0, "max_rows_per_unit": max_rows or 0, "constant_dimensions": constant}
+
+
+def size_class(rows: int) -> int:
+    """The public size bound registration publishes: the next power of two (at least 1024), so
+    the compiler's worst-case estimates depend on a coarse class fixed at registration, never on
+    the current count."""
+    return max(1024, 2 ** math.ceil(math.log2(max(rows, 1))))
 
 
 def _quote(identifier: str) -> str:

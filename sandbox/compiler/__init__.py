@@ -14,6 +14,7 @@ from sandbox.compiler.parse import parse
 from sandbox.compiler.plan import OutputColumn, OutputRules, Plan, Primitive, Selection
 from sandbox.compiler.planner import build_plan
 from sandbox.compiler.rules import RULES, SYNTAX
+from sandbox.compiler.work import DEFAULT_MEMORY_MB
 from sandbox.errors import BudgetExceeded, InvalidParameter
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ def compile_query(
     epsilon: float,
     delta: float | None = None,
     rules: OutputRules | None = None,
+    memory_mb: int = DEFAULT_MEMORY_MB,
 ) -> Plan:
     """Validate `sql` against the catalog's policies (and an agreement's `rules`) and plan it.
     Touches no data. The pipeline: parse -> syntax rules -> bind (lineage and types) -> rules
@@ -92,4 +94,4 @@ def compile_query(
             requested=epsilon,
             cap=cap,
         )
-    return build_plan(query, ctx.group_keys, ctx.bound, sql, epsilon, delta, rules)
+    return build_plan(query, ctx.group_keys, ctx.bound, sql, epsilon, delta, rules, memory_mb)

@@ -32,12 +32,13 @@ from sqlglot import exp
 
 from sandbox import privacy
 from sandbox.compiler import keys as key_sets
+from sandbox.compiler import work
 from sandbox.compiler.bind import Bound
 from sandbox.compiler.plan import OutputColumn, OutputRules, Plan, Primitive, Selection
 from sandbox.compiler.render import Renderer
 from sandbox.compiler.shape import matches_key
 from sandbox.compiler.vocabulary import is_aggregate
-from sandbox.errors import InvalidParameter
+from sandbox.errors import InvalidParameter, SQLRejected
 from sandbox.policy import Column
 from sandbox.privacy.grid import center_units, clamp_bounds, grid_step, quantize
 
@@ -84,6 +85,7 @@ def build_plan(
     epsilon: float,
     delta: float | None,
     rules: OutputRules,
+    memory_mb: int = work.DEFAULT_MEMORY_MB,
 ) -> Plan:
     scope = bound.scope
     render = Renderer(bound.facts)
@@ -170,6 +172,8 @@ def build_plan(
             ) from None
         selection = Selection(selection_pid, l0, l1, linf, share, delta_used, scale, threshold)
 
+    _check_work(bound, keys, public, primitives, groups_pass, memory_mb)
+
     from sandbox.compiler import generate
 
     where = query.args.get("where")
@@ -238,6 +242,57 @@ def build_plan(
         scope={name: tuple(sorted(cols)) for name, cols in touched.items()},
         notes=tuple(notes),
     )
+
+
+def _check_work(bound: Bound, keys, public, primitives, groups_pass: bool, memory_mb: int) -> None:
+    """Refuse, before any data is read, a query whose worst case does not fit the worker."""
+    scope = bound.scope
+    text_keys = sum(1 for k in keys if bound.typed(k).type.name == "VARCHAR")
+    projected = len({p.column for p in primitives if p.column}) + len(keys)
+    if not scope.fused:
+        projected = len(scope.base.outputs) + len(keys)  # the max_groups pass keeps whole rows
+    need = work.estimate(
+        scope,
+        keys=len(keys),
+        text_keys=text_keys,
+        public_groups=len(public) if public is not None else None,
+        primitives=sum(1 for p in primitives if p.kind != "quantile"),
+        histograms=sum(1 for p in primitives if p.kind == "quantile"),
+        projected=projected,
+        windows=bool(scope.joins) or groups_pass,
+        fan_out=[_fan_out(bound, join) for join in scope.joins],
+    )
+    if need.bytes > work.limit_bytes(memory_mb):
+        raise SQLRejected(
+            "This query",
+            f"at worst it could hold about {work.human(need.bytes)} in memory ({need.joined_rows:,} joined rows, "
+            f"{need.groups:,} groups, planned from the datasets' public size classes), more than the "
+            f"{memory_mb:,} MB a job may use; a query that could run out of memory is refused before it reads data, "
+            "because whether it would fail could depend on the data",
+            "Group by coarser keys (or keys with public key sets), join fewer or smaller datasets, or ask the "
+            "operator for a larger job memory limit.",
+            rule="bounded_work",
+        )
+
+
+def _fan_out(bound: Bound, join) -> int:
+    """How many rows of the joined relation one row can meet (see work.estimate)."""
+    relation = join.relation
+    if relation.kind == "private":
+        return relation.max_rows
+    if relation.kind == "derived":
+        return 1
+    linked = []
+    conjuncts = list(join.on.flatten()) if isinstance(join.on, exp.And) else [join.on]
+    for conjunct in conjuncts:
+        while isinstance(conjunct, exp.Paren):
+            conjunct = conjunct.this
+        if isinstance(conjunct, exp.EQ):
+            for side in (conjunct.this, conjunct.expression):
+                ref = bound.ref(side) if isinstance(side, exp.Column) else None
+                if ref is not None and ref[0] is relation:
+                    linked.append(relation.dataset.multiplicity(ref[1]))
+    return min(linked, default=relation.dataset.size_bound)
 
 
 def _output_name(item: exp.Expression, index: int) -> str:

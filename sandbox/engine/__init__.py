@@ -24,11 +24,12 @@ __all__ = ["Engine", "Limits", "Release"]
 class Engine:
     def __init__(self, catalog: Catalog, *, workers: int = 2, limits: Limits | None = None) -> None:
         self.catalog = catalog
-        self.pool = WorkerPool(workers, limits or Limits(), preload=("sandbox.engine.execute",))
+        self.limits = limits or Limits()
+        self.pool = WorkerPool(workers, self.limits, preload=("sandbox.engine.execute",))
 
     def explain(self, sql: str, *, epsilon: float, delta: float | None = None) -> Plan:
         """The plan, the charge and per-column accuracy, without touching data."""
-        return compile_query(sql, self.catalog, epsilon=epsilon, delta=delta)
+        return compile_query(sql, self.catalog, epsilon=epsilon, delta=delta, memory_mb=self.limits.memory_mb)
 
     def run(self, sql: str, *, epsilon: float, delta: float | None = None) -> Release:
         return self.execute(self.explain(sql, epsilon=epsilon, delta=delta))
