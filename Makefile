@@ -5,13 +5,14 @@ PY     := $(VENV)/bin/python
 DATA   ?= $(CURDIR)/var
 PORT   ?= 8000
 
-.PHONY: help install sysdeps demo serve stop notebook test audit lint bench clean
+.PHONY: help install sysdeps demo serve stop notebook test audit fuzz lint bench clean
 
 help:
 	@echo "make demo    install, build the demo city and start the sandbox on http://127.0.0.1:$(PORT)"
 	@echo "make test    install (system packages too) and run the whole test suite"
 	@echo "make bench   benchmarks (not part of the tests)"
 	@echo "make audit   the thorough empirical privacy audit (minutes; a fast one is part of make test)"
+	@echo "make fuzz    a long fuzzing campaign of compiler and engine (over an hour; 5,000 queries are part of make test)"
 	@echo "make stop    stop a sandbox started by 'make demo'"
 	@echo "make notebook  Jupyter on notebooks/ for the demo developer (run 'make demo' in another terminal first)"
 
@@ -51,6 +52,19 @@ test: install sysdeps
 # numbers in tests/output/privacy-audit.txt.
 audit: install
 	$(PY) -m pytest -m audit tests/privacy_audit $(PYTEST_ARGS)
+
+# Property-based fuzzing (tests/fuzz): two shards in parallel, one per core, each with its own
+# random seed; figures in tests/output/fuzz-1.txt and fuzz-2.txt.
+FUZZ_EXAMPLES ?= 65000
+FUZZ_MIN_ACCEPTED ?= 50000
+fuzz: install
+	@mkdir -p tests/output; \
+	for shard in 1 2; do \
+	  FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_MIN_ACCEPTED=$(FUZZ_MIN_ACCEPTED) FUZZ_REPORT=tests/output/fuzz-$$shard.txt \
+	    $(PY) -m pytest -m fuzz tests/fuzz -p no:cacheprovider -q -k "generated or campaign" $(PYTEST_ARGS) & \
+	  pids="$$pids $$!"; \
+	done; status=0; for pid in $$pids; do wait $$pid || status=1; done; \
+	cat tests/output/fuzz-1.txt tests/output/fuzz-2.txt; exit $$status
 
 lint: install
 	$(VENV)/bin/ruff check sandbox connectors tests benchmarks
