@@ -60,7 +60,7 @@ FUZZ_MIN_ACCEPTED ?= 50000
 fuzz: install
 	@mkdir -p tests/output; \
 	for shard in 1 2; do \
-	  FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_MIN_ACCEPTED=$(FUZZ_MIN_ACCEPTED) FUZZ_REPORT=tests/output/fuzz-$$shard.txt \
+	  FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_MIN_ACCEPTED=$(FUZZ_MIN_ACCEPTED) FUZZ_NEIGHBOURS=2 FUZZ_REPORT=tests/output/fuzz-$$shard.txt \
 	    $(PY) -m pytest -m fuzz tests/fuzz -p no:cacheprovider -q -k "generated or campaign" $(PYTEST_ARGS) & \
 	  pids="$$pids $$!"; \
 	done; status=0; for pid in $$pids; do wait $$pid || status=1; done; \

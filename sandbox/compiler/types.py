@@ -182,7 +182,7 @@ def convert_constant(value: Any, target: SqlType) -> Any:
             return value.strip().lower() == "true"
         raise ValueError(f"{_show(value)} is not TRUE or FALSE")
     if target in (BIGINT, DOUBLE):
-        if isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ValueError(f"{_show(value)} is not a number")
         if isinstance(value, str):
             text = value.strip()
@@ -204,6 +204,8 @@ def convert_constant(value: Any, target: SqlType) -> Any:
     if target == DATE:
         if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
             return value
+        if isinstance(value, dt.datetime):
+            raise ValueError(f"{_show(value)} is a timestamp, not a date")
         if isinstance(value, str) and _DATE.match(value.strip()):
             try:
                 return dt.date.fromisoformat(value.strip())

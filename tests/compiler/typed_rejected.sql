@@ -118,3 +118,7 @@ SELECT COUNT(*) FROM (SELECT person_id AS pid, age AS person_id, COUNT(*) AS n F
 -- rule: preaggregate
 -- expect: not grouped by the privacy unit
 SELECT COUNT(*) FROM (SELECT age AS person_id, COUNT(*) AS n FROM residents GROUP BY age) AS s;
+-- title: a date constant where a number is compared (found by the fuzzer: an internal error)
+-- rule: types
+-- expect: is not a number
+SELECT COUNT(*) FROM enterprises WHERE NULLIF(employees, DATE '2020-02-29') IN (0);

@@ -49,7 +49,7 @@ pytestmark = pytest.mark.fuzz
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5000"))
 MIN_ACCEPTED = int(os.environ.get("FUZZ_MIN_ACCEPTED", "0"))
-NEIGHBOURS_PER_QUERY = 2
+NEIGHBOURS_PER_QUERY = int(os.environ.get("FUZZ_NEIGHBOURS", "1"))  # units removed per query
 REFUSALS = (SQLRejected, BudgetExceeded, InvalidParameter)
 
 
