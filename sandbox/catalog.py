@@ -33,6 +33,7 @@ import duckdb
 
 from connectors import check_schema, get_connector
 from sandbox.errors import DatasetNotFound, SchemaMismatch
+from sandbox.metadata import release_metadata
 from sandbox.policy import Policy, Role, load_policies
 from sandbox.privacy.grid import clamp_bounds, clamped_sql, grid_step
 
@@ -40,7 +41,7 @@ __all__ = ["QUANTIZED_PREFIX", "RANK_COLUMN", "Catalog", "Dataset"]
 
 RANK_COLUMN = "__rank"
 QUANTIZED_PREFIX = "__q_"
-_MANIFEST_VERSION = 6
+_MANIFEST_VERSION = 7
 MAX_ROWS = 2**40  # with at most 2**20 grid steps per value, any sum fits in 64 bits
 
 
@@ -75,6 +76,11 @@ class Dataset:
         worst-case memory estimate uses it (compiler/work.py); the catalog shows it."""
         
         return int(self.manifest.get("size_class") or size_class(int(self.manifest.get("rows", 0))))
+
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        """The DP statistics released at registration (sandbox/metadata.py), if any."""
+        return self.manifest.get("metadata")
 
     def multiplicity(self, column: str) -> int:
         """Public datasets: the most rows sharing one value of `column` (what one private row
@@ -124,6 +130,8 @@ class Dataset:
             "limits": self.policy.limits.model_dump(),
             "default_delta": self.policy.default_delta,
             "size_class": self.size_bound,  # public: what queries are planned against, not a count
+            "metadata_epsilon": self.policy.metadata_epsilon,  # spent once, at registration
+            "metadata": self.metadata,  # the noisy statistics themselves (public once released)
             "registered_at": self.manifest.get("registered_at"),
         }
 
@@ -261,6 +269,7 @@ class Catalog:
                 row = con.execute(f"SELECT {counts}").fetchone()
                 facts["multiplicity"] = dict(zip(policy.columns, (int(n) for n in row), strict=True))
             facts |= self._build_engine_file(policy, parquet, out / "engine.duckdb")
+            facts["metadata"] = release_metadata(policy, parquet, RANK_COLUMN)  # DP, from metadata_epsilon
         finally:
             con.close()
         return {

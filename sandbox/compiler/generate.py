@@ -178,14 +178,21 @@ def fused_rows(
     max_groups: int,
 ) -> tuple[str, dict[str, str]]:
     """Joined (or pre-aggregated) rows, projected to what the query needs: the unit of each
-    row, the fused datasets' keyed-hash ranks, the group keys and the aggregated columns. Then
-    each unit keeps at most m rows (the tightest max_rows), ordered by those ranks, so the
-    joined rows one unit contributes are bounded exactly as the noise plan assumes."""
+    row, an order over each unit's joined rows, the group keys and the aggregated columns.
+
+    Each private relation is capped *before* the join: its engine file holds at most its
+    ceiling of rows per unit, and a query asking for fewer keeps those of rank <= k. So a unit's
+    joined rows are at most the product m of the caps, with no window. Only a public table whose
+    joined value repeats can multiply rows beyond that (`cap`): then each unit keeps its first m
+    joined rows in that order."""
 
     def relation_sql(relation: Relation) -> str:
         if relation.kind == "derived":
             return f"({_derived_sql(relation, render)}) AS {_q(relation.alias)}"
-        return f"{_q(relation.dataset.name)}.main.data AS {_q(relation.alias)}"
+        table = f"{_q(relation.dataset.name)}.main.data"
+        if relation.kind == "private" and relation.max_rows < _stored_rows(relation.dataset):
+            table = f"(SELECT * FROM {table} WHERE {RANK_COLUMN} <= {relation.max_rows})"
+        return f"{table} AS {_q(relation.alias)}"
 
     parts = [relation_sql(scope.base)]
     for join in scope.joins:
@@ -193,12 +200,17 @@ def fused_rows(
             f"{'LEFT ' if join.kind == 'left' else ''}JOIN {relation_sql(join.relation)} ON {render.sql(join.on)}"
         )
     unit_relation = scope.unit_relation
-    # Keyed-hash ranks order each unit's joined rows; a public table's own columns break the ties
-    # its duplicated keys create, so the choice is deterministic.
-    ranks = [f"{_q(r.alias)}.{RANK_COLUMN}" for r in scope.relations if r.kind == "private"]
-    ranks += [f"{_q(r.alias)}.{_q(c)}" for r in scope.relations if r.kind == "public" for c in r.columns]
-    select = [f"{_q(unit_relation.alias)}.{_q(unit_relation.unit)} AS __unit"]
-    select += [f"{rank} AS __o{i}" for i, rank in enumerate(ranks)]
+    # One order key per joined row, unique within a unit when only private relations are joined:
+    # each relation's rank is unique within the unit, so (rank_1, rank_2, ...) is, and it is
+    # packed into one integer (ranks are at most the ceilings). A public table's own columns
+    # break the ties its repeated keys create, so the choice stays deterministic.
+    order = "0"
+    for relation in (r for r in scope.relations if r.kind == "private"):
+        width = _stored_rows(relation.dataset) + 1
+        order = f"({order}) * {width} + COALESCE({_q(relation.alias)}.{RANK_COLUMN}, 0)"
+    ties = [f"{_q(r.alias)}.{_q(c)}" for r in scope.relations if r.kind == "public" for c in r.columns]
+    select = [f"{_q(unit_relation.alias)}.{_q(unit_relation.unit)} AS __unit", f"{order} AS __o"]
+    select += [f"{tie} AS __t{i}" for i, tie in enumerate(ties)]
     select += [f"{render.sql(k)} AS __k{i}" for i, k in enumerate(keys)]
     colmap: dict[str, str] = {}
     for p in primitives:
@@ -209,21 +221,29 @@ def fused_rows(
     rows = f"SELECT {', '.join(select)} FROM {' '.join(parts)}"
     if where is not None:
         rows += f" WHERE {render.sql(where.this)}"
-    order = ", ".join(f"__o{i}" for i in range(len(ranks))) or "__unit"
+    rank = "__o"
     if cap:
+        ordering = ", ".join(["__o", *(f"__t{i}" for i in range(len(ties)))])
         rows = (
-            f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY __unit ORDER BY {order}) AS __n "
+            f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY __unit ORDER BY {ordering}) AS __n "
             f"FROM ({rows}) AS j) AS c WHERE __n <= {m}"
         )
+        rank = "__n"
     if groups_pass:
         key_list = ", ".join(f"__k{i}" for i in range(len(keys)))
-        rank = "__n" if cap else order.split(",")[0]
         rows = (
             f"SELECT * FROM (SELECT *, dense_rank() OVER (PARTITION BY __unit ORDER BY __group_rank) AS __group_index "
             f"FROM (SELECT *, min({rank}) OVER (PARTITION BY __unit, {key_list}) AS __group_rank FROM ({rows}) AS r) "
             f"AS g) AS h WHERE __group_index <= {max_groups}"
         )
     return rows, colmap
+
+
+def _stored_rows(dataset: Dataset) -> int:
+    """Rows per unit the engine file holds: the policy's ceiling (or, for an engine file built
+    before registration bounded it, every row)."""
+    ceiling = dataset.policy.privacy_unit.max_rows
+    return ceiling if dataset.prebounded else max(dataset.max_rows_per_unit, ceiling)
 
 
 _PER_UNIT_SQL = {exp.Count: "COUNT", exp.Sum: "SUM", exp.Avg: "AVG", exp.Min: "MIN", exp.Max: "MAX"}
@@ -264,8 +284,8 @@ def _derived_sql(relation: Relation, render: Render) -> str:
     sql = f"SELECT {', '.join(items)} FROM {_q(relation.dataset.name)}.main.data AS {_q(table.alias or table.name)}"
     conditions = []
     dataset = relation.dataset
-    if dataset.max_rows_per_unit > policy.privacy_unit.max_rows and not dataset.prebounded:
-        conditions.append(f"{RANK_COLUMN} <= {policy.privacy_unit.max_rows}")
+    if relation.inner_rows < _stored_rows(dataset):
+        conditions.append(f"{RANK_COLUMN} <= {relation.inner_rows}")
     if inner.args.get("where") is not None:
         conditions.append(f"({render.sql(inner.args['where'].this)})")
     if conditions:

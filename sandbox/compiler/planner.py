@@ -34,6 +34,7 @@ from sandbox import privacy
 from sandbox.compiler import keys as key_sets
 from sandbox.compiler import work
 from sandbox.compiler.bind import Bound
+from sandbox.compiler.contribution import Contribution
 from sandbox.compiler.plan import OutputColumn, OutputRules, Plan, Primitive, Selection
 from sandbox.compiler.render import Renderer
 from sandbox.compiler.shape import matches_key
@@ -86,7 +87,9 @@ def build_plan(
     delta: float | None,
     rules: OutputRules,
     memory_mb: int = work.DEFAULT_MEMORY_MB,
+    contribution: Contribution | None = None,
 ) -> Plan:
+    contribution = contribution or Contribution()
     scope = bound.scope
     render = Renderer(bound.facts)
     policies = [d.policy for d in scope.datasets()]
@@ -96,6 +99,8 @@ def build_plan(
     default_delta = min(p.default_delta for p in private)
     unit_relation = scope.unit_relation
     m, max_groups = scope.max_rows, scope.max_groups
+    if contribution.max_groups is not None:
+        max_groups = min(max_groups, contribution.max_groups)
     keys = list(group_keys)
     key_columns = [c for k in keys for c in k.find_all(exp.Column)]
     constant_keys = all((r := bound.ref(c)) is not None and r[0].private and r[1] in r[0].constant for c in key_columns)
@@ -179,7 +184,9 @@ def build_plan(
     where = query.args.get("where")
     notes = []
     if scope.fused:
-        capped = bool(scope.joins)  # a pre-aggregation alone is one row per unit by construction
+        # Private relations are capped before the join; only a public table whose joined value
+        # repeats can multiply a unit's rows beyond their product.
+        capped = any(_fan_out(bound, join) > 1 for join in scope.joins if join.relation.kind == "public")
         relation, colmap = generate.fused_rows(
             scope, where, keys, primitives, render, m=m, cap=capped, groups_pass=groups_pass, max_groups=max_groups
         )
@@ -188,14 +195,14 @@ def build_plan(
         histograms = {
             p.id: generate.histogram_sql(relation, keys, p, render, colmap) for p in primitives if p.kind == "quantile"
         }
-        if capped:
-            notes.append(
-                f"each {unit_relation.unit} contributes at most {m} joined rows (the tightest max_rows "
-                "of the fused datasets), chosen by their keyed-hash ranks"
-            )
+        caps = " x ".join(f"{r.max_rows} ({r.dataset.name})" for r in scope.relations if r.kind == "private")
+        notes.append(
+            f"each {unit_relation.unit} contributes at most {m} joined rows: {caps}, each side's rows chosen by "
+            "their keyed-hash ranks before the join"
+        )
     else:
         dataset = scope.base.dataset
-        bounding = dataset.max_rows_per_unit > m and not dataset.prebounded  # else a verified no-op
+        bounding = m < generate._stored_rows(dataset)  # the engine file already holds at most its ceiling
         relation = generate.bounded_relation(
             dataset,
             where,
