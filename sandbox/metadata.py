@@ -7,11 +7,13 @@ honest: a fixed allowance per registered dataset, shown in the catalog (and reco
 manifest with the time it was spent), instead of a share of every query's epsilon.
 
 Two statistics, both discrete Laplace (OpenDP), each a histogram whose L1 sensitivity is known:
-- rows per unit: how many units have 1, 2, ..., C rows (C = four times the policy's max_rows, at
-  least 8; units with more count as C); one unit is in one bin, so sensitivity 1. From it, the
-  share of rows a cap of k rows per unit drops. Rows beyond C per unit are not seen (their
-  sensitivity would be unbounded): for a dataset with a long tail the estimate is a lower bound,
-  and the catalog says so.
+- rows per unit: how many units have 1, 2, ..., c rows (c the policy's max_rows, at least 4),
+  then c+1..2c, 2c+1..4c and more than 4c rows; one unit is in one bin, so sensitivity 1. From
+  it, the share of rows a cap of k rows per unit drops (a unit in the wider bins counts as 1.5c,
+  3c and 6c rows). Few wide bins beyond the ceiling keep the noise of the estimate small; the
+  size of the units in the last bin is a guess (the true tail is unbounded: no DP statistic can
+  see it), so for a dataset with a very long tail the estimate is low, and releases say it is an
+  estimate.
 - per aggregable column: how many rows (each unit's first `max_rows`, as queries see them) are
   NULL, below the lower bound (within one width of the bounds' range, within four, farther),
   inside the bounds (16 equal bins), above the upper bound (likewise). A unit adds at most
@@ -120,14 +122,17 @@ def dropped_share(metadata: dict[str, Any] | None, cap: int) -> float | None:
 
 
 def unit_bins(ceiling: int) -> list[tuple[int, int | None]]:
-    """Bins of rows per unit: 1..C one by one, the last one open (C = 4 x ceiling, at least 8)."""
-    c = max(8, 4 * ceiling)
-    return [(r, r) for r in range(1, c)] + [(c, None)]
+    """Bins of rows per unit: 1..c one by one, then c+1..2c, 2c+1..4c, and more (c >= 4)."""
+    c = max(4, ceiling)
+    return [(r, r) for r in range(1, c + 1)] + [(c + 1, 2 * c), (2 * c + 1, 4 * c), (4 * c + 1, None)]
 
 
 def _representative(lo: int, hi: int | None) -> float:
-    """Rows of a unit in a bin (the open last bin counts as its lower edge: see the docstring)."""
-    return float(lo)
+    """Rows of a unit in a bin: exact for the narrow ones, the middle of c+1..2c and 2c+1..4c,
+    and 6c for the open last bin (see the docstring)."""
+    if hi is None:
+        return 1.5 * (lo - 1)
+    return (lo + hi) / 2
 
 
 def clamped(metadata: dict[str, Any] | None, column: str, lo: float, hi: float) -> dict[str, float] | None:
@@ -157,7 +162,9 @@ def clamped(metadata: dict[str, Any] | None, column: str, lo: float, hi: float) 
             inside_mass += count * centre
     clamped_mean = (inside_mass + below * lo + above * hi) / total
     clip = lambda x: min(1.0, max(0.0, x))  # noqa: E731
+    noise = stats["scale"] * (2 * OUTSIDE_BINS) ** 0.5 / total  # standard error of a share beyond a bound
     return {
+        "noise": noise,
         "below": clip(below / total),
         "above": clip(above / total),
         "below_excess": max(0.0, below_mass / below) if below > 0 else 0.0,
@@ -192,3 +199,37 @@ def _bin_centres(lo: float, hi: float) -> list[float]:
     inside = [lo + width * (i + 0.5) / INSIDE_BINS for i in range(INSIDE_BINS)]
     above = [hi + width * m for m in middles]
     return below + inside + above
+
+
+def spread(metadata: dict[str, Any] | None, column: str, lo: float, hi: float) -> float | None:
+    """Estimated standard deviation of the column's values clamped to [lo, hi]."""
+    if not metadata or column not in metadata.get("columns", {}):
+        return None
+    stats = metadata["columns"][column]
+    values = [min(max(c, lo), hi) for c in _bin_centres(*stats["bounds"])]
+    counts = [max(0, n) for n in stats["counts"][1:]]
+    total = sum(counts)
+    if total <= 0:
+        return None
+    mean = sum(n * v for n, v in zip(counts, values, strict=True)) / total
+    return (sum(n * (v - mean) ** 2 for n, v in zip(counts, values, strict=True)) / total) ** 0.5
+
+
+def density_table(metadata: dict[str, Any] | None, column: str) -> tuple[tuple[float, float], ...] | None:
+    """(upper edge, estimated share of values per unit of value) for each bin inside the bounds,
+    each averaged with its neighbours (the noise is per bin)."""
+    if not metadata or column not in metadata.get("columns", {}):
+        return None
+    stats = metadata["columns"][column]
+    lo, hi = stats["bounds"]
+    counts = stats["counts"]
+    total = sum(counts[1:])
+    if total <= 0:
+        return None
+    width = (hi - lo) / INSIDE_BINS
+    inside = [counts[1 + OUTSIDE_BINS + i] for i in range(INSIDE_BINS)]
+    table = []
+    for i in range(INSIDE_BINS):
+        near = inside[max(0, i - 1) : i + 2]
+        table.append((lo + width * (i + 1), max(sum(near) / len(near), 1.0) / total / width))
+    return tuple(table)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlglot import exp, parse_one
 
 from sandbox.catalog import QUANTIZED_PREFIX, RANK_COLUMN, Dataset
+from sandbox.compiler import intervals
 from sandbox.compiler.plan import Primitive
 from sandbox.compiler.render import Renderer
 from sandbox.compiler.scope import Relation, Scope
@@ -72,7 +73,10 @@ def bounded_relation(
 
 def _clamped(p: Primitive, ref: str | None = None) -> str:
     value = clamped_sql(ref or _q(p.column), p.lo, p.hi)
-    return value if p.power == 1 else f"({value} * {value})"
+    if p.power == 1:
+        return value
+    deviation = f"({value} - {_num(p.shift)})" if p.shift else value
+    return f"({deviation} * {deviation})"
 
 
 def _primitive_sql(p: Primitive, unit_column: str, dataset: Dataset | None, colmap: dict[str, str] | None) -> str:
@@ -105,7 +109,11 @@ def aggregate_sql(
 ) -> str:
     grouped = [_key_sql(k, i, colmap, render) for i, k in enumerate(keys)]
     columns = [f"{_transported(g, k, render)} AS __k{i}" for i, (g, k) in enumerate(zip(grouped, keys, strict=True))]
-    columns += [f"{_primitive_sql(p, unit, dataset, colmap)} AS {p.id}" for p in primitives if p.kind != "quantile"]
+    columns += [
+        f"{_primitive_sql(p, unit, dataset, colmap)} AS {p.id}"
+        for p in primitives
+        if p.kind != "quantile" and p.from_histogram is None
+    ]
     if len(columns) == len(keys):
         columns.append("COUNT(*) AS __rows")
     sql = f"SELECT {', '.join(columns)} FROM ({relation}) AS b"
@@ -348,7 +356,11 @@ def _formula(node: exp.Expression, ctx: _Released) -> exp.Expression:
             mean = f"{_num(ctx.center(s))} + {mean}"
         text = clamped_sql(mean, lo, hi)
     else:
-        s, s2 = ctx.plain_sum(column), ctx.ref("sum", column, power=2)
+        # Q = sum of (x - c)^2 and S = sum of (x - c), for c the middle the squares were taken
+        # from: VAR = (Q - S^2 / n) / (n - 1), whatever c is
+        s2 = ctx.ref("sum", column, power=2)
+        c = ctx.by_id[s2].shift
+        s = f"({ctx.plain_sum(column)} - {_num(c)} * {n})" if c else ctx.plain_sum(column)
         denominator = (
             f"GREATEST({n}, 1)" if isinstance(node, exp.VariancePop | exp.StddevPop) else f"GREATEST({n} - 1, 1)"
         )
@@ -396,14 +408,22 @@ def output_sql(
     round_to: int = 1,
     key_of=lambda c: c.name,
     paired: dict[str, str] | None = None,
+    bias: intervals.Bias | None = None,
 ) -> str:
-    """Post-processing over the noisy table `released`: the user's SELECT list, HAVING (as a
-    filter on released values), ORDER BY and LIMIT. Runs after the noise, so it is free."""
+    """Post-processing over the noisy table `released`: the user's SELECT list (each value with
+    the two ends of its interval, intervals.py), HAVING (as a filter on released values),
+    ORDER BY and LIMIT. Runs after the noise, so it is free."""
     key_types = [temporal(k, render) for k in keys]
     ctx = _Released(keys, needs, columns, {p.id: p for p in primitives}, paired or {}, key_of, key_types)
+    bias = bias or intervals.Bias()
     items = [f"{_sql(_rewrite(expression, ctx))} AS {_q(name)}" for name, expression, _ in outputs]
     widths = [f"{_half_width_sql(column, ctx, round_to)} AS __hw_{i}" for i, (_, _, column) in enumerate(outputs)]
-    sql = f"SELECT {', '.join(items + widths)}, __suppressed FROM released"
+    ends = []
+    for i, (_, expression, column) in enumerate(outputs):
+        lo, hi = (None, None) if column.kind == "key" else _interval(expression, ctx, bias, round_to)
+        ends.append(f"CAST({lo or 'NULL'} AS DOUBLE) AS __lo_{i}")
+        ends.append(f"CAST({hi or 'NULL'} AS DOUBLE) AS __hi_{i}")
+    sql = f"SELECT {', '.join(items + widths + ends)}, __suppressed FROM released"
     having = query.args.get("having")
     if having is not None:
         sql += f" WHERE {_sql(_rewrite(having.this, ctx))}"
@@ -420,6 +440,70 @@ def output_sql(
             value = clause.expression if clause.expression is not None else clause.this
             sql += f" {key.upper()} {int(value.this)}"
     return sql
+
+
+def _interval(expression: exp.Expression, ctx: _Released, bias: intervals.Bias, round_to: int) -> intervals.Interval:
+    """The 95% interval of one output: each aggregate's (noise and estimated bias), combined by
+    interval arithmetic, each of the k noisy statistics taken at 1 - 0.05 / k."""
+    alpha = intervals.LEVEL / intervals.noisy_quantities(expression)
+    parts: dict[int, intervals.Interval] = {}
+    points: dict[int, str] = {}
+    for node in expression.walk():
+        index = matches_key(node, ctx.keys)
+        if index is not None and not ctx.key_types[index]:
+            points[id(node)] = f"__k{index}"
+        elif is_aggregate(node) and not any(id(a) in parts for a in _ancestors(node)):
+            parts[id(node)] = _aggregate_interval(node, ctx, bias, alpha, round_to)
+    return intervals.combine(expression, parts, points)
+
+
+def _ancestors(node: exp.Expression):
+    node = node.parent
+    while node is not None:
+        yield node
+        node = node.parent
+
+
+def _aggregate_interval(
+    node: exp.Expression, ctx: _Released, bias: intervals.Bias, alpha: float, round_to: int
+) -> intervals.Interval:
+    value = _sql(_formula(node, ctx))
+    if isinstance(node, exp.Count):
+        pid = _formula(node, ctx).name
+        return intervals.count_interval(value, ctx.by_id[pid], alpha, bias.rows_left_out, round_to)
+    column = ctx.key_of(node.this)
+    facts = bias.columns.get(column) or intervals.ColumnFacts(tuple(float(b) for b in ctx.columns[column].bounds))
+    if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile):
+        level = 0.5 if isinstance(node, exp.Median) else float(node.expression.this)
+        q = ctx.by_id[ctx.ref("quantile", column, alpha=level)]
+        return intervals.quantile_interval(value, q, ctx.by_id[ctx.ref("count", column)], alpha, facts)
+    s = ctx.by_id[ctx.ref("sum", column)]
+    count = ctx.paired.get(s.id) or ctx.needs.get(("count", column, 1, None))
+    if isinstance(node, exp.Sum):
+        width = _sum_width(s, ctx, alpha)
+        return intervals.sum_interval(value, width, facts, count)
+    n = ctx.by_id[ctx.ref("count", column)]
+    if isinstance(node, exp.Avg):
+        return intervals.avg_interval(value, s, n, alpha, facts)
+    s2 = ctx.by_id[ctx.ref("sum", column, power=2)]
+    sample = not isinstance(node, exp.VariancePop | exp.StddevPop)
+    lo, hi = intervals.var_interval(
+        s2, ctx.plain_sum(column), _sum_width(s, ctx, alpha / 3), s2.shift, n, alpha, facts, sample=sample
+    )
+    if isinstance(node, exp.Variance | exp.VariancePop):
+        return lo, hi
+    return f"SQRT({lo})", f"SQRT({hi})"
+
+
+def _sum_width(s: Primitive, ctx: _Released, alpha: float) -> float:
+    """Noise half-width of SUM(x) at level alpha: a centred sum released with c x its count has
+    the exact quantile of that combined noise."""
+    from sandbox import privacy
+
+    if s.id in ctx.paired:
+        n = ctx.by_id[ctx.paired[s.id]]
+        return privacy.combined_half_width(s.scale, n.scale, abs(s.center), alpha) * s.step
+    return privacy.half_width(s.scale, alpha) * s.step
 
 
 def half_width(column, by_id: dict[str, Primitive], round_to: int) -> float | None:

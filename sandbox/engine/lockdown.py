@@ -63,9 +63,7 @@ def new_connection(limits: Limits) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def attach_and_lock(
-    con: duckdb.DuckDBPyConnection, attach: Mapping[str, Path | str]
-) -> duckdb.DuckDBPyConnection:
+def attach_and_lock(con: duckdb.DuckDBPyConnection, attach: Mapping[str, Path | str]) -> duckdb.DuckDBPyConnection:
     """Expose each DuckDB file read-only under its alias, then close every way out and lock."""
     for alias, path in attach.items():
         if not _ALIAS.fullmatch(alias):
@@ -80,9 +78,7 @@ def attach_and_lock(
     return con
 
 
-def open_locked_connection(
-    attach: Mapping[str, Path | str], limits: Limits
-) -> duckdb.DuckDBPyConnection:
+def open_locked_connection(attach: Mapping[str, Path | str], limits: Limits) -> duckdb.DuckDBPyConnection:
     """A fresh, locked-down connection on which only the attached tables can be queried."""
     con = new_connection(limits)
     try:

@@ -76,9 +76,7 @@ class WorkerPool:
     first job on a fresh worker does not pay for importing OpenDP.
     """
 
-    def __init__(
-        self, size: int = 2, limits: Limits | None = None, *, preload: Iterable[str] = ()
-    ) -> None:
+    def __init__(self, size: int = 2, limits: Limits | None = None, *, preload: Iterable[str] = ()) -> None:
         if size < 1:
             raise ValueError("a worker pool needs at least one worker")
         self.limits = limits or Limits()

@@ -24,7 +24,7 @@ def test_one_dataset(api: Api) -> None:
     residents = api.get("developer", "/datasets/residents").json()
     assert residents["privacy_unit"] == {"column": "person_id", "max_rows": 1, "max_groups": 1}
     assert residents["columns"]["district"]["keys"][:2] == ["Siming", "Huli"]
-    assert residents["columns"]["monthly_income"]["bounds"] == [0, 100000]
+    assert residents["columns"]["monthly_income"]["bounds"] == [0, 200000]
     assert residents["limits"]["max_epsilon_per_query"] == 1.0
     public = api.get("developer", "/datasets/district_reference").json()
     assert public["public"] is True and public["privacy_unit"] is None
