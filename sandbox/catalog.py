@@ -41,7 +41,7 @@ __all__ = ["QUANTIZED_PREFIX", "RANK_COLUMN", "Catalog", "Dataset"]
 
 RANK_COLUMN = "__rank"
 QUANTIZED_PREFIX = "__q_"
-_MANIFEST_VERSION = 7
+_MANIFEST_VERSION = 8
 MAX_ROWS = 2**40  # with at most 2**20 grid steps per value, any sum fits in 64 bits
 
 

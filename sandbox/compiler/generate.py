@@ -329,17 +329,22 @@ class _Released:
         return p.center * p.step
 
 
+def count_ref(node: exp.Count, ctx: _Released) -> str:
+    """The primitive a COUNT is released from."""
+    inner = node.this
+    if isinstance(inner, exp.Star):
+        return ctx.ref("count")
+    if isinstance(inner, exp.Distinct):
+        return ctx.ref("units", ctx.key_of(inner.expressions[0]))
+    return ctx.ref("count", ctx.key_of(inner))
+
+
 def _formula(node: exp.Expression, ctx: _Released) -> exp.Expression:
-    """An aggregate of the user's query, as arithmetic over released (noisy) primitives."""
+    """An aggregate of the user's query, as arithmetic over released (noisy) primitives, clipped
+    to what the bounds make possible (a count >= 0, a sum of non-negative values >= 0, an
+    average inside the bounds): post-processing, free, and never further from the truth."""
     if isinstance(node, exp.Count):
-        inner = node.this
-        if isinstance(inner, exp.Star):
-            text = ctx.ref("count")
-        elif isinstance(inner, exp.Distinct):
-            text = ctx.ref("units", ctx.key_of(inner.expressions[0]))
-        else:
-            text = ctx.ref("count", ctx.key_of(inner))
-        return exp.column(text)
+        return exp.Paren(this=_parsed(f"GREATEST({count_ref(node, ctx)}, 0)").copy())
     column = ctx.key_of(node.this)
     lo, hi = ctx.columns[column].bounds
     if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile):
@@ -347,7 +352,12 @@ def _formula(node: exp.Expression, ctx: _Released) -> exp.Expression:
         return exp.column(ctx.ref("quantile", column, alpha=alpha))
     if isinstance(node, exp.Sum):
         s = ctx.ref("sum", column)
-        return exp.column(s) if s not in ctx.paired else exp.Paren(this=_parsed(ctx.plain_sum(column)).copy())
+        text = s if s not in ctx.paired else ctx.plain_sum(column)
+        if lo >= 0:
+            text = f"GREATEST({text}, 0)"
+        elif hi <= 0:
+            text = f"LEAST({text}, 0)"
+        return exp.Paren(this=_parsed(text).copy())
     n = ctx.ref("count", column)
     if isinstance(node, exp.Avg):
         s = ctx.ref("sum", column)
@@ -467,10 +477,10 @@ def _ancestors(node: exp.Expression):
 def _aggregate_interval(
     node: exp.Expression, ctx: _Released, bias: intervals.Bias, alpha: float, round_to: int
 ) -> intervals.Interval:
-    value = _sql(_formula(node, ctx))
     if isinstance(node, exp.Count):
-        pid = _formula(node, ctx).name
-        return intervals.count_interval(value, ctx.by_id[pid], alpha, bias.rows_left_out, round_to)
+        pid = count_ref(node, ctx)
+        return intervals.count_interval(pid, ctx.by_id[pid], alpha, bias.rows_left_out, round_to)
+    value = _sql(_formula(node, ctx))
     column = ctx.key_of(node.this)
     facts = bias.columns.get(column) or intervals.ColumnFacts(tuple(float(b) for b in ctx.columns[column].bounds))
     if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile):
@@ -481,7 +491,8 @@ def _aggregate_interval(
     count = ctx.paired.get(s.id) or ctx.needs.get(("count", column, 1, None))
     if isinstance(node, exp.Sum):
         width = _sum_width(s, ctx, alpha)
-        return intervals.sum_interval(value, width, facts, count)
+        raw = s.id if s.id not in ctx.paired else ctx.plain_sum(column)  # the interval of the unclipped sum
+        return intervals.sum_interval(raw, width, facts, count)
     n = ctx.by_id[ctx.ref("count", column)]
     if isinstance(node, exp.Avg):
         return intervals.avg_interval(value, s, n, alpha, facts)

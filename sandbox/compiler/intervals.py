@@ -86,7 +86,7 @@ def count_interval(value: str, p: Primitive, alpha: float, rows: float, round_to
     hi = f"({value} + {w!r})"
     if rows > 0:
         hi = f"({hi} / {1 - rows!r})"
-    return lo, hi
+    return lo, f"GREATEST({hi}, 0)"
 
 
 def sum_interval(value: str, w: float, facts: ColumnFacts, count: str | None) -> Interval:
@@ -108,7 +108,7 @@ def sum_interval(value: str, w: float, facts: ColumnFacts, count: str | None) ->
         if facts.below:
             lo = f"({lo} - GREATEST({n}, 0) * {facts.below * facts.below_excess!r})"
     if a >= 0 and not facts.below:
-        lo = f"GREATEST({lo}, 0)"
+        lo, hi = f"GREATEST({lo}, 0)", f"GREATEST({hi}, 0)"
     return lo, hi
 
 

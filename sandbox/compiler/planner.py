@@ -166,6 +166,7 @@ def build_plan(
             replace(p, from_histogram=builder.counted_by[p.id]) if p.id in builder.counted_by else p for p in primitives
         ]
     outputs = [(name, expression, _with_count(column, paired)) for name, expression, column in outputs]
+    notes: list[str] = []
     delta_used, selection = 0.0, None
     if selection_pid is not None:
         delta_used = default_delta if delta is None else delta
@@ -183,13 +184,18 @@ def build_plan(
                 parameter="delta",
             ) from None
         selection = Selection(selection_pid, l0, l1, linf, share, delta_used, scale, threshold)
+        who = f"{unit_relation.unit} values" if prim.kind == "units" else "rows"
+        notes.append(
+            f"the group keys are private: a group needs about {threshold:,} {who} (a noisy count) to be released, "
+            "so smaller groups never appear; to see every group, group by keys with a public key set (declared keys, "
+            "bounded integers or dates)"
+        )
 
     _check_work(bound, keys, public, primitives, groups_pass, memory_mb)
 
     from sandbox.compiler import generate
 
     where = query.args.get("where")
-    notes = []
     if scope.fused:
         # Private relations are capped before the join; only a public table whose joined value
         # repeats can multiply a unit's rows beyond their product.
@@ -229,8 +235,6 @@ def build_plan(
         }
         if bounding:
             notes.append(f"each {unit_relation.unit} contributes at most {m} rows, chosen by a keyed hash")
-    if groups_pass:
-        notes.append(f"each {unit_relation.unit} contributes to at most {max_groups} groups")
     bias, bias_facts, bias_notes = _bias(scope, origins, columns, groups_pass, max_groups)
     notes.extend(bias_notes)
     touched = bound.reads()
@@ -328,15 +332,12 @@ def _bias(scope, origins: dict, columns: dict, groups_pass: bool, max_groups: in
                 f"{relation.max_rows} per {unit}: counts and sums come out low, and the intervals allow for it{more}"
             )
     if groups_pass:
-        share = metadata.dropped_share(scope.unit_relation.dataset.metadata, max_groups)
-        if share:
-            kept *= 1 - share  # an upper estimate: each group has at least one row
-            facts.append({"groups": max_groups, "rows_left_out": round(share, 4)})
-            if share >= MATERIAL_ROWS:
-                notes.append(
-                    f"up to about {share:.0%} of the rows are left out by counting each {unit} in at most "
-                    f"{max_groups} groups"
-                )
+        facts.append({"max_groups": max_groups})
+        notes.append(
+            f"each {unit} is counted in at most {max_groups} groups: one with more groups loses the rows of the "
+            "others (not included in the intervals); ask for a larger max_groups, up to the policy's ceiling, "
+            "if many do"
+        )
     rows = 1 - kept
     per_column: dict[str, intervals.ColumnFacts] = {}
     for key, (relation, name) in origins.items():
