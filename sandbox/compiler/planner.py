@@ -351,9 +351,11 @@ def _bias(scope, origins: dict, columns: dict, groups_pass: bool, max_groups: in
             continue
         meta = relation.dataset.metadata if relation.kind == "private" else None
         clamp = metadata.clamped(meta, name, *bounds) or {}
-        noise = clamp.get("noise", 0.0)  # shares within one standard error of zero count as zero
-        below = max(0.0, clamp.get("below", 0.0) - noise)
-        above = max(0.0, clamp.get("above", 0.0) - noise)
+        # a share of values beyond a bound counts only beyond two standard errors of its noise (one-sided
+        # 97.5%): the noise of an empty bin far beyond a bound would otherwise make up a heavy tail
+        noise = clamp.get("noise", 0.0)
+        below = max(0.0, clamp.get("below", 0.0) - 2 * noise)
+        above = max(0.0, clamp.get("above", 0.0) - 2 * noise)
         per_column[key] = intervals.ColumnFacts(
             bounds,
             rows_left_out=rows if relation.kind == "private" else 0.0,
