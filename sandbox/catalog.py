@@ -33,7 +33,7 @@ import duckdb
 
 from connectors import check_schema, get_connector
 from sandbox.errors import DatasetNotFound, SchemaMismatch
-from sandbox.metadata import release_metadata
+from sandbox.metadata import advice, release_metadata
 from sandbox.policy import Policy, Role, load_policies
 from sandbox.privacy.grid import clamp_bounds, clamped_sql, grid_step
 
@@ -132,6 +132,7 @@ class Dataset:
             "size_class": self.size_bound,  # public: what queries are planned against, not a count
             "metadata_epsilon": self.policy.metadata_epsilon,  # spent once, at registration
             "metadata": self.metadata,  # the noisy statistics themselves (public once released)
+            "warnings": self.manifest.get("warnings", []),  # for the data steward (metadata.advice)
             "registered_at": self.manifest.get("registered_at"),
         }
 
@@ -270,6 +271,7 @@ class Catalog:
                 facts["multiplicity"] = dict(zip(policy.columns, (int(n) for n in row), strict=True))
             facts |= self._build_engine_file(policy, parquet, out / "engine.duckdb")
             facts["metadata"] = release_metadata(policy, parquet, RANK_COLUMN)  # DP, from metadata_epsilon
+            facts["warnings"] = advice(policy, facts["metadata"])
         finally:
             con.close()
         return {

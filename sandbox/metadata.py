@@ -233,3 +233,31 @@ def density_table(metadata: dict[str, Any] | None, column: str) -> tuple[tuple[f
         near = inside[max(0, i - 1) : i + 2]
         table.append((lo + width * (i + 1), max(sum(near) / len(near), 1.0) / total / width))
     return tuple(table)
+
+
+def advice(policy: Policy, metadata: dict[str, Any] | None, share: float = 0.1) -> list[str]:
+    """Warnings for the data steward, from the released statistics only: a measure whose bounds
+    are so wide that even an average over the whole dataset, at the policy's per-query epsilon
+    cap, is noisy beyond `share` of its estimated value answers badly; tighter bounds would do."""
+    if not metadata or policy.privacy_unit is None:
+        return []
+    found = []
+    epsilon = policy.limits.max_epsilon_per_query
+    rows = policy.privacy_unit.max_rows
+    for name, stats in metadata.get("columns", {}).items():
+        lo, hi = stats["bounds"]
+        total = sum(max(0, n) for n in stats["counts"][1:])
+        clamp = clamped(metadata, name, lo, hi)
+        if total <= 0 or clamp is None:
+            continue
+        mean = clamp["mean"]
+        # AVG = SUM / COUNT at epsilon / 2 each, the sum centred: sensitivity rows x (hi - lo) / 2
+        sum_width = privacy.half_width(privacy.laplace_scale(1, epsilon / 2)) * rows * (hi - lo) / 2
+        width = sum_width / total
+        if width > share * max(abs(mean), 1e-9):
+            found.append(
+                f"{policy.name}.{name}: an average over the whole dataset at epsilon {epsilon:g} is noisy by about "
+                f"{width:,.3g} against an estimated mean of {mean:,.3g}: its bounds [{lo:g}, {hi:g}] are wide for its "
+                "values; tighter bounds would give useful averages (values beyond them are clamped, and releases say so)"
+            )
+    return found

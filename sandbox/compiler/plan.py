@@ -103,6 +103,7 @@ class Plan:
     scope: dict[str, tuple[str, ...]] = field(default_factory=dict)  # dataset -> base columns read anywhere
     notes: tuple[str, ...] = ()
     bias: tuple[dict[str, Any], ...] = ()  # what bounding and clamping are estimated to leave out
+    choices: tuple[dict[str, Any], ...] = ()  # per dataset: noise and rows left out for each max_rows
 
     @property
     def needs_aggregate(self) -> bool:
@@ -131,4 +132,5 @@ class Plan:
             "output_rules": {"min_count": self.min_count, "round_to": self.round_to},
             "notes": list(self.notes),
             "bias": list(self.bias),
+            "contribution_choices": list(self.choices),
         }

@@ -236,6 +236,7 @@ def build_plan(
         if bounding:
             notes.append(f"each {unit_relation.unit} contributes at most {m} rows, chosen by a keyed hash")
     bias, bias_facts, bias_notes = _bias(scope, origins, columns, groups_pass, max_groups)
+    choices = _choices(scope, share)
     notes.extend(bias_notes)
     touched = bound.reads()
     return Plan(
@@ -262,6 +263,7 @@ def build_plan(
         scope={name: tuple(sorted(cols)) for name, cols in touched.items()},
         notes=tuple(notes),
         bias=tuple(bias_facts),
+        choices=tuple(choices),
     )
 
 
@@ -299,6 +301,33 @@ def _check_work(bound: Bound, keys, public, primitives, groups_pass: bool, memor
 
 MATERIAL_ROWS = 0.01  # a share of rows left out worth a warning
 MATERIAL_CLAMPED = 0.005  # a share of values beyond the bounds worth a warning
+
+
+def _choices(scope, share: float) -> list[dict]:
+    """What each choice of max_rows per dataset would cost and leave out, for explain: the 95%
+    half-width of a COUNT at this query's epsilon share, and the estimated share of the dataset's
+    rows left out (DP metadata). No data is read; the analyst picks before spending."""
+    found = []
+    m = scope.max_rows
+    for relation in scope.relations:
+        if relation.kind != "private":
+            continue
+        ceiling = relation.dataset.policy.privacy_unit.max_rows
+        options = sorted({1, ceiling, relation.max_rows, *(2**i for i in range(1, 12) if 2**i < ceiling)})
+        rows = []
+        for k in options:
+            sensitivity = max(1, m // relation.max_rows * k)
+            left_out = metadata.dropped_share(relation.dataset.metadata, k)
+            rows.append(
+                {
+                    "max_rows": k,
+                    "count_half_width": round(privacy.half_width(privacy.laplace_scale(sensitivity, share)), 1),
+                    "rows_left_out": None if left_out is None else round(left_out, 4),
+                    "chosen": k == relation.max_rows,
+                }
+            )
+        found.append({"dataset": relation.dataset.name, "ceiling": ceiling, "options": rows})
+    return found
 
 
 def _bias(scope, origins: dict, columns: dict, groups_pass: bool, max_groups: int):
