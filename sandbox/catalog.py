@@ -113,7 +113,8 @@ class Dataset:
         return frozenset(self.manifest.get("non_null", ()))
 
     def describe(self) -> dict[str, Any]:
-        """Schema and policy for the catalog listing: never rows, never data statistics."""
+        """Schema and policy for the catalog listing: never rows; of the data, only the public size
+        class and the DP statistics released from the metadata allowance."""
         return {
             "name": self.name,
             "title": self.policy.title,

@@ -202,9 +202,10 @@ def derived_column(function: str, column: Column | None, max_rows: int, clamp: t
     integer = function == "count" or (function in ("sum", "min", "max") and column is not None and column.is_integer)
     if integer:
         lo, hi = math.floor(lo), math.ceil(hi)
-    # A per-unit count is a small public range (0..max_rows): a dimension, so "how many persons
-    # have k visits" is a GROUP BY with public keys; other per-unit values are measures.
-    role = Role.dimension if function == "count" else Role.measure
+    # A per-unit value is one value per unit, bounded: a dimension, so "how many persons have k
+    # visits" (a count: public keys 0..max_rows) or "persons by band of total cost" (private
+    # keys, released only above the threshold) are GROUP BYs; it can be aggregated too.
+    role = Role.dimension
     return Column(
         role=role,
         type="BIGINT" if integer else "DOUBLE",

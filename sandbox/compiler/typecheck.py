@@ -301,7 +301,7 @@ def _cast(tc: TypeChecker, node: exp.Cast) -> Typed:
             value = convert_constant(source.constant.value, target)
         except ValueError as err:
             tc.reject(node, f"The constant {_label(node)}", str(err), _constant_fix(target, None))
-        return Typed(target, (value, value) if target == BIGINT else None, Constant(value))
+        return Typed(target, (value, value) if target == BIGINT and value is not None else None, Constant(value))
     if not cast_allowed(source.type, target):
         tc.reject(
             node,
@@ -451,7 +451,9 @@ def _mod(tc: TypeChecker, node: exp.Mod) -> Typed:
 
 def _neg(tc: TypeChecker, node: exp.Neg) -> Typed:
     a = tc.numeric(node.this, "'-'")
-    if a.constant is not None and a.constant.value is not None:
+    if a.constant is not None:
+        if a.constant.value is None:
+            return Typed(a.type, None, Constant(None))
         value = -a.constant.value
         return Typed(a.type, (value, value) if a.type == BIGINT else None, Constant(value))
     if a.type != BIGINT:
