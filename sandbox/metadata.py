@@ -257,7 +257,8 @@ def advice(policy: Policy, metadata: dict[str, Any] | None, share: float = 0.1) 
         if width > share * max(abs(mean), 1e-9):
             found.append(
                 f"{policy.name}.{name}: an average over the whole dataset at epsilon {epsilon:g} is noisy by about "
-                f"{width:,.3g} against an estimated mean of {mean:,.3g}: its bounds [{lo:g}, {hi:g}] are wide for its "
-                "values; tighter bounds would give useful averages (values beyond them are clamped, and releases say so)"
+                f"{width:,.3g} against an estimated mean of {mean:,.3g}: its bounds [{lo:g}, {hi:g}] are wide for "
+                "its values; tighter bounds would give useful averages (values beyond them are clamped, and releases "
+                "say so)"
             )
     return found

@@ -73,7 +73,9 @@ class ColumnPublic(BaseModel):
     type: str = Field(examples=["DOUBLE"])
     description: str = ""
     bounds: list[float] | list[date] | None = Field(
-        default=None, description="public bounds: clamping bounds of a number, the range of a date", examples=[[0, 100000]]
+        default=None,
+        description="public bounds: clamping bounds of a number, the range of a date",
+        examples=[[0, 100000]],
     )
     keys: list[Any] | None = Field(default=None, description="public group keys", examples=[["F", "M"]])
     nullable: bool = False
