@@ -344,7 +344,7 @@ def _formula(node: exp.Expression, ctx: _Released) -> exp.Expression:
     to what the bounds make possible (a count >= 0, a sum of non-negative values >= 0, an
     average inside the bounds): post-processing, free, and never further from the truth."""
     if isinstance(node, exp.Count):
-        return exp.Paren(this=_parsed(f"GREATEST({count_ref(node, ctx)}, 0)").copy())
+        return exp.Paren(this=_parsed(intervals.at_least(count_ref(node, ctx), 0)).copy())
     column = ctx.key_of(node.this)
     lo, hi = ctx.columns[column].bounds
     if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile):
@@ -354,9 +354,9 @@ def _formula(node: exp.Expression, ctx: _Released) -> exp.Expression:
         s = ctx.ref("sum", column)
         text = s if s not in ctx.paired else ctx.plain_sum(column)
         if lo >= 0:
-            text = f"GREATEST({text}, 0)"
+            text = intervals.at_least(text, 0)
         elif hi <= 0:
-            text = f"LEAST({text}, 0)"
+            text = intervals.at_most(text, 0)
         return exp.Paren(this=_parsed(text).copy())
     n = ctx.ref("count", column)
     if isinstance(node, exp.Avg):
@@ -431,8 +431,9 @@ def output_sql(
     ends = []
     for i, (_, expression, column) in enumerate(outputs):
         lo, hi = (None, None) if column.kind == "key" else _interval(expression, ctx, bias, round_to)
-        ends.append(f"CAST({lo or 'NULL'} AS DOUBLE) AS __lo_{i}")
-        ends.append(f"CAST({hi or 'NULL'} AS DOUBLE) AS __hi_{i}")
+        # a suppressed cell has no interval (GREATEST and LEAST skip its NULLs and would make one up)
+        ends.append(f"CAST(CASE WHEN __suppressed THEN NULL ELSE {lo or 'NULL'} END AS DOUBLE) AS __lo_{i}")
+        ends.append(f"CAST(CASE WHEN __suppressed THEN NULL ELSE {hi or 'NULL'} END AS DOUBLE) AS __hi_{i}")
     sql = f"SELECT {', '.join(items + widths + ends)}, __suppressed FROM released"
     having = query.args.get("having")
     if having is not None:

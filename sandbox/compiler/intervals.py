@@ -68,6 +68,16 @@ def _w(p: Primitive, alpha: float, round_to: int = 1) -> float:
     return width
 
 
+def at_least(value: str, bound: float | str) -> str:
+    """GREATEST(value, bound), NULL kept NULL (DuckDB's GREATEST skips NULLs: GREATEST(NULL, 0) is
+    0, which would turn a suppressed cell into a bound)."""
+    return f"CASE WHEN ({value}) IS NULL THEN NULL ELSE GREATEST({value}, {bound}) END"
+
+
+def at_most(value: str, bound: float | str) -> str:
+    return f"CASE WHEN ({value}) IS NULL THEN NULL ELSE LEAST({value}, {bound}) END"
+
+
 def _greatest(*parts: str | None) -> str | None:
     return None if any(p is None for p in parts) else f"GREATEST({', '.join(parts)})"
 
@@ -82,11 +92,11 @@ def _op(a: str | None, symbol: str, b: str | None) -> str | None:
 
 def count_interval(value: str, p: Primitive, alpha: float, rows: float, round_to: int) -> Interval:
     w = _w(p, alpha, round_to)
-    lo = f"GREATEST({value} - {w!r}, 0)"
+    lo = at_least(f"{value} - {w!r}", 0)
     hi = f"({value} + {w!r})"
     if rows > 0:
         hi = f"({hi} / {1 - rows!r})"
-    return lo, f"GREATEST({hi}, 0)"
+    return lo, at_least(hi, 0)
 
 
 def sum_interval(value: str, w: float, facts: ColumnFacts, count: str | None) -> Interval:
@@ -108,7 +118,7 @@ def sum_interval(value: str, w: float, facts: ColumnFacts, count: str | None) ->
         if facts.below:
             lo = f"({lo} - GREATEST({n}, 0) * {facts.below * facts.below_excess!r})"
     if a >= 0 and not facts.below:
-        lo, hi = f"GREATEST({lo}, 0)", f"GREATEST({hi}, 0)"
+        lo, hi = at_least(lo, 0), at_least(hi, 0)
     return lo, hi
 
 
@@ -129,7 +139,7 @@ def avg_interval(value: str, s: Primitive, n: Primitive, alpha: float, facts: Co
         hi = f"({hi} + {facts.above * facts.above_excess!r})"
     if facts.below:
         lo = f"({lo} - {facts.below * facts.below_excess!r})"
-    return f"GREATEST({lo}, {lo_clip!r})", f"LEAST({hi}, {hi_clip!r})"
+    return at_least(lo, repr(lo_clip)), at_most(hi, repr(hi_clip))
 
 
 def var_interval(
@@ -166,7 +176,7 @@ def var_interval(
         extra = facts.above * (facts.above_excess + (b - a)) ** 2 + facts.below * (facts.below_excess + (b - a)) ** 2
         hi = f"({hi} + {extra!r})"
         top = math.inf
-    return f"GREATEST({lo}, 0)", (f"LEAST({hi}, {top!r})" if math.isfinite(top) else hi)
+    return at_least(lo, 0), (at_most(hi, repr(top)) if math.isfinite(top) else hi)
 
 
 def quantile_interval(value: str, q: Primitive, n: Primitive, alpha: float, facts: ColumnFacts) -> Interval:
@@ -185,8 +195,8 @@ def quantile_interval(value: str, q: Primitive, n: Primitive, alpha: float, fact
     hi_clip = b if not facts.above else math.inf
     lo = f"({value} - {delta})"
     hi = f"({value} + {delta})"
-    lo = f"GREATEST({lo}, {lo_clip!r})" if math.isfinite(lo_clip) else f"({lo} - {facts.below_excess!r})"
-    hi = f"LEAST({hi}, {hi_clip!r})" if math.isfinite(hi_clip) else f"({hi} + {facts.above_excess!r})"
+    lo = at_least(lo, repr(lo_clip)) if math.isfinite(lo_clip) else f"({lo} - {facts.below_excess!r})"
+    hi = at_most(hi, repr(hi_clip)) if math.isfinite(hi_clip) else f"({hi} + {facts.above_excess!r})"
     return lo, hi
 
 

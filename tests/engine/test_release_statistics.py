@@ -96,6 +96,7 @@ def test_a_suppressed_group_releases_nulls_not_bounds(demo_catalog) -> None:
     (release,) = _releases(plan, 1)
     assert release.suppressed == [True]
     assert release.table.row(0) == (None, None, None)
+    assert release.lower.row(0) == (None, None, None) and release.upper.row(0) == (None, None, None)
 
 
 def test_sum_rebuilt_from_a_centred_sum_has_exact_coverage(demo_catalog) -> None:
