@@ -12,11 +12,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox import __version__, web
-from sandbox.api import limits
+from sandbox.api import abuse
 from sandbox.api.deps import Services
 from sandbox.api.routers import accounts, agreements, audit, catalog, jobs
 from sandbox.api.schemas import Health
-from sandbox.errors import SandboxError, TooManyRequests
+from sandbox.errors import InternalError, SandboxError, TooManyRequests
 from sandbox.settings import Settings
 
 log = logging.getLogger("sandbox.api")
@@ -33,9 +33,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        closed = services.jobs.recover()
+        closed = services.jobs.start()
         if closed:
-            log.warning("closed %d job(s) left open by an earlier stop", closed)
+            log.warning("settled %d job(s) whose server process stopped (lease expired)", closed)
         services.checkpointer.start()
         yield
         services.close()
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Xiamen public-data sandbox", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     app.state.settings = settings
-    limits.install(app, settings)
+    abuse.install(app, settings)
 
     @app.exception_handler(SandboxError)
     async def sandbox_error(_: Request, exc: SandboxError) -> JSONResponse:
@@ -82,9 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return JSONResponse(status_code=500, content={"error": {
-            "code": "internal", "message": "An unexpected error occurred; it has been logged. Try again later."}})
+        return JSONResponse(status_code=500, content={"error": InternalError.logged(exc).to_dict()})
 
     @app.get("/health", tags=["service"], summary="Liveness and catalog size")
     def health() -> Health:

@@ -77,7 +77,7 @@ class ColumnPublic(BaseModel):
     nullable: bool = False
 
 
-class LimitsPublic(BaseModel):
+class QueryLimitsPublic(BaseModel):
     max_epsilon_per_query: float = Field(examples=[1.0])
     min_count: int = Field(description="noisy counts below this are suppressed", examples=[10])
     round_to: int = Field(description="released counts are rounded to this", examples=[1])
@@ -94,7 +94,7 @@ class DatasetPublic(BaseModel):
     public: bool = Field(description="public data: no privacy unit, queried without noise")
     privacy_unit: PrivacyUnitPublic | None
     columns: dict[str, ColumnPublic]
-    limits: LimitsPublic
+    limits: QueryLimitsPublic
     default_delta: float = Field(examples=[1e-7])
     registered_at: str | None
 
@@ -103,6 +103,11 @@ class UserPublic(BaseModel):
     id: str
     name: str
     role: Literal["developer", "operator", "auditor", "admin"]
+
+
+class UserListed(UserPublic):
+    active: bool
+    created_at: str
 
 
 class UserCreate(BaseModel):
@@ -295,6 +300,11 @@ class Verification(BaseModel):
     last_checkpoint_ts: str | None = None
     unsigned_events: int = Field(0, description="events after the last good checkpoint (chained, not yet signed)")
     signing_key: str | None = Field(None, description="key id (sha256 of the Ed25519 public key) that signed them")
+    kind: Literal["chain", "journal", "checkpoints", "budget"] | None = Field(
+        None, description="what does not check out: the hash chain, the server's journal of what it appended, "
+                          "the signed checkpoints, or an agreement's budget against its audit events")
+    agreement_id: str | None = Field(None, description="the agreement whose budget does not add up")
+    agreements: int = Field(0, description="agreements whose budget and spending were checked against the log")
 
 
 class Checkpoint(BaseModel):

@@ -14,7 +14,7 @@ from sandbox.compiler import compile_query
 from sandbox.engine.execute import run_plan
 from sandbox.engine.lockdown import open_locked_connection
 from sandbox.engine.release import Release
-from sandbox.engine.worker import Limits
+from sandbox.engine.worker import WorkerLimits
 from tests.support.exact import exact_primitives
 
 RELEASES = 300
@@ -24,7 +24,7 @@ FAILURE = 1e-6
 def _releases(plan, n: int) -> list[Release]:
     out = []
     for _ in range(n):
-        con = open_locked_connection(plan.attach, Limits())
+        con = open_locked_connection(plan.attach, WorkerLimits())
         try:
             out.append(Release.from_worker(plan, run_plan(con, plan)["table"], 0.0))
         finally:

@@ -70,9 +70,9 @@ class _Replay:
 def _draw(plan: Plan, n: int, extract: Extract) -> list[dict[str, float]]:
     from sandbox.engine.execute import run_plan
     from sandbox.engine.lockdown import open_locked_connection
-    from sandbox.engine.worker import Limits
+    from sandbox.engine.worker import WorkerLimits
 
-    con = _Replay(open_locked_connection(plan.attach, Limits()), plan)
+    con = _Replay(open_locked_connection(plan.attach, WorkerLimits()), plan)
     try:
         return [extract(run_plan(con, plan)["table"]) for _ in range(n)]
     finally:

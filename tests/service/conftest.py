@@ -17,6 +17,7 @@ import pytest
 
 from sandbox import accounts, agreements
 from sandbox.accounts import User
+from sandbox.audit import Journal
 from sandbox.catalog import Catalog
 from sandbox.engine import Engine
 from sandbox.store import Store
@@ -34,8 +35,10 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(database: str) -> Iterator[Store]:
-    opened = Store(database)
+def store(database: str, tmp_path: Path) -> Iterator[Store]:
+    """The store as a server with the data directory `tmp_path` opens it: its appends are
+    recorded in that directory's audit journal too."""
+    opened = Store(database, journal=Journal.of(tmp_path, database))
     yield opened
     opened.close()
 
@@ -87,13 +90,16 @@ def engine(demo_catalog: Catalog) -> Iterator[Engine]:
 
 @pytest.fixture
 def server_factory() -> Iterator[Callable[..., Server]]:
-    """`server_factory(data_dir, database, workers=2)` -> a started `tests.support.server.Server`
-    (uvicorn serving create_app, no policy registration: the session's demo catalog is reused),
-    stopped and its log removed afterwards."""
+    """`server_factory(data_dir, database, workers=2, **settings)` -> a started
+    `tests.support.server.Server` (uvicorn serving create_app, no policy registration: the
+    session's demo catalog is reused; `settings` become SANDBOX_* variables), stopped and its log
+    removed afterwards. Servers given the same data directory and database share them, as
+    several `sandbox serve` processes behind one balancer do."""
     started: list[Server] = []
 
-    def start(data_dir: Path, database: str, workers: int = 2) -> Server:
-        server = Server(data_dir, database, workers=workers)
+    def start(data_dir: Path, database: str, workers: int = 2, **settings: object) -> Server:
+        env = {f"SANDBOX_{name.upper()}": str(value) for name, value in settings.items()}
+        server = Server(data_dir, database, workers=workers, env=env)
         started.append(server)
         server.start()
         return server
