@@ -1,12 +1,14 @@
 """`Idempotency-Key` on POST /jobs: a replayed submission returns the same job and is charged
 once, also when the replays arrive at the same moment (a client retrying after a timeout while
-its first request is still being served), on SQLite and PostgreSQL. The same key for a different
-request is a 409, and keys are per developer."""
+its first request is still being served), on SQLite and PostgreSQL, to one server or spread over
+two `sandbox serve` processes sharing the database. The same key for a different request is a
+409, and keys are per developer."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 from sqlalchemy import select
 
 from sandbox import audit
@@ -56,6 +58,22 @@ def test_concurrent_replays_make_one_job(store, app_client) -> None:
             responses = list(pool.map(lambda _: client.post("/jobs", json=body, headers=headers), range(REPLAYS)))
     assert [r.status_code for r in responses] == [201] * REPLAYS, [r.text for r in responses if r.status_code != 201]
     assert len({r.json()["id"] for r in responses}) == 1
+    rows, entries, spent, submitted = books(store, world)
+    assert len(rows) == 1 and len(entries) == 1 and len(submitted) == 1, "one job, one charge, one event"
+    assert spent == round(0.25 * EPSILON_UNIT)
+
+
+def test_concurrent_replays_to_two_servers_make_one_job(store, database, demo_catalog, server_factory) -> None:
+    world = seed(store)
+    servers = [server_factory(demo_catalog.data_dir, database, workers=1) for _ in range(2)]
+    headers = bearer(world.tokens["developer"]) | {"Idempotency-Key": "retry-storm-two-servers"}
+    body = {"sql": SQL, "epsilon": 0.25, "agreement_id": world.agreement_id, "wait": 30}
+    with httpx.Client(timeout=60) as client, ThreadPoolExecutor(REPLAYS) as pool:
+        responses = list(pool.map(lambda i: client.post(servers[i % 2].url + "/jobs", json=body, headers=headers),
+                                  range(REPLAYS)))
+    assert [r.status_code for r in responses] == [201] * REPLAYS, [r.text for r in responses if r.status_code != 201]
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert {r.json()["status"] for r in responses} <= {"queued", "running", "released"}
     rows, entries, spent, submitted = books(store, world)
     assert len(rows) == 1 and len(entries) == 1 and len(submitted) == 1, "one job, one charge, one event"
     assert spent == round(0.25 * EPSILON_UNIT)

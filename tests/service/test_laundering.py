@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 import httpx
@@ -26,6 +27,7 @@ from sandbox.settings import Settings
 from sandbox.store import Store
 from sandbox.store.schema import audit as log
 from sandbox.store.schema import audit_head
+from tests.service.conftest import seed
 from tests.service.test_checkpoints import EVENTS, append, rewrite, signed_log
 from tests.service.test_tamper import rehash, row
 
@@ -121,3 +123,44 @@ def test_an_untouched_log_is_signed_to_its_head(store: Store, database: str, tmp
     journal = audit.Journal.of(tmp_path, database).read()
     assert min(journal) == EVENTS + AFTER, "the journal keeps only what the last checkpoint does not cover"
     assert audit.verify(store, checkpoints.Trust.of_server(tmp_path, database)).ok
+
+
+def _request_agreement(http: httpx.Client, n: int) -> None:
+    made = http.post("/agreements", json={"purpose": f"laundering {n}", "legal_basis": "tests",
+                                          "datasets": {"residents": None}, "valid_from": "2026-01-01",
+                                          "valid_to": "2100-01-01", "epsilon": 1.0})
+    assert made.status_code == 201, made.text
+
+
+def _last_signed(http: httpx.Client) -> int | None:
+    signed = http.get("/audit/checkpoints").json()["checkpoints"]
+    return signed[-1]["seq"] if signed else None
+
+
+def test_a_real_server_never_signs_a_laundered_head(demo_catalog, server_factory, database: str) -> None:
+    """End to end, as the attack was found: `sandbox serve` signs every 3 events; its database's
+    administrator rewrites the two events after the last checkpoint and re-hashes to the head; the
+    server's next checkpoint comes due. Before the journal it signed the forged head and
+    `GET /audit/verify` answered ok."""
+    store = Store(database)
+    world = seed(store)  # 7 events, signed at start-up
+    store.close()
+    server = server_factory(demo_catalog.data_dir, database, workers=1, checkpoint_every_events=3,
+                            checkpoint_every_seconds=3600)
+    with (httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {world.tokens['developer']}"}) as dev,
+          httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {world.tokens['auditor']}"}) as aud):
+        for n in range(3):
+            _request_agreement(dev, n)
+        deadline = time.monotonic() + 20
+        while _last_signed(aud) != 10:
+            assert time.monotonic() < deadline, "the server did not sign event 10"
+            time.sleep(0.2)
+        for n in range(3, 5):
+            _request_agreement(dev, n)  # events 11 and 12: not yet due
+        with Store(database).transaction() as conn:
+            rewrite(11)(conn)
+        _request_agreement(dev, 5)  # event 13: the next checkpoint is due
+        time.sleep(3)  # the checkpointer looks every second
+        assert _last_signed(aud) == 10, "nothing after the last genuine checkpoint was signed"
+        verdict = aud.get("/audit/verify").json()
+    assert verdict["ok"] is False and verdict["first_bad_seq"] == 11, verdict
