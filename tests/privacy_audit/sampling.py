@@ -109,9 +109,9 @@ def _number(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def single_value(table: pa.Table) -> dict[str, float]:
-    """A one-row, one-statistic release: its value."""
-    return {"value": _number(table.column(0)[0].as_py())}
+def single_value(table: pa.Table, column: int | str = 0) -> dict[str, float]:
+    """A one-row release: the value of its first (or the named) column."""
+    return {"value": _number(table.column(column)[0].as_py())}
 
 
 def group_features(table: pa.Table, *, key: str, rare: str, common: str) -> dict[str, float]:
