@@ -65,7 +65,7 @@ def test_concurrent_replays_make_one_job(store, app_client) -> None:
 
 def test_concurrent_replays_to_two_servers_make_one_job(store, database, demo_catalog, server_factory) -> None:
     world = seed(store)
-    servers = [server_factory(demo_catalog.data_dir, database, workers=1) for _ in range(2)]
+    servers = server_factory.many(2, demo_catalog.data_dir, database, workers=1)
     headers = bearer(world.tokens["developer"]) | {"Idempotency-Key": "retry-storm-two-servers"}
     body = {"sql": SQL, "epsilon": 0.25, "agreement_id": world.agreement_id, "wait": 30}
     with httpx.Client(timeout=60) as client, ThreadPoolExecutor(REPLAYS) as pool:

@@ -8,7 +8,8 @@ tests are for — lost updates, lock ordering, DDL races — differ between the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,24 +89,33 @@ def engine(demo_catalog: Catalog) -> Iterator[Engine]:
 # -- a real server subprocess ----------------------------------------------------------------
 
 
-@pytest.fixture
-def server_factory() -> Iterator[Callable[..., Server]]:
-    """`server_factory(data_dir, database, workers=2, **settings)` -> a started
-    `tests.support.server.Server` (uvicorn serving create_app, no policy registration: the
-    session's demo catalog is reused; `settings` become SANDBOX_* variables), stopped and its log
-    removed afterwards. Servers given the same data directory and database share them, as
-    several `sandbox serve` processes behind one balancer do."""
-    started: list[Server] = []
+class Servers:
+    """`servers(data_dir, database, workers=2, **settings)` -> a started `tests.support.server.Server`
+    (uvicorn serving create_app, no policy registration: the session's demo catalog is reused;
+    `settings` become SANDBOX_* variables); `servers.many(n, ...)` starts n of them at once.
+    Servers given the same data directory and database share them, as several `sandbox serve`
+    processes behind one balancer do. All are stopped and their logs removed afterwards."""
 
-    def start(data_dir: Path, database: str, workers: int = 2, **settings: object) -> Server:
+    def __init__(self) -> None:
+        self.started: list[Server] = []
+
+    def __call__(self, data_dir: Path, database: str, workers: int = 2, **settings: object) -> Server:
+        return self.many(1, data_dir, database, workers, **settings)[0]
+
+    def many(self, count: int, data_dir: Path, database: str, workers: int = 2, **settings: object) -> list[Server]:
         env = {f"SANDBOX_{name.upper()}": str(value) for name, value in settings.items()}
-        server = Server(data_dir, database, workers=workers, env=env)
-        started.append(server)
-        server.start()
-        return server
+        servers = [Server(data_dir, database, workers=workers, env=env) for _ in range(count)]
+        self.started += servers
+        with ThreadPoolExecutor(count) as pool:
+            list(pool.map(Server.start, servers))
+        return servers
 
-    yield start
-    for server in started:
+
+@pytest.fixture
+def server_factory() -> Iterator[Servers]:
+    servers = Servers()
+    yield servers
+    for server in servers.started:
         server.close()
 
 

@@ -150,7 +150,7 @@ def test_200_concurrent_http_submissions_to_two_servers_release_exactly_10(demo_
     store = Store(database)
     world = seed(store, epsilon=BUDGET)
     store.close()
-    servers = [server_factory(demo_catalog.data_dir, database, workers=1) for _ in range(2)]
+    servers = server_factory.many(2, demo_catalog.data_dir, database, workers=1)
 
     async def submit_all() -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=SUBMISSIONS, max_keepalive_connections=SUBMISSIONS)
