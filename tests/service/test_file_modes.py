@@ -14,6 +14,7 @@ import stat
 from pathlib import Path
 
 import httpx
+import pytest
 
 from sandbox import accounts
 from sandbox.audit import Journal
@@ -68,3 +69,34 @@ def test_an_existing_open_directory_is_closed(tmp_path: Path) -> None:
     services = Services(Settings(data_dir=data))
     services.close()
     assert mode(data) == 0o700 and mode(data / "sandbox.db") == 0o600
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_servers_starting_together_agree_on_one_catalog_secret(tmp_path: Path, attempt: int) -> None:
+    """The bounding secret is made once: before, a second creator crashed on the first one's file,
+    or read it half-written and ranked rows with an empty secret."""
+    import threading
+
+    from sandbox.catalog import Catalog
+
+    openers = 16
+    barrier = threading.Barrier(openers)
+    secrets: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def open_catalog() -> None:
+        barrier.wait()
+        try:
+            secrets.append(Catalog(tmp_path / "var")._secret)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_catalog) for _ in range(openers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(secrets) == openers
+    assert len(set(secrets)) == 1 and len(secrets[0]) == 32
+    assert mode(tmp_path / "var" / "secret.key") == 0o600
+    assert sorted(p.name for p in (tmp_path / "var").iterdir()) == ["datasets", "secret.key"], "no temporary files"
