@@ -290,6 +290,10 @@ class AuditPage(BaseModel):
 
 
 class Verification(BaseModel):
+    """What `GET /audit/verify` found. A failing budget check names its agreement in `reason`
+    (the library's `audit.Verification` also has `kind` and `agreement_id`; they join this shape
+    once `sandbox.client`, which builds its Verification from exactly these fields, accepts more)."""
+
     ok: bool
     events: int
     head_hash: str
@@ -300,11 +304,6 @@ class Verification(BaseModel):
     last_checkpoint_ts: str | None = None
     unsigned_events: int = Field(0, description="events after the last good checkpoint (chained, not yet signed)")
     signing_key: str | None = Field(None, description="key id (sha256 of the Ed25519 public key) that signed them")
-    kind: Literal["chain", "journal", "checkpoints", "budget"] | None = Field(
-        None, description="what does not check out: the hash chain, the server's journal of what it appended, "
-                          "the signed checkpoints, or an agreement's budget against its audit events")
-    agreement_id: str | None = Field(None, description="the agreement whose budget does not add up")
-    agreements: int = Field(0, description="agreements whose budget and spending were checked against the log")
 
 
 class Checkpoint(BaseModel):

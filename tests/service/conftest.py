@@ -86,6 +86,13 @@ def engine(demo_catalog: Catalog) -> Iterator[Engine]:
         yield started
 
 
+def as_api(verification: dict) -> dict:
+    """A library verification (its __dict__) as `GET /audit/verify` answers it."""
+    from sandbox.api.schemas import Verification
+
+    return {name: verification[name] for name in Verification.model_fields}
+
+
 # -- a real server subprocess ----------------------------------------------------------------
 
 

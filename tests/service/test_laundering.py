@@ -27,7 +27,7 @@ from sandbox.settings import Settings
 from sandbox.store import Store
 from sandbox.store.schema import audit as log
 from sandbox.store.schema import audit_head
-from tests.service.conftest import seed
+from tests.service.conftest import as_api, seed
 from tests.service.test_checkpoints import EVENTS, append, rewrite, signed_log
 from tests.service.test_tamper import rehash, row
 
@@ -98,7 +98,7 @@ def test_the_next_checkpoint_does_not_launder_a_rewrite(store: Store, database: 
     assert not result.ok and result.kind == "journal" and result.first_bad_seq == first_forged, result
     assert words in result.reason and result.events == first_forged - 1
     answer = api_verify(tmp_path, database, world.tokens["auditor"])
-    assert answer == {k: v for k, v in result.__dict__.items()}
+    assert answer == as_api(result.__dict__)
 
 
 def test_appending_on_top_of_a_forged_event_does_not_launder_it(store: Store, database: str, tmp_path) -> None:
