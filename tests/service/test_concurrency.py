@@ -5,7 +5,7 @@ constant varies), so reuse of an earlier release cannot hide a race. Exactly 10 
 other 190 must be refused, and the job rows, the ledger, the agreement's spent budget and the
 audit chain must tell the same story. Driven through `JobService` with a thread pool (where the
 races happen) on SQLite and PostgreSQL, and end to end through two real `sandbox serve` processes
-sharing one database (each gets half the requests), on SQLite and PostgreSQL.
+sharing one PostgreSQL database (each gets half the requests).
 """
 
 from __future__ import annotations
@@ -145,8 +145,10 @@ def test_an_exhausted_agreement_refuses_with_budget_exhausted(store: Store, demo
     assert refused.value.code == "budget_exhausted"
 
 
+@pytest.mark.postgres
 def test_200_concurrent_http_submissions_to_two_servers_release_exactly_10(demo_catalog, server_factory,
-                                                                            database: str) -> None:
+                                                                            fresh_postgres_db: str) -> None:
+    database = fresh_postgres_db
     store = Store(database)
     world = seed(store, epsilon=BUDGET)
     store.close()

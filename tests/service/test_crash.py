@@ -35,8 +35,8 @@ from sandbox.store.schema import EPSILON_UNIT, agreements, jobs, ledger
 from sandbox.store.schema import audit as audit_log
 from tests.service.conftest import alive, children, client, seed, wait_dead
 
-JOBS = 6  # per server
-WORKERS = 2
+JOBS = 4  # per server
+WORKERS = 1
 COST = 0.1
 LEASE = 2.0  # seconds: short, so that the survivor settles the dead server's jobs quickly
 
