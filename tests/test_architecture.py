@@ -16,10 +16,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "sandbox"
 
-# Outside this check's reach today, with the fix: `sandbox.client` reads `__version__` from the
-# package root, whose `%load_ext sandbox` hook imports `sandbox.magic`, which imports the client.
-# client.py taking the version from importlib.metadata (or a sandbox/_version.py) ends it.
-KNOWN_CYCLES = [{"sandbox", "sandbox.client", "sandbox.magic"}]
+# Cycles in files this check's author could not change, each with the way out. Any other cycle,
+# or a change to these, fails the test.
+KNOWN_CYCLES = [
+    # sandbox.client reads __version__ from the package root, whose `%load_ext sandbox` hook
+    # imports sandbox.magic, which imports the client: client.py taking the version from
+    # importlib.metadata (or a sandbox/_version.py) ends it.
+    {"sandbox", "sandbox.client", "sandbox.magic"},
+    # The compiler's binder (being rewritten): context -> bind only for a type (TYPE_CHECKING),
+    # bind <-> from_clause <-> preaggregate, typecheck <-> vocabulary. Moving `Bound` and the type
+    # rules next to what uses them (or a protocol in context.py) ends it.
+    {"sandbox.compiler.bind", "sandbox.compiler.context", "sandbox.compiler.preaggregate",
+     "sandbox.compiler.rules.from_clause", "sandbox.compiler.typecheck", "sandbox.compiler.vocabulary"},
+]
 
 # The job's path on the service side (route -> job service -> agreements, ledger, audit, store,
 # settle) and everything else the service owns: no function of 60 lines or more.
