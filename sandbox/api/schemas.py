@@ -72,7 +72,11 @@ class ColumnPublic(BaseModel):
     role: Literal["identifier", "dimension", "measure"] = Field(examples=["measure"])
     type: str = Field(examples=["DOUBLE"])
     description: str = ""
-    bounds: list[float] | None = Field(default=None, description="public clamping bounds", examples=[[0, 100000]])
+    bounds: list[float] | list[date] | None = Field(
+        default=None,
+        description="public bounds: clamping bounds of a number, the range of a date",
+        examples=[[0, 100000]],
+    )
     keys: list[Any] | None = Field(default=None, description="public group keys", examples=[["F", "M"]])
     nullable: bool = False
 
@@ -84,7 +88,8 @@ class QueryLimitsPublic(BaseModel):
 
 
 class DatasetPublic(BaseModel):
-    """A dataset's schema and policy: never rows, never statistics of the data."""
+    """A dataset's schema and policy: never rows; of the data, only a public size class and the DP
+    statistics released once from the policy's metadata allowance."""
 
     name: str = Field(examples=["residents"])
     title: str = Field(examples=["Resident registry (demo)"])
@@ -97,6 +102,16 @@ class DatasetPublic(BaseModel):
     limits: QueryLimitsPublic
     default_delta: float = Field(examples=[1e-7])
     registered_at: str | None
+    size_class: int | None = Field(
+        default=None, description="public upper bound on rows, a power of two fixed at registration", examples=[32768]
+    )
+    metadata_epsilon: float | None = Field(
+        default=None, description="epsilon spent once, at registration, on the DP statistics below", examples=[0.2]
+    )
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="DP statistics (rows per unit, values beyond the bounds) releases estimate bias from"
+    )
+    warnings: list[str] = Field(default_factory=list, description="advice for the data steward")
 
 
 class UserPublic(BaseModel):

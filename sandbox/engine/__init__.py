@@ -38,7 +38,7 @@ class Engine:
         """Run an already compiled plan (the service compiles, reserves budget, then executes)."""
         start = time.perf_counter()
         output = self.pool.run(run_plan, plan, plan.attach)
-        return Release.from_worker(plan, output["table"], time.perf_counter() - start)
+        return Release.from_worker(plan, output["table"], time.perf_counter() - start, tuple(output.get("notes", ())))
 
     def close(self) -> None:
         self.pool.close()

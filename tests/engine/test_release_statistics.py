@@ -193,7 +193,7 @@ def test_sum_rebuilt_from_a_centred_sum_has_exact_coverage(demo_catalog, draws) 
 
     plan = compile_query("SELECT COUNT(*) AS n, SUM(monthly_income) AS s FROM residents", demo_catalog, epsilon=1.0)
     count, total = plan.primitives
-    assert total.center * total.step == 50_000 and plan.outputs[1].primitives == (total.id, count.id)
+    assert total.center * total.step == 100_000 and plan.outputs[1].primitives == (total.id, count.id)
     values = exact_primitives(plan)[()]
     truth = (values[total.id] + total.center * values[count.id]) * total.step
     width = _releases(plan, 1)[0].accuracy["s"][0]
