@@ -36,6 +36,7 @@ from sandbox.errors import DatasetNotFound, SchemaMismatch
 from sandbox.metadata import advice, release_metadata
 from sandbox.policy import Policy, Role, load_policies
 from sandbox.privacy.grid import clamp_bounds, clamped_sql, grid_step
+from sandbox.private_files import create_once
 
 __all__ = ["QUANTIZED_PREFIX", "RANK_COLUMN", "Catalog", "Dataset"]
 
@@ -428,11 +429,6 @@ def _make_writable(directory: Path) -> None:
 
 
 def _load_or_create_secret(path: Path) -> bytes:
-    """The bounding key: never leaves the server; changing it re-ranks every dataset."""
-    if path.exists():
-        return path.read_bytes()
-    secret = os.urandom(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(secret)
-    return secret
+    """The bounding key: never leaves the server; changing it re-ranks every dataset. Servers
+    starting together on a new data directory agree on one (private_files.create_once)."""
+    return create_once(path, lambda: os.urandom(32))

@@ -22,9 +22,9 @@ from sandbox.errors import PolicyError
 
 __all__ = [
     "Column",
-    "Limits",
     "Policy",
     "PrivacyUnit",
+    "QueryLimits",
     "Role",
     "Source",
     "load_policies",
@@ -158,7 +158,9 @@ class Source(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class Limits(_Strict):
+class QueryLimits(_Strict):
+    """A dataset's limits on every query (the policy's `limits:` key)."""
+
     max_epsilon_per_query: float = Field(default=1.0, gt=0, le=10)
     min_count: int = Field(default=0, ge=0, description="noisy counts below this are suppressed")
     round_to: int = Field(default=1, ge=1, description="released counts are rounded to this")
@@ -174,7 +176,7 @@ class Policy(_Strict):
     source: Source
     privacy_unit: PrivacyUnit | None = None
     columns: dict[str, Column]
-    limits: Limits = Limits()
+    limits: QueryLimits = QueryLimits()
     default_delta: float = Field(default=1e-7, gt=0, lt=1e-3)
     # Spent once, at registration, on dataset-wide DP statistics (rows per unit, values beyond the
     # bounds) from which every release estimates the bias of its bounding and clamping

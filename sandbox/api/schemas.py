@@ -81,7 +81,7 @@ class ColumnPublic(BaseModel):
     nullable: bool = False
 
 
-class LimitsPublic(BaseModel):
+class QueryLimitsPublic(BaseModel):
     max_epsilon_per_query: float = Field(examples=[1.0])
     min_count: int = Field(description="noisy counts below this are suppressed", examples=[10])
     round_to: int = Field(description="released counts are rounded to this", examples=[1])
@@ -99,7 +99,7 @@ class DatasetPublic(BaseModel):
     public: bool = Field(description="public data: no privacy unit, queried without noise")
     privacy_unit: PrivacyUnitPublic | None
     columns: dict[str, ColumnPublic]
-    limits: LimitsPublic
+    limits: QueryLimitsPublic
     default_delta: float = Field(examples=[1e-7])
     registered_at: str | None
     size_class: int | None = Field(
@@ -118,6 +118,11 @@ class UserPublic(BaseModel):
     id: str
     name: str
     role: Literal["developer", "operator", "auditor", "admin"]
+
+
+class UserListed(UserPublic):
+    active: bool
+    created_at: str
 
 
 class UserCreate(BaseModel):
@@ -300,6 +305,10 @@ class AuditPage(BaseModel):
 
 
 class Verification(BaseModel):
+    """What `GET /audit/verify` found. A failing budget check names its agreement in `reason`
+    (the library's `audit.Verification` also has `kind` and `agreement_id`; they join this shape
+    once `sandbox.client`, which builds its Verification from exactly these fields, accepts more)."""
+
     ok: bool
     events: int
     head_hash: str

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, status
 
+from sandbox.api.abuse import Submitter
 from sandbox.api.deps import Developer, Reader, ServicesDep
-from sandbox.api.limits import Submitter
 from sandbox.api.schemas import ErrorBody, Explanation, JobCreate, JobId, JobPublic, Limit, Offset, QueryRequest
 from sandbox.errors import Forbidden
 
