@@ -220,6 +220,23 @@ class AgreementPublic(BaseModel):
     updated_at: str
 
 
+class ContributionRequest(BaseModel):
+    """Contribution bounds for one query, within the policies' ceilings: fewer rows per unit of a
+    dataset, fewer groups per unit, or tighter clamping bounds for a measure. Less noise, more
+    left out; `POST /explain` shows both for every choice before anything is spent."""
+
+    model_config = _FORBID
+    max_rows: dict[str, int] | None = Field(
+        default=None, description="rows per unit, by dataset (1 to its ceiling)", examples=[{"medical_visits": 10}]
+    )
+    max_groups: int | None = Field(default=None, ge=1, description="groups one unit may reach", examples=[2])
+    clamp: dict[str, tuple[float, float]] | None = Field(
+        default=None,
+        description="clamping bounds inside a measure's public bounds, by dataset.column",
+        examples=[{"residents.monthly_income": [0, 50000]}],
+    )
+
+
 class QueryRequest(BaseModel):
     model_config = _FORBID
     sql: str = Field(min_length=1, max_length=20_000,
@@ -230,6 +247,11 @@ class QueryRequest(BaseModel):
                                 description="for private GROUP BY keys; default: the dataset's")
     agreement_id: str | None = Field(default=None, max_length=36, description="applies its output rules and cap",
                                      examples=[_ID])
+    contribution: ContributionRequest | None = Field(
+        default=None,
+        description="contribution bounds for this query; default: the policies' ceilings",
+        examples=[{"max_rows": {"medical_visits": 10}}],
+    )
 
 
 class JobCreate(QueryRequest):
@@ -254,9 +276,19 @@ class Release(BaseModel):
     columns: list[str]
     rows: list[list[Any]]
     half_widths: list[list[float | None]] = Field(description="95% interval half-width per cell; null if none")
+    lower: list[list[float | None]] = Field(
+        default_factory=list, description="95% interval per cell, covering noise and estimated bias: lower end"
+    )
+    upper: list[list[float | None]] = Field(default_factory=list, description="... and upper end (null: unbounded)")
     suppressed: list[bool]
     epsilon: float
     delta: float
+    notes: list[str] = Field(
+        default_factory=list, description="what a reader must know: rows left out, values clamped, missing groups"
+    )
+    bias: list[dict[str, Any]] = Field(
+        default_factory=list, description="estimated share of rows left out and of values clamped, per dataset"
+    )
 
 
 class JobPublic(BaseModel):
@@ -268,6 +300,7 @@ class JobPublic(BaseModel):
     compiled_sql: str | None
     epsilon: float
     delta: float | None
+    contribution: dict[str, Any] | None = Field(default=None, description="the contribution bounds asked for")
     status: Literal["queued", "running", "released", "rejected", "failed", "cancelled"]
     error: dict[str, Any] | None
     result: Release | None

@@ -19,6 +19,7 @@ from sandbox import abuse, agreements, audit, ledger
 from sandbox.accounts import User, require_licence
 from sandbox.catalog import Catalog
 from sandbox.compiler import OutputRules, Plan, compile_query
+from sandbox.compiler.work import DEFAULT_MEMORY_MB
 from sandbox.engine import Engine
 from sandbox.errors import (
     AgreementInactive,
@@ -48,16 +49,28 @@ log = logging.getLogger("sandbox.jobs")
 _REFUSALS = (SQLRejected, BudgetExceeded, BudgetExhausted, InvalidParameter, AgreementInactive, Forbidden, NotFound)
 
 
-def cache_key(plan: Plan, requested_delta: float | None) -> str:
-    """Same question, same answer: normalized SQL and parameters (the agreement is matched too)."""
-    text = json.dumps([plan.normalized_sql, plan.epsilon, requested_delta], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+def cache_key(plan: Plan, requested_delta: float | None, contribution: str | None = None) -> str:
+    """Same question, same answer: normalized SQL and parameters, the contribution bounds asked
+    for included (the agreement is matched too)."""
+    parts = [plan.normalized_sql, plan.epsilon, requested_delta]
+    if contribution:
+        parts.append(contribution)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _contribution_text(contribution: dict[str, Any] | None) -> str | None:
+    """The bounds asked for, canonical (None when the query takes the ceilings)."""
+    if not contribution:
+        return None
+    cleaned = {k: v for k, v in contribution.items() if v not in (None, {}, [])}
+    return json.dumps(cleaned, sort_keys=True) if cleaned else None
 
 
 def public(row) -> dict[str, Any]:
     values = dict(row._mapping)
     values["result"] = json.loads(values["result"]) if values["result"] else None
     values["error"] = json.loads(values["error"]) if values["error"] else None
+    values["contribution"] = json.loads(values["contribution"]) if values.get("contribution") else None
     values["charge_epsilon"] = values["charge_epsilon"] / EPSILON_UNIT
     values["charge_delta"] = values["charge_delta"] / DELTA_UNIT
     values["reused"] = values["reused_from"] is not None
@@ -109,14 +122,15 @@ class JobService:
 
     # -- developer actions ---------------------------------------------------------------------
     def explain(
-        self, user: User, *, sql: str, epsilon: float, delta: float | None, agreement_id: str | None
+        self, user: User, *, sql: str, epsilon: float, delta: float | None, agreement_id: str | None,
+        contribution: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Cost and expected accuracy before spending anything; free, and logged."""
         if user.role == "developer":
             require_licence(self.store, user)
         rules = _rules(agreements.get(self.store, user, agreement_id)) if agreement_id else OutputRules()
         try:
-            plan = compile_query(sql, self.catalog, epsilon=epsilon, delta=delta, rules=rules)
+            plan = self._compile(sql, epsilon, delta, rules, contribution)
         except SandboxError as exc:
             self._explained(user, agreement_id, None, {"sql": sql, "error": exc.to_dict()}, outcome="rejected")
             raise
@@ -129,9 +143,18 @@ class JobService:
             audit.append(conn, action="job.explained", outcome=outcome, actor=user.id, role=user.role,
                          agreement_id=agreement_id, dataset=dataset, details=details)
 
+    def _compile(
+        self, sql: str, epsilon: float, delta: float | None, rules: OutputRules, contribution: dict[str, Any] | None
+    ) -> Plan:
+        """The compiler, with the engine's job memory limit (worst cases are planned against it)."""
+        limits = getattr(self.engine, "limits", None)  # an engine without limits: the default job memory
+        memory_mb = limits.memory_mb if limits is not None else DEFAULT_MEMORY_MB
+        return compile_query(sql, self.catalog, epsilon=epsilon, delta=delta, rules=rules, memory_mb=memory_mb,
+                             contribution=contribution)
+
     def submit(
         self, user: User, *, sql: str, epsilon: float, delta: float | None, agreement_id: str,
-        idempotency_key: str | None = None,
+        idempotency_key: str | None = None, contribution: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Compile, then in one transaction: the stored release of an identical query under this
         agreement (free), or a new job with its reservation and audit event. A refusal is
@@ -139,14 +162,15 @@ class JobService:
         if user.role != "developer":
             raise Forbidden("Only licensed developers submit jobs.")
         key = idempotency_key or None  # an empty key is no key (it is stored, and unique)
-        request = {"sql": sql, "epsilon": epsilon, "delta": delta, "agreement_id": agreement_id}
+        asked = _contribution_text(contribution)
+        request = {"sql": sql, "epsilon": epsilon, "delta": delta, "agreement_id": agreement_id, "contribution": asked}
         if key and (replay := self._replay(user, key, request)) is not None:
             return replay
-        job = _new_job(user, sql, epsilon, delta, key)
+        job = _new_job(user, sql, epsilon, delta, key) | {"contribution": asked}
         try:
             head = agreements.get(self.store, user, agreement_id)  # existence and ownership
             # Compiled outside the write transaction, which on SQLite serializes all writers.
-            plan = compile_query(sql, self.catalog, epsilon=epsilon, delta=delta, rules=_rules(head))
+            plan = self._compile(sql, epsilon, delta, _rules(head), contribution)
             with self.store.transaction() as conn:
                 row = self._admit(conn, user, job, plan, head, requested_delta=delta)
         except _REFUSALS as exc:
@@ -165,7 +189,7 @@ class JobService:
         """Inside the submission's transaction: reuse an earlier release, or queue a new job."""
         agreement_id = head["id"]
         current = self._in_force(conn, user, plan, head)
-        key = cache_key(plan, requested_delta)
+        key = cache_key(plan, requested_delta, job.get("contribution"))
         values = job | {"agreement_id": agreement_id, "dataset": plan.dataset, "cache_key": key,
                         "compiled_sql": plan.aggregate_sql, "epsilon": plan.epsilon, "delta": plan.delta}
         earlier = conn.execute(select(jobs).where(
@@ -210,7 +234,7 @@ class JobService:
                      agreement_id=agreement_id, dataset=plan.dataset,
                      details={"sql": values["sql"], "compiled_sql": plan.aggregate_sql, "epsilon": plan.epsilon,
                               "delta": plan.delta, "reserved_epsilon": eps / EPSILON_UNIT,
-                              "reserved": ledger.units(eps, dlt)})
+                              "reserved": ledger.units(eps, dlt), "contribution": values.get("contribution")})
         return self._get(conn, job_id)
 
     def _replay(self, user: User, key: str, request: dict[str, Any]) -> dict[str, Any] | None:
@@ -223,7 +247,8 @@ class JobService:
             return None
         same_delta = request["delta"] is None or row.delta == request["delta"]  # None: the default the plan chose
         agreement_id = request["agreement_id"] if row.agreement_id else None
-        if (row.sql, row.agreement_id) != (request["sql"], agreement_id) or (
+        asked = (request["sql"], agreement_id, request["contribution"])
+        if (row.sql, row.agreement_id, row.contribution) != asked or (
                 row.status != "rejected" and (row.epsilon != request["epsilon"] or not same_delta)):
             raise Conflict(f"Idempotency-Key {key!r} was used for a different request (job {row.id}); "
                            "use a new key for a new request.", job_id=row.id)

@@ -44,7 +44,20 @@ def _v5_console_sessions(conn: Connection) -> None:
     schema.console_sessions.create(conn, checkfirst=True)
 
 
-MIGRATIONS = (_v1_initial, _v2_audit_job_index, _v3_audit_checkpoints, _v4_job_leases, _v5_console_sessions)
+def _v6_job_contribution(conn: Connection) -> None:
+    """A job records the contribution bounds it asked for (per-query max_rows, clamps)."""
+    if "contribution" not in {c["name"] for c in inspect(conn).get_columns("jobs")}:
+        conn.execute(text("ALTER TABLE jobs ADD COLUMN contribution TEXT"))
+
+
+MIGRATIONS = (
+    _v1_initial,
+    _v2_audit_job_index,
+    _v3_audit_checkpoints,
+    _v4_job_leases,
+    _v5_console_sessions,
+    _v6_job_contribution,
+)
 
 
 # Any constant: the key of the PostgreSQL advisory lock that admits one migrator at a time.

@@ -91,6 +91,8 @@ jobs = Table(
     # renews the lease while alive; another process settles the job once the lease has expired.
     Column("owner", String(120), nullable=True),
     Column("lease_until", String(32), nullable=True),
+    # The contribution bounds the query asked for (JSON; NULL: the policies' ceilings).
+    Column("contribution", Text, nullable=True),
     Index("jobs_developer", "developer_id", "created_at"),
     Index("jobs_cache", "agreement_id", "cache_key", "status"),
     Index("jobs_idempotency", "developer_id", "idempotency_key", unique=True),
