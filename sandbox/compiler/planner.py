@@ -19,7 +19,8 @@ when max_groups < m a per-query pass keeps each unit's first max_groups groups.
 Epsilon split (basic composition): the query's epsilon is divided equally among the noisy
 primitives it needs (AVG = SUM + COUNT(col), VAR/STDDEV = SUM of squares + SUM + COUNT(col),
 shared when two aggregates need the same one, plus the selection count for private keys and
-the suppression count for min_count when the query has none). Delta goes to private partition
+the suppression count for min_count when the query has none; the count a quantile's interval
+alone needs gets a quarter share). Delta goes to private partition
 selection only; a query over public keys charges delta = 0.
 """
 
@@ -46,6 +47,7 @@ from sandbox.privacy.grid import GRID_UNITS, center_units, clamp_bounds, grid_st
 __all__ = ["build_plan"]
 
 MAX_CANDIDATES = 1001  # quantile grid points over [lo, hi]
+INTERVAL_COUNT_WEIGHT = 0.25  # epsilon share of a count only a quantile's interval needs, against 1
 
 
 @dataclass
@@ -147,7 +149,15 @@ def build_plan(
         suppress_pid = _first_count(builder) or builder.need(_Need("count"), internal=True)
 
     paired = _pair_sums_with_counts(builder, query, exclude=selection_pid, rounded=round_to > 1)
-    share = epsilon / len(builder.order)
+    # A count only a quantile's interval needs gets a quarter share: it turns a rank error into a
+    # share of the count, for which a rough count does, and the quantile keeps most of the epsilon.
+    interval_only = {
+        pid for pid in builder.counted_by if pid in builder.internal and pid not in (selection_pid, suppress_pid)
+    }
+    weights = {
+        n.key(): INTERVAL_COUNT_WEIGHT if builder.needs[n.key()] in interval_only else 1.0 for n in builder.order
+    }
+    share = epsilon / sum(weights.values())  # a full share
     primitives = [
         _primitive(
             builder.needs[n.key()],
@@ -155,7 +165,7 @@ def build_plan(
             columns,
             m,
             l0,
-            share,
+            share * weights[n.key()],
             builder.needs[n.key()] in builder.internal,
             centered=builder.needs[n.key()] in paired,
         )

@@ -79,7 +79,31 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[str, Any]:
     con.register("released", released)
     table = con.sql(plan.output_sql).to_arrow_table()
     con.unregister("released")
+    notes.extend(_unbounded_notes(plan, table))
     return {"table": table, "notes": notes}
+
+
+def _unbounded_notes(plan: Plan, table: pa.Table) -> list[str]:
+    """Say which released cells have an interval with an open end (a ratio whose denominator's
+    interval reaches 0): a NULL end is not a missing interval, and the reader must be told."""
+    notes = []
+    suppressed = table.column("__suppressed").to_pylist()
+    for i, column in enumerate(plan.outputs):
+        if column.kind == "key" or f"__lo_{i}" not in table.column_names:
+            continue
+        values = table.column(i).to_pylist()
+        ends = zip(table.column(f"__lo_{i}").to_pylist(), table.column(f"__hi_{i}").to_pylist(), strict=True)
+        open_ends = sum(
+            1
+            for v, hidden, (lo, hi) in zip(values, suppressed, ends, strict=True)
+            if v is not None and not hidden and None in (lo, hi)
+        )
+        if open_ends:
+            notes.append(
+                f"{open_ends} value(s) of {column.name} have no finite interval (a missing end means unbounded): "
+                "the interval of a denominator includes 0; a larger epsilon or larger groups narrow it"
+            )
+    return notes
 
 
 def _parse_first(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:

@@ -34,7 +34,9 @@ def test_explain_lists_each_choice_with_its_noise_and_what_it_leaves_out(api: Ap
     assert options[1]["rows_left_out"] > options[40]["rows_left_out"]  # ... more left out
     asked = api.post(dev, "/explain", json={"sql": JOIN, "epsilon": 0.2, "contribution": TEN}).json()
     assert asked["primitives"][0]["sensitivity"] == 10
-    assert any("at most 10 per person_id" in note for note in asked["notes"])
+    assert any("at most 10 joined rows" in note for note in asked["notes"]), asked["notes"]
+    (asked_visits,) = [c for c in asked["contribution_choices"] if c["dataset"] == "medical_visits"]
+    assert {o["max_rows"]: o for o in asked_visits["options"]}[10]["chosen"]
 
 
 def test_a_job_keeps_its_bounds_and_other_bounds_are_a_new_question(api: Api) -> None:
@@ -63,8 +65,10 @@ def test_bounds_beyond_the_ceiling_are_refused_with_the_fix(api: Api) -> None:
 
 def test_a_release_carries_both_ends_of_every_interval_and_its_notes(api: Api) -> None:
     dev = api.developer()
-    result = _job(api, dev, api.agreement(dev, datasets=BOTH), TEN)["result"]
+    one = {"max_rows": {"medical_visits": 1}}  # leaves out most visits (about 3 in 4): a material bias
+    result = _job(api, dev, api.agreement(dev, datasets=BOTH), one)["result"]
     for row, lower, upper in zip(result["rows"], result["lower"], result["upper"], strict=True):
         assert lower[1] <= row[1] <= upper[1]
     assert any("left out" in note for note in result["notes"])
-    assert any(b.get("dataset") == "medical_visits" and b["max_rows"] == 10 for b in result["bias"])
+    assert any(b.get("dataset") == "medical_visits" and b["max_rows"] == 1 and b["rows_left_out"] > 0.3
+               for b in result["bias"])
