@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import os
 import textwrap
 import time
@@ -35,9 +34,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import polars as pl
 
-from sandbox import __version__
+from sandbox import __version__, i18n
 from sandbox import errors as _errors
 from sandbox.errors import SandboxError
+from sandbox.i18n import N_
 from sandbox.mock import mock_frame
 
 if TYPE_CHECKING:
@@ -61,11 +61,41 @@ _MAX_HTML_ROWS = 60
 
 
 # -- errors ------------------------------------------------------------------------------------
+def _tr(lang: str | None) -> Any:
+    """The gettext catalog of `lang` (None: the environment's language)."""
+    return i18n.translations(lang or i18n.from_environment())
+
+
+# What each error is, in words, for readers of another language than the server's messages.
+ERROR_TITLES = {
+    "unreachable": N_("the sandbox did not answer"), "not_configured": N_("the client is not configured"),
+    "cancelled": N_("job cancelled"), "sql_rejected": N_("query refused"), "invalid_parameter": N_("invalid value"),
+    "invalid_request": N_("invalid request"), "budget_exceeded": N_("over the per-query cap"),
+    "budget_exhausted": N_("budget exhausted"), "unauthorized": N_("not signed in"), "forbidden": N_("not allowed"),
+    "not_found": N_("not found"), "dataset_not_found": N_("no such dataset"), "conflict": N_("not possible now"),
+    "agreement_inactive": N_("agreement not active"), "rate_limited": N_("too many requests"),
+    "too_many_jobs": N_("too many jobs"), "payload_too_large": N_("request too large"),
+    "query_failed": N_("the query failed"), "query_timeout": N_("the query took too long"),
+    "resource_exhausted": N_("the query needed too much memory"), "internal": N_("server error"),
+}
+
+
+def error_title(code: str, lang: str | None = None) -> str:
+    """The error's kind in the reader's language ('' in English: the message itself says it)."""
+    lang = lang or i18n.from_environment()
+    if lang == i18n.DEFAULT or code not in ERROR_TITLES:
+        return ""
+    return _tr(lang).gettext(ERROR_TITLES[code])
+
+
 class _Short:
-    """Short messages: the pointer under the SQL in `str()`, no traceback in IPython."""
+    """Short messages: the pointer under the SQL in `str()`, no traceback in IPython; in another
+    language than English the error's kind is named in it first."""
 
     message: str
     fields: dict[str, Any]
+    code: str
+    lang: str | None = None
 
     def __str__(self) -> str:
         pointer = self.fields.get("pointer")
@@ -73,7 +103,9 @@ class _Short:
 
     def _render_traceback_(self) -> list[str]:  # IPython shows this instead of a traceback
         first, *rest = str(self).splitlines() or [""]
-        return [f"\x1b[1;31m{type(self).__name__}\x1b[0m: {first}", *rest]
+        title = error_title(self.code, self.lang)
+        name = type(self).__name__ + (f" ({title})" if title else "")
+        return [f"\x1b[1;31m{name}\x1b[0m: {first}", *rest]
 
 
 class SandboxUnreachable(_Short, SandboxError):
@@ -110,30 +142,18 @@ def _client_classes() -> dict[str, type[SandboxError]]:
 _REMOTE = _client_classes()
 
 
-def _remote_error(code: str, message: str, fields: dict[str, Any], status: int) -> SandboxError:
+def _remote_error(code: str, message: str, fields: dict[str, Any], status: int,
+                  lang: str | None = None) -> SandboxError:
     cls = _REMOTE.get(code, _REMOTE["internal"])
     err = cls.__new__(cls)
     SandboxError.__init__(err, message, **fields)
     if cls.code != code:  # e.g. the API's `invalid_request`
         err.code, err.status = code, status  # type: ignore[misc]
+    err.lang = lang  # type: ignore[attr-defined]
     return err
 
 
 # -- results -----------------------------------------------------------------------------------
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        if value == int(value) and abs(value) < 1e15:
-            return f"{int(value):,}"
-        return f"{value:,.6g}" if abs(value) >= 1e-3 else f"{value:.3g}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
-
-
 def _table_html(columns: Sequence[str], rows: Sequence[Sequence[str]], *, row_classes: Sequence[str] = ()) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
     body = []
@@ -149,13 +169,18 @@ def _frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> pl.Data
     return pl.DataFrame([{c: r.get(c) for c in columns} for r in rows], infer_schema_length=None)
 
 
+def _env_lang() -> str:
+    return i18n.from_environment()
+
+
 @dataclass(frozen=True)
 class Release:
     """What a query returns: noisy values, a 95% interval half-width per cell (None where the
     sandbox has none), suppressed rows, the charge, and the budget left afterwards.
 
     A mock release (`Sandbox.mock_query`) has the same shape, `mock=True`, exact values over
-    fake rows, no intervals and no charge; it says so wherever it is shown.
+    fake rows, no intervals and no charge; it says so wherever it is shown. `keys` names the
+    GROUP BY columns, shown as written in the data; `lang` is the language it is shown in.
     """
 
     columns: list[str]
@@ -176,10 +201,14 @@ class Release:
     columns_noise: list[dict[str, Any]] = field(default_factory=list)
     mock: bool = False
     mock_rows: int = 0
+    keys: list[str] = field(default_factory=list)
+    lang: str = field(default_factory=_env_lang, repr=False, compare=False)
 
     @classmethod
-    def from_job(cls, job: Mapping[str, Any], agreement: Mapping[str, Any] | None = None) -> Release:
+    def from_job(cls, job: Mapping[str, Any], agreement: Mapping[str, Any] | None = None,
+                 lang: str | None = None) -> Release:
         result = job["result"]
+        noise = list(result.get("columns_noise") or [])
         return cls(
             columns=list(result["columns"]), rows=[list(r) for r in result["rows"]],
             half_widths=[list(h) for h in result["half_widths"]], suppressed=list(result["suppressed"]),
@@ -188,23 +217,27 @@ class Release:
             agreement_id=job["agreement_id"], sql=job["sql"],
             remaining_epsilon=agreement["remaining_epsilon"] if agreement else None,
             budget_epsilon=agreement["budget_epsilon"] if agreement else None,
-            notes=list(result.get("notes") or []), columns_noise=list(result.get("columns_noise") or []),
+            notes=list(result.get("notes") or []), columns_noise=noise,
+            keys=[c["name"] for c in noise if c.get("kind") == "key"], lang=lang or i18n.from_environment(),
         )
 
     # -- tables --------------------------------------------------------------------------------
     def to_polars(self, intervals: bool = False) -> pl.DataFrame:
         """The released values; with `intervals=True` also `<col>_lo`/`<col>_hi` (95%) for every
-        column that has intervals, and a `suppressed` flag."""
+        column that has intervals, and a `suppressed` flag. A count's interval never goes below
+        zero, the count's public lower bound."""
         frame = pl.DataFrame(self.rows, schema=self.columns, orient="row", infer_schema_length=None)
         if not intervals:
             return frame
+        counts = {c["name"] for c in self.columns_noise if c.get("function") == "count"}
         extra: list[pl.Series] = []
         for j, name in enumerate(self.columns):
             widths = [row[j] for row in self.half_widths]
             if all(w is None for w in widths):
                 continue
             values = [row[j] for row in self.rows]
-            extra.append(pl.Series(f"{name}_lo", [_shift(v, w, -1) for v, w in zip(values, widths, strict=True)],
+            floor = 0.0 if name in counts else None
+            extra.append(pl.Series(f"{name}_lo", [_shift(v, w, -1, floor) for v, w in zip(values, widths, strict=True)],
                                    dtype=pl.Float64))
             extra.append(pl.Series(f"{name}_hi", [_shift(v, w, 1) for v, w in zip(values, widths, strict=True)],
                                    dtype=pl.Float64))
@@ -230,75 +263,95 @@ class Release:
         return len(self.rows)
 
     # -- display -------------------------------------------------------------------------------
-    def _cell(self, i: int, j: int) -> str:
-        value, width = self.rows[i][j], self.half_widths[i][j]
-        if self.suppressed[i] and value is None:
-            return '<td class="suppressed" title="suppressed: below the minimum count">suppressed</td>'
-        text = html.escape(_fmt(value))
-        if width is not None and value is not None:
-            text += f' <span class="pm">± {html.escape(_fmt(_round_width(width)))}</span>'
-        return f"<td>{text}</td>"
+    def cells(self) -> list[list[str | None]]:
+        """Every cell as shown: keys as written, values '± half-width' at the precision the
+        interval supports (Babel's number format of `lang`); None for a suppressed cell."""
+        numbers = i18n.Numbers(self.lang)
+        keys = set(self.keys)
+        counts = {c["name"] for c in self.columns_noise if c.get("function") == "count"}
+        shown: list[list[str | None]] = []
+        for i, row in enumerate(self.rows):
+            shown.append([None if self.suppressed[i] and value is None else
+                          numbers.cell(value, self.half_widths[i][j], key=self.columns[j] in keys,
+                                       integer=self.columns[j] in counts)
+                          for j, value in enumerate(row)])
+        return shown
+
+    def _cell_html(self, text: str | None) -> str:
+        _ = _tr(self.lang).gettext
+        if text is None:
+            label, why = html.escape(_("suppressed")), html.escape(_("suppressed: below the minimum count"))
+            return f'<td class="suppressed" title="{why}">{label}</td>'
+        value, sep, width = text.partition(" ± ")
+        shown = html.escape(value) + (f' <span class="pm">± {html.escape(width)}</span>' if sep else "")
+        return f"<td>{shown}</td>"
 
     def footer(self) -> str:
+        t = _tr(self.lang)
+        _ = t.gettext
+        numbers = i18n.Numbers(self.lang)
         if self.mock:
-            return f"exact answer over {self.mock_rows:,} fake rows per dataset; nothing spent"
-        parts = [f"ε {self.charge_epsilon:g} charged" + (" (reused: same query, no charge)" if self.reused else "")]
+            return _("exact answer over {rows} fake rows per dataset; nothing spent").format(
+                rows=numbers.count(self.mock_rows))
+        parts = [_("ε {epsilon} charged").format(epsilon=numbers.epsilon(self.charge_epsilon))
+                 + (_(" (reused: same query, no charge)") if self.reused else "")]
         if self.charge_delta:
-            parts.append(f"δ {self.charge_delta:g}")
+            parts.append(f"δ {numbers.epsilon(self.charge_delta)}")
         if self.remaining_epsilon is not None:
-            parts.append(f"budget left ε {self.remaining_epsilon:g}"
-                         + (f" of {self.budget_epsilon:g}" if self.budget_epsilon is not None else ""))
-        parts.append("± is the 95% interval half-width")
-        if any(self.suppressed):
-            parts.append(f"{sum(self.suppressed)} row(s) suppressed")
+            if self.budget_epsilon is not None:
+                parts.append(_("budget left ε {left} of {budget}").format(
+                    left=numbers.epsilon(self.remaining_epsilon), budget=numbers.epsilon(self.budget_epsilon)))
+            else:
+                parts.append(_("budget left ε {left}").format(left=numbers.epsilon(self.remaining_epsilon)))
+        parts.append(_("± is the 95% interval half-width"))
+        suppressed = sum(self.suppressed)
+        if suppressed:
+            parts.append(t.ngettext("{n} row suppressed", "{n} rows suppressed", suppressed).format(n=suppressed))
         return " · ".join(parts)
 
+    def _banner(self) -> str:
+        return _tr(self.lang).gettext("MOCK DATA — not real")
+
     def _repr_html_(self) -> str:
-        shown = range(min(len(self.rows), _MAX_HTML_ROWS))
-        rows = [[self._cell(i, j) for j in range(len(self.columns))] for i in shown]
-        classes = ["suppressed" if self.suppressed[i] else "" for i in shown]
+        _ = _tr(self.lang).gettext
+        cells = self.cells()[:_MAX_HTML_ROWS]
+        rows = [[self._cell_html(text) for text in row] for row in cells]
+        classes = ["suppressed" if self.suppressed[i] else "" for i in range(len(cells))]
         parts = [f'<div class="sandbox-release{" sandbox-mock" if self.mock else ""}">']
         if self.mock:
             parts.append('<div class="sandbox-banner" style="background:#b00020;color:white;font-weight:bold;'
-                         'padding:4px 8px">MOCK DATA — not real</div>')
+                         f'padding:4px 8px">{html.escape(self._banner())}</div>')
         parts.append(_table_html(self.columns, rows, row_classes=classes))
         if len(self.rows) > _MAX_HTML_ROWS:
-            parts.append(f"<p>… {len(self.rows) - _MAX_HTML_ROWS} more rows: use .to_polars()</p>")
+            more = _("… {n} more rows: use .to_polars()").format(n=len(self.rows) - _MAX_HTML_ROWS)
+            parts.append(f"<p>{html.escape(more)}</p>")
         parts.append(f'<p class="sandbox-footer"><small>{html.escape(self.footer())}</small></p>')
         parts.extend(f'<p class="sandbox-note"><small>{html.escape(note)}</small></p>' for note in self.notes)
         parts.append("</div>")
         return "".join(parts)
 
     def __repr__(self) -> str:
-        head = "MOCK DATA — not real\n" if self.mock else ""
+        _ = _tr(self.lang).gettext
+        head = self._banner() + "\n" if self.mock else ""
         lines = [" | ".join(self.columns)]
-        for i, row in enumerate(self.rows[:20]):
-            cells = ["suppressed" if self.suppressed[i] and v is None else
-                     _fmt(v) + (f" ± {_fmt(_round_width(w))}" if w is not None and v is not None else "")
-                     for v, w in zip(row, self.half_widths[i], strict=True)]
-            lines.append(" | ".join(cells))
+        for row in self.cells()[:20]:
+            lines.append(" | ".join(_("suppressed") if text is None else text for text in row))
         if len(self.rows) > 20:
-            lines.append(f"… {len(self.rows) - 20} more rows")
+            lines.append(_("… {n} more rows").format(n=len(self.rows) - 20))
         return f"{head}Release({len(self.rows)} rows)\n" + "\n".join(lines) + f"\n({self.footer()})"
 
 
-def _shift(value: Any, width: float | None, sign: int) -> float | None:
+def _shift(value: Any, width: float | None, sign: int, floor: float | None = None) -> float | None:
     if value is None or width is None or not isinstance(value, int | float):
         return None
-    return float(value) + sign * width
-
-
-def _round_width(width: float) -> float:
-    """Two significant digits: an interval's width is itself an estimate."""
-    if width == 0 or not math.isfinite(width):
-        return width
-    digits = 1 - int(math.floor(math.log10(abs(width))))
-    return round(width, digits)
+    shifted = float(value) + sign * width
+    return shifted if floor is None else max(shifted, floor)
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A dataset's schema and policy (`Sandbox.describe`): shown as a table of its columns."""
+    """A dataset's schema and policy (`Sandbox.describe`): shown as a table of its columns, with
+    the title and description in the reader's language where the policy has them."""
 
     name: str
     title: str
@@ -310,51 +363,74 @@ class DatasetInfo:
     limits: dict[str, Any]
     default_delta: float
     raw: dict[str, Any] = field(repr=False)
+    lang: str = field(default_factory=_env_lang, repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> DatasetInfo:
-        return cls(name=data["name"], title=data.get("title", ""), description=data.get("description", ""),
-                   owner=data.get("owner", ""), public=bool(data.get("public")),
-                   privacy_unit=data.get("privacy_unit"), columns=dict(data["columns"]),
-                   limits=dict(data.get("limits") or {}), default_delta=data.get("default_delta", 0.0), raw=dict(data))
+    def from_json(cls, data: Mapping[str, Any], lang: str | None = None) -> DatasetInfo:
+        lang = lang or i18n.from_environment()
+        return cls(name=data["name"], title=_localized(data, "title", lang),
+                   description=_localized(data, "description", lang), owner=data.get("owner", ""),
+                   public=bool(data.get("public")), privacy_unit=data.get("privacy_unit"),
+                   columns=dict(data["columns"]), limits=dict(data.get("limits") or {}),
+                   default_delta=data.get("default_delta", 0.0), raw=dict(data), lang=lang)
 
     def to_polars(self) -> pl.DataFrame:
         """One row per queryable column: role, type, public bounds and keys, nullability."""
         unit = (self.privacy_unit or {}).get("column")
+        numbers = i18n.Numbers(self.lang)
         rows = [{"column": name, "role": "privacy unit" if name == unit else c["role"], "type": c["type"],
-                 "bounds": _bounds(c.get("bounds")), "keys": _keys(c.get("keys")),
+                 "bounds": _bounds(c.get("bounds"), numbers), "keys": _keys(c.get("keys"), self.lang),
                  "nullable": bool(c.get("nullable")), "description": c.get("description", "")}
                 for name, c in self.columns.items()]
         return _frame(rows, ["column", "role", "type", "bounds", "keys", "nullable", "description"])
 
     def _summary(self) -> str:
+        _ = _tr(self.lang).gettext
         if self.public:
-            return "public reference data: queried without noise"
+            return _("public reference data: queried without noise")
         unit, limits = self.privacy_unit or {}, self.limits
-        return (f"privacy unit {unit.get('column')}: at most {unit.get('max_rows')} row(s) in at most "
-                f"{unit.get('max_groups')} group(s) per query · ε per query ≤ {limits.get('max_epsilon_per_query')}"
-                f" · counts below {limits.get('min_count', 0)} suppressed, rounded to {limits.get('round_to', 1)}")
+        return _("privacy unit {unit}: at most {rows} row(s) in at most {groups} group(s) per query · ε per query ≤ "
+                 "{cap} · counts below {min_count} suppressed, rounded to {round_to}").format(
+            unit=unit.get("column"), rows=unit.get("max_rows"), groups=unit.get("max_groups"),
+            cap=limits.get("max_epsilon_per_query"), min_count=limits.get("min_count", 0),
+            round_to=limits.get("round_to", 1))
 
     def _repr_html_(self) -> str:
+        _ = _tr(self.lang).gettext
         frame = self.to_polars()
-        rows = [[f"<td>{html.escape(str(v))}</td>" for v in row] for row in frame.rows()]
+        headers = [_("column"), _("role"), _("type"), _("bounds"), _("keys"), _("nullable"), _("description")]
+        rows = [[f"<td>{html.escape(self._shown(v))}</td>" for v in row] for row in frame.rows()]
         return (f'<div class="sandbox-dataset"><h4>{html.escape(self.name)} — {html.escape(self.title)}</h4>'
                 f"<p><small>{html.escape(self._summary())}</small></p>"
-                + _table_html(frame.columns, rows) + "</div>")
+                + _table_html(headers, rows) + "</div>")
+
+    def _shown(self, value: Any) -> str:
+        if value == "privacy unit":
+            return _tr(self.lang).gettext("privacy unit")
+        return i18n.word(value, self.lang) if isinstance(value, str) else str(value)
 
     def __repr__(self) -> str:
         return f"{self.name} — {self.title}\n{self._summary()}\n{self.to_polars()}"
 
 
-def _bounds(bounds: Sequence[float] | None) -> str:
-    return "" if not bounds else f"[{_fmt(float(bounds[0]))}, {_fmt(float(bounds[1]))}]"
+def _localized(data: Mapping[str, Any], name: str, lang: str) -> str:
+    """A policy text in the reader's language: `<name>_zh` for Chinese readers when the policy has it."""
+    if lang == "zh_CN" and data.get(f"{name}_zh"):
+        return str(data[f"{name}_zh"])
+    return str(data.get(name) or "")
 
 
-def _keys(keys: Sequence[Any] | None) -> str:
+def _bounds(bounds: Sequence[float] | None, numbers: i18n.Numbers) -> str:
+    return "" if not bounds else f"[{numbers.value(float(bounds[0]))}, {numbers.value(float(bounds[1]))}]"
+
+
+def _keys(keys: Sequence[Any] | None, lang: str) -> str:
     if not keys:
         return ""
     shown = ", ".join(str(k) for k in keys[:8])
-    return shown + (f", … ({len(keys)} keys)" if len(keys) > 8 else "")
+    if len(keys) <= 8:
+        return shown
+    return shown + ", " + _tr(lang).gettext("… ({n} keys)").format(n=len(keys))
 
 
 @dataclass(frozen=True)
@@ -371,13 +447,15 @@ class Explanation:
     group_count: int | None
     remaining_epsilon: float | None
     raw: dict[str, Any] = field(repr=False)
+    lang: str = field(default_factory=_env_lang, repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], remaining_epsilon: float | None = None) -> Explanation:
+    def from_json(cls, data: Mapping[str, Any], remaining_epsilon: float | None = None,
+                  lang: str | None = None) -> Explanation:
         return cls(dataset=data["dataset"], epsilon=data["epsilon"], delta=data["delta"], columns=list(data["columns"]),
                    primitives=list(data.get("primitives") or []), bounded_sql=data.get("bounded_sql", ""),
                    notes=list(data.get("notes") or []), group_count=data.get("group_count"),
-                   remaining_epsilon=remaining_epsilon, raw=dict(data))
+                   remaining_epsilon=remaining_epsilon, raw=dict(data), lang=lang or i18n.from_environment())
 
     def to_polars(self) -> pl.DataFrame:
         """Per output column: what it is and its expected 95% half-width (None: depends on data)."""
@@ -388,29 +466,42 @@ class Explanation:
                 for c in self.columns]
         return _frame(rows, ["column", "kind", "function", "expected_half_width", "noise"])
 
-    def _summary(self) -> str:
-        text = f"{self.dataset}: this query would cost ε {self.epsilon:g}, δ {self.delta:g} (explain itself is free)"
+    def summary(self) -> str:
+        _ = _tr(self.lang).gettext
+        numbers = i18n.Numbers(self.lang)
+        text = _("{dataset}: this query would cost ε {epsilon}, δ {delta} (explain itself is free)").format(
+            dataset=self.dataset, epsilon=numbers.epsilon(self.epsilon), delta=numbers.epsilon(self.delta))
         if self.group_count is not None:
-            text += f" · {self.group_count} public groups"
+            text += " · " + _("{n} public groups").format(n=numbers.count(self.group_count))
         if self.remaining_epsilon is not None:
-            text += f" · budget left now ε {self.remaining_epsilon:g}"
+            text += " · " + _("budget left now ε {left}").format(left=numbers.epsilon(self.remaining_epsilon))
         return text
 
-    def _repr_html_(self) -> str:
-        rows = []
+    def expected(self) -> list[tuple[str, str, str]]:
+        """(column, aggregate, expected 95% interval) as shown, one per output column."""
+        _ = _tr(self.lang).gettext
+        numbers = i18n.Numbers(self.lang)
+        shown = []
         for c in self.columns:
             width = c.get("half_width")
-            shown = ("± " + _fmt(_round_width(width))) if width is not None else (
-                "depends on the data (shown with the release)" if c["kind"] != "key" else "")
-            rows.append([f"<td>{html.escape(str(c['name']))}</td>",
-                         f"<td>{html.escape(c.get('function') or c['kind'])}</td>", f"<td>{html.escape(shown)}</td>"])
+            if width is not None:
+                interval = "± " + numbers.estimate(width, width)[1]
+            else:
+                interval = _("depends on the data (shown with the release)") if c["kind"] != "key" else ""
+            shown.append((str(c["name"]), c.get("function") or i18n.word(c["kind"], self.lang), interval))
+        return shown
+
+    def _repr_html_(self) -> str:
+        _ = _tr(self.lang).gettext
+        rows = [[f"<td>{html.escape(v)}</td>" for v in row] for row in self.expected()]
         notes = "".join(f"<p><small>{html.escape(n)}</small></p>" for n in self.notes)
-        return (f'<div class="sandbox-explain"><p>{html.escape(self._summary())}</p>'
-                + _table_html(["column", "aggregate", "expected 95% interval"], rows) + notes
-                + f"<details><summary>bounded SQL</summary><pre>{html.escape(self.bounded_sql)}</pre></details></div>")
+        return (f'<div class="sandbox-explain"><p>{html.escape(self.summary())}</p>'
+                + _table_html([_("column"), _("aggregate"), _("expected 95% interval")], rows) + notes
+                + f"<details><summary>{html.escape(_('bounded SQL'))}</summary>"
+                  f"<pre>{html.escape(self.bounded_sql)}</pre></details></div>")
 
     def __repr__(self) -> str:
-        return f"{self._summary()}\n{self.to_polars()}"
+        return f"{self.summary()}\n{self.to_polars()}"
 
 
 @dataclass(frozen=True)
@@ -433,30 +524,43 @@ class Agreement:
     round_to: int
     decision_reason: str | None
     raw: dict[str, Any] = field(repr=False)
+    lang: str = field(default_factory=_env_lang, repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Agreement:
-        names = [f for f in cls.__dataclass_fields__ if f != "raw"]
-        return cls(**{n: data.get(n) for n in names}, raw=dict(data))
+    def from_json(cls, data: Mapping[str, Any], lang: str | None = None) -> Agreement:
+        names = [f for f in cls.__dataclass_fields__ if f not in ("raw", "lang")]
+        return cls(**{n: data.get(n) for n in names}, raw=dict(data), lang=lang or i18n.from_environment())
 
     def _repr_html_(self) -> str:
         share = self.spent_epsilon / self.budget_epsilon if self.budget_epsilon else 0.0
         bar = (f'<div style="width:240px;height:10px;background:#ddd"><div style="width:{min(share, 1) * 100:.0f}%;'
                f'height:10px;background:#1f77b4"></div></div>')
-        rows = [[f"<td>{html.escape(k)}</td>", f"<td>{html.escape(v)}</td>"] for k, v in self._facts()]
-        return f'<div class="sandbox-agreement">{bar}' + _table_html(["agreement", self.id], rows) + "</div>"
+        rows = [[f"<td>{html.escape(k)}</td>", f"<td>{html.escape(v)}</td>"] for k, v in self.facts()]
+        heading = _tr(self.lang).gettext("agreement")
+        return f'<div class="sandbox-agreement">{bar}' + _table_html([heading, self.id], rows) + "</div>"
 
-    def _facts(self) -> list[tuple[str, str]]:
-        return [("status", self.status), ("purpose", self.purpose), ("datasets", ", ".join(self.datasets)),
-                ("valid", f"{self.valid_from} to {self.valid_to}"),
-                ("ε left", f"{self.remaining_epsilon:g} of {self.budget_epsilon:g} (spent {self.spent_epsilon:g})"),
-                ("δ left", f"{self.remaining_delta:g} of {self.budget_delta:g}"),
-                ("ε per query", "no cap" if self.per_query_epsilon is None else f"≤ {self.per_query_epsilon:g}"),
-                ("output rules", (f"counts below {self.min_count} suppressed" if self.min_count else "no minimum count")
-                 + (f", rounded to {self.round_to}" if self.round_to > 1 else "") + " (plus each dataset's own rules)")]
+    def facts(self) -> list[tuple[str, str]]:
+        """(label, value) pairs as shown in the reader's language."""
+        _ = _tr(self.lang).gettext
+        n = i18n.Numbers(self.lang)
+        rules = (_("counts below {n} suppressed").format(n=self.min_count) if self.min_count
+                 else _("no minimum count"))
+        if self.round_to > 1:
+            rules += _(", rounded to {n}").format(n=self.round_to)
+        return [(_("status"), i18n.word(self.status, self.lang)), (_("purpose"), self.purpose),
+                (_("datasets"), ", ".join(self.datasets)),
+                (_("valid"), _("{start} to {end}").format(start=self.valid_from, end=self.valid_to)),
+                (_("ε left"), _("{left} of {budget} (spent {spent})").format(
+                    left=n.epsilon(self.remaining_epsilon), budget=n.epsilon(self.budget_epsilon),
+                    spent=n.epsilon(self.spent_epsilon))),
+                (_("δ left"), _("{left} of {budget}").format(left=n.epsilon(self.remaining_delta),
+                                                               budget=n.epsilon(self.budget_delta))),
+                (_("ε per query"), _("no cap") if self.per_query_epsilon is None
+                 else f"≤ {n.epsilon(self.per_query_epsilon)}"),
+                (_("output rules"), rules + _(" (plus each dataset's own rules)"))]
 
     def __repr__(self) -> str:
-        return f"Agreement {self.id}\n" + "\n".join(f"  {k}: {v}" for k, v in self._facts())
+        return f"Agreement {self.id}\n" + "\n".join(f"  {k}: {v}" for k, v in self.facts())
 
 
 @dataclass(frozen=True)
@@ -473,16 +577,37 @@ class Verification:
     last_checkpoint_ts: str | None = None
     unsigned_events: int = 0
     signing_key: str | None = None
+    lang: str = field(default_factory=_env_lang, repr=False, compare=False)
 
     def __bool__(self) -> bool:
         return self.ok
 
+    def summary(self) -> str:
+        """One line: verified (events, head, checkpoints), or where the chain breaks and why."""
+        _ = _tr(self.lang).gettext
+        n = i18n.Numbers(self.lang)
+        if self.ok:
+            text = _("audit chain verified: {events} events, head {head}…").format(
+                events=n.count(self.events), head=self.head_hash[:16])
+            if not self.checkpoints:
+                return text + "; " + _("no signed checkpoints yet")
+            return text + "; " + _tr(self.lang).ngettext(
+                "{n} signed checkpoint (the last at event {seq}, {ts}, key {key}…), {unsigned} events since",
+                "{n} signed checkpoints (the last at event {seq}, {ts}, key {key}…), {unsigned} events since",
+                self.checkpoints,
+            ).format(n=n.count(self.checkpoints), seq=self.last_checkpoint_seq, ts=self.last_checkpoint_ts,
+                     key=(self.signing_key or "?")[:16], unsigned=n.count(self.unsigned_events))
+        if self.first_bad_seq is None:
+            return _("audit checkpoints do not check out: {reason}").format(reason=self.reason or "")
+        return _("audit chain broken at event {seq}: {reason}").format(seq=self.first_bad_seq,
+                                                                        reason=self.reason or "")
+
     def _repr_html_(self) -> str:
         if self.ok:
-            return (f'<p class="sandbox-verify ok">✔ audit chain verified: {self.events} events, '
-                    f"head <code>{html.escape(self.head_hash[:16])}…</code></p>")
-        return (f'<p class="sandbox-verify broken">✘ audit chain broken at event {self.first_bad_seq}: '
-                f"{html.escape(self.reason or '')}</p>")
+            head = html.escape(self.head_hash[:16])
+            text = html.escape(self.summary()).replace(f"{head}…", f"<code>{head}…</code>", 1)
+            return f'<p class="sandbox-verify ok">✔ {text}</p>'
+        return f'<p class="sandbox-verify broken">✘ {html.escape(self.summary())}</p>'
 
 
 # -- the client --------------------------------------------------------------------------------
@@ -491,28 +616,51 @@ class Sandbox:
 
     `url` and `token` default to the environment variables SANDBOX_URL and SANDBOX_TOKEN;
     `agreement` (default SANDBOX_AGREEMENT, else your only active agreement) is used by
-    `query`, `explain` and `budget` when they are not given one. `transport` is httpx's, for tests.
+    `query`, `explain` and `budget` when they are not given one. `lang` ("en" or "zh-CN";
+    default SANDBOX_LANG, then the system's locale) is the language of the client's messages
+    and tables, and is sent to the server as Accept-Language. `transport` is httpx's, for tests.
     """
 
     def __init__(
         self, url: str | None = None, token: str | None = None, *, agreement: str | None = None,
-        timeout: float = 60.0, progress: bool = True, transport: httpx.BaseTransport | None = None,
+        timeout: float = 60.0, progress: bool = True, lang: str | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        self.lang = i18n.choose(lang) if lang else i18n.from_environment()
+        _ = self._t.gettext
         self.url = (url or os.environ.get("SANDBOX_URL") or "").rstrip("/")
         if not self.url:
-            raise NotConfigured("No sandbox URL. Pass Sandbox(url, token) or set SANDBOX_URL "
-                                "(the demo serves http://127.0.0.1:8000).")
-        self._token_source = "the token passed to Sandbox()" if token else "SANDBOX_TOKEN"
+            raise self._not_configured(_("No sandbox URL. Pass Sandbox(url, token) or set SANDBOX_URL (the demo "
+                                         "serves http://127.0.0.1:8000)."))
+        self._token_source = _("the token passed to Sandbox()") if token else "SANDBOX_TOKEN"
         token = token or os.environ.get("SANDBOX_TOKEN")
         if not token:
-            raise NotConfigured("No token. Pass Sandbox(url, token) or set SANDBOX_TOKEN to the token your "
-                                "operator gave you (the demo's are in var/demo-tokens.json).")
+            raise self._not_configured(_("No token. Pass Sandbox(url, token) or set SANDBOX_TOKEN to the token your "
+                                         "operator gave you (the demo's are in var/demo-tokens.json)."))
         self.default_agreement = agreement or os.environ.get("SANDBOX_AGREEMENT") or None
         self.progress = progress
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport,
-                                  headers={"Authorization": f"Bearer {token}",
-                                           "User-Agent": f"xm-sandbox-client/{__version__}"})
+        try:
+            self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport, headers={
+                "Authorization": f"Bearer {token}", "User-Agent": f"xm-sandbox-client/{__version__}",
+                "Accept-Language": i18n.TAGS[self.lang]})
+        except (httpx.InvalidURL, ValueError, TypeError):
+            raise self._not_configured(_("{url} is not a URL; write it like http://127.0.0.1:8000.").format(
+                url=self.url)) from None
         self._policies: dict[str, dict[str, Any]] = {}
+
+    @property
+    def _t(self) -> Any:
+        return i18n.translations(self.lang)
+
+    def _not_configured(self, message: str) -> NotConfigured:
+        error = NotConfigured(message)
+        error.lang = self.lang
+        return error
+
+    def _unreachable(self, message: str, reason: str) -> SandboxUnreachable:
+        error = SandboxUnreachable(message, url=self.url, reason=reason)
+        error.lang = self.lang
+        return error
 
     def __repr__(self) -> str:  # never the token
         return f"Sandbox({self.url!r}" + (f", agreement={self.default_agreement!r})" if self.default_agreement else ")")
@@ -533,13 +681,17 @@ class Sandbox:
             response = self._http.request(method, path, json=json_body, headers=headers,
                                           params={k: v for k, v in (params or {}).items() if v is not None})
         except httpx.TimeoutException:
-            raise SandboxUnreachable(
-                f"The sandbox at {self.url} did not answer {method} {path} in time. Check your network and that "
-                "the server is not overloaded, then try again.") from None
+            _ = self._t.gettext
+            raise self._unreachable(_(
+                "The sandbox at {url} did not answer {method} {path} in time. Check your network and that the server "
+                "is not overloaded, then try again.").format(url=self.url, method=method, path=path),
+                "timeout") from None
         except httpx.TransportError as exc:
-            raise SandboxUnreachable(
-                f"Cannot reach the sandbox at {self.url} ({type(exc).__name__}: {exc}). Check that it is running "
-                "(`make demo` or `sandbox serve`) and that SANDBOX_URL points to it.") from None
+            _ = self._t.gettext
+            reason = f"{type(exc).__name__}: {exc}"
+            raise self._unreachable(_(
+                "Cannot reach the sandbox at {url} ({reason}). Check that it is running (`make demo` or `sandbox "
+                "serve`) and that SANDBOX_URL points to it.").format(url=self.url, reason=reason), reason) from None
         if response.status_code >= 400:
             raise self._error(response)
         if raw:
@@ -551,13 +703,20 @@ class Sandbox:
             body = response.json()["error"]
             code, message = str(body["code"]), str(body["message"])
         except (ValueError, KeyError, TypeError):
-            return _remote_error("internal", f"{self.url} answered HTTP {response.status_code} without the sandbox's "
-                                 "error shape. Check that SANDBOX_URL points to the sandbox's API.", {},
-                                 response.status_code)
+            return _remote_error("internal", self._t.gettext(
+                "{url} answered HTTP {status} without the sandbox's error shape. Check that SANDBOX_URL points to the "
+                "sandbox's API.").format(url=self.url, status=response.status_code), {"http_status":
+                                                                                    response.status_code},
+                response.status_code, self.lang)
         if code == "unauthorized":
-            message += f" (The client sent {self._token_source}; check it.)"
+            message += " " + self._t.gettext("(The client sent {source}; check it.)").format(source=self._token_source)
         fields = {k: v for k, v in body.items() if k not in ("code", "message")}
-        return _remote_error(code, message, fields, response.status_code)
+        return _remote_error(code, message, fields, response.status_code, self.lang)
+
+    def raw(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None) -> Any:
+        """One API request and the server's JSON as it is (for scripts and the `sandbox` CLI);
+        errors are raised like every other method's."""
+        return self._call(method, path, params=params, json_body=json_body)
 
     # -- everyone -----------------------------------------------------------------------------
     def me(self) -> dict[str, Any]:
@@ -569,7 +728,7 @@ class Sandbox:
         rows = []
         for d in self._call("GET", "/datasets"):
             unit = d.get("privacy_unit") or {}
-            rows.append({"name": d["name"], "title": d.get("title", ""), "public": bool(d.get("public")),
+            rows.append({"name": d["name"], "title": _localized(d, "title", self.lang), "public": bool(d.get("public")),
                          "privacy_unit": unit.get("column"), "max_rows": unit.get("max_rows"),
                          "columns": ", ".join(d["columns"]), "owner": d.get("owner", "")})
         return _frame(rows, ["name", "title", "public", "privacy_unit", "max_rows", "columns", "owner"])
@@ -578,7 +737,7 @@ class Sandbox:
         """One dataset's schema and policy: roles, types, public bounds and keys, limits."""
         data = self._call("GET", f"/datasets/{name}")
         self._policies[name] = data
-        return DatasetInfo.from_json(data)
+        return DatasetInfo.from_json(data, self.lang)
 
     # -- developers: mock data -----------------------------------------------------------------
     def mock(self, name: str, rows: int = 1000, *, seed: int = 0) -> pl.DataFrame:
@@ -597,11 +756,15 @@ class Sandbox:
         from sqlglot import exp
 
         try:
-            tables = sorted({t.name for t in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Table)})
+            tree = sqlglot.parse_one(sql, read="duckdb")
         except sqlglot.errors.ParseError as exc:
             if check:  # the sandbox's own message says where
                 self._call("POST", "/explain", json_body={"sql": sql, "epsilon": 0.1})
-            raise _remote_error("sql_rejected", f"The SQL does not parse: {exc}. Fix its syntax.", {}, 400) from None
+            raise _remote_error("sql_rejected", self._t.gettext("The SQL does not parse: {problem}. Fix its syntax.")
+                                .format(problem=exc), {}, 400, self.lang) from None
+        tables = sorted({t.name for t in tree.find_all(exp.Table)})
+        # Output columns that aggregate nothing are the GROUP BY keys: shown as written (1980, not 1,980).
+        keys = [p.alias_or_name for p in getattr(tree, "expressions", []) if not p.find(exp.AggFunc)]
         frames = {name: self.mock(name, rows=rows, seed=seed) for name in tables}
         if check:
             caps = [(self._policies[name].get("limits") or {}).get("max_epsilon_per_query", 1.0) for name in tables]
@@ -617,7 +780,8 @@ class Sandbox:
         values = [list(r) for r in table.rows()]
         return Release(columns=table.columns, rows=values, half_widths=[[None] * len(table.columns) for _ in values],
                        suppressed=[False] * len(values), sql=sql, mock=True, mock_rows=rows,
-                       notes=["MOCK DATA — not real: generated from the policy, not from the data."])
+                       notes=[self._t.gettext("MOCK DATA — not real: generated from the policy, not from the data.")],
+                       keys=[k for k in keys if k in table.columns], lang=self.lang)
 
     # -- developers: agreements and budget -----------------------------------------------------
     def request_agreement(
@@ -629,7 +793,7 @@ class Sandbox:
         scope = dict(datasets) if isinstance(datasets, Mapping) else {name: None for name in datasets}
         body = {"purpose": purpose, "legal_basis": legal_basis, "datasets": scope, "valid_from": valid_from,
                 "valid_to": valid_to, "epsilon": epsilon, "delta": delta}
-        return Agreement.from_json(self._call("POST", "/agreements", json_body=body))
+        return Agreement.from_json(self._call("POST", "/agreements", json_body=body), self.lang)
 
     def agreements(self, status: str | None = None) -> pl.DataFrame:
         """Agreements you may see (a developer's own; all for operators and auditors)."""
@@ -639,7 +803,7 @@ class Sandbox:
                              "remaining_epsilon", "per_query_epsilon", "valid_from", "valid_to", "created_at"])
 
     def agreement(self, agreement_id: str | None = None) -> Agreement:
-        return Agreement.from_json(self._call("GET", f"/agreements/{self._agreement(agreement_id)}"))
+        return Agreement.from_json(self._call("GET", f"/agreements/{self._agreement(agreement_id)}"), self.lang)
 
     def budget(self, agreement: str | None = None) -> Agreement:
         """The budget of an agreement (default: yours): ε and δ spent and left, the per-query cap."""
@@ -652,10 +816,12 @@ class Sandbox:
         active = [a["id"] for a in self._call("GET", "/agreements", params={"status": "active"})]
         if len(active) == 1:
             return active[0]
-        raise NotConfigured(
-            ("You have no active agreement; request one with request_agreement(...)." if not active else
-             f"You have {len(active)} active agreements ({', '.join(active)}); pick one with agreement=...")
-            + " Or set SANDBOX_AGREEMENT, or pass Sandbox(agreement=...).")
+        _ = self._t.gettext
+        raise self._not_configured(
+            (_("You have no active agreement; request one with request_agreement(...).") if not active else
+             _("You have {n} active agreements ({ids}); pick one with agreement=...").format(
+                 n=len(active), ids=", ".join(active)))
+            + " " + _("Or set SANDBOX_AGREEMENT, or pass Sandbox(agreement=...)."))
 
     # -- developers: explain and query ---------------------------------------------------------
     def explain(self, sql: str, *, epsilon: float, delta: float | None = None,
@@ -665,7 +831,7 @@ class Sandbox:
         data = self._call("POST", "/explain", json_body={"sql": sql, "epsilon": epsilon, "delta": delta,
                                                           "agreement_id": agreement_id})
         left = self.agreement(agreement_id).remaining_epsilon if agreement_id else None
-        return Explanation.from_json(data, left)
+        return Explanation.from_json(data, left, self.lang)
 
     def query(
         self, sql: str, *, epsilon: float, delta: float | None = None, agreement: str | None = None,
@@ -690,7 +856,7 @@ class Sandbox:
 
     def _follow(self, job: dict[str, Any], progress: bool | Callable[[dict[str, Any]], None],
                 poll: float) -> dict[str, Any]:
-        with _Progress(job, progress) as bar:
+        with _Progress(job, progress, self.lang) as bar:
             try:
                 while job["status"] not in _FINAL:
                     bar.update(job)
@@ -699,28 +865,38 @@ class Sandbox:
                 self._interrupted(job)
         return job
 
+    def _cancelled(self, message: str, **fields: Any) -> JobCancelled:
+        error = JobCancelled(message, **fields)
+        error.lang = self.lang
+        return error
+
     def _interrupted(self, job: Mapping[str, Any]) -> None:
+        _ = self._t.gettext
         final = job if job["status"] in _FINAL else self.cancel(job["id"])
         if final["status"] != "cancelled":
-            raise JobCancelled(f"Interrupted, but job {job['id']} had already finished ({final['status']}); "
-                               f"sb.release({job['id']!r}) returns it.", job_id=job["id"]) from None
+            raise self._cancelled(_("Interrupted, but job {job} had already finished ({status}); sb.release({ref}) "
+                                    "returns it.").format(job=job["id"], status=i18n.word(final["status"], self.lang),
+                                                          ref=repr(job["id"])), job_id=job["id"]) from None
         kept = final.get("charge_epsilon", 0) > 0
-        raise JobCancelled(
-            f"Job {job['id']} cancelled on the server at your request. "
-            + (f"It had started, so its charge of ε {final['charge_epsilon']:g} is kept."
-               if kept else "It had not started, so nothing was charged."),
+        raise self._cancelled(
+            _("Job {job} cancelled on the server at your request.").format(job=job["id"]) + " "
+            + (_("It had started, so its charge of ε {epsilon} is kept.").format(
+                epsilon=i18n.Numbers(self.lang).epsilon(final["charge_epsilon"]))
+               if kept else _("It had not started, so nothing was charged.")),
             job_id=job["id"], charge_epsilon=final.get("charge_epsilon", 0)) from None
 
     def _release(self, job: Mapping[str, Any]) -> Release:
         status = job["status"]
         if status == "released":
             budget = self._call("GET", f"/agreements/{job['agreement_id']}")
-            return Release.from_job(job, budget)
+            return Release.from_job(job, budget, self.lang)
         if status == "cancelled":
-            raise JobCancelled(f"Job {job['id']} was cancelled.", job_id=job["id"])
+            raise self._cancelled(self._t.gettext("Job {job} was cancelled.").format(job=job["id"]), job_id=job["id"])
         error = dict(job.get("error") or {})
-        code, message = error.pop("code", "query_failed"), error.pop("message", f"Job {job['id']} {status}.")
-        raise _remote_error(code, message, error | {"job_id": job["id"]}, 500)
+        code = error.pop("code", "query_failed")
+        message = error.pop("message", None) or self._t.gettext("Job {job} {status}.").format(
+            job=job["id"], status=i18n.word(status, self.lang))
+        raise _remote_error(code, message, error | {"job_id": job["id"]}, 500, self.lang)
 
     def jobs(self, agreement: str | None = None, limit: int = 100) -> pl.DataFrame:
         """Your jobs, newest first (all jobs for auditors)."""
@@ -765,7 +941,7 @@ class Sandbox:
         body = {"epsilon": epsilon, "delta": delta, "per_query_epsilon": per_query_epsilon,
                 "datasets": dict(datasets) if datasets is not None else None, "valid_to": valid_to,
                 "min_count": min_count, "round_to": round_to, "reason": reason}
-        return Agreement.from_json(self._call("POST", f"/agreements/{agreement_id}/approve", json_body=body))
+        return Agreement.from_json(self._call("POST", f"/agreements/{agreement_id}/approve", json_body=body), self.lang)
 
     def reject(self, agreement_id: str, reason: str) -> Agreement:
         """Reject a requested agreement with a reason the developer and auditors will read."""
@@ -777,7 +953,7 @@ class Sandbox:
 
     def _decide(self, agreement_id: str, action: str, reason: str) -> Agreement:
         return Agreement.from_json(self._call("POST", f"/agreements/{agreement_id}/{action}",
-                                              json_body={"reason": reason}))
+                                              json_body={"reason": reason}), self.lang)
 
     def create_user(self, name: str, role: str) -> dict[str, Any]:
         """Create an operator or auditor (admins); the answer holds the token, shown once."""
@@ -817,7 +993,7 @@ class Sandbox:
 
     def verify(self) -> Verification:
         """Recompute the audit log's hash chain on the server (auditors)."""
-        return Verification(**self._call("GET", "/audit/verify"))
+        return Verification(**self._call("GET", "/audit/verify"), lang=self.lang)
 
     def export(
         self, format: str = "jsonl", *, actor: str | None = None, agreement: str | None = None,
@@ -838,8 +1014,9 @@ def _audit_filters(actor: str | None, agreement: str | None, dataset: str | None
 class _Progress:
     """A tqdm bar for jobs still running after the first wait; a callable replaces it."""
 
-    def __init__(self, job: Mapping[str, Any], progress: bool | Callable[[dict[str, Any]], None]) -> None:
-        self.progress, self.bar, self.started = progress, None, time.monotonic()
+    def __init__(self, job: Mapping[str, Any], progress: bool | Callable[[dict[str, Any]], None],
+                 lang: str = i18n.DEFAULT) -> None:
+        self.progress, self.bar, self.started, self.lang = progress, None, time.monotonic(), lang
 
     def update(self, job: dict[str, Any]) -> None:
         if callable(self.progress):
@@ -852,7 +1029,8 @@ class _Progress:
                 warnings.simplefilter("ignore")
                 from tqdm.auto import tqdm
             self.bar = tqdm(total=None, bar_format="{desc} {elapsed}", leave=False)
-        self.bar.set_description_str(f"job {job['id'][:8]} {job['status']} (Ctrl-C cancels)")
+        self.bar.set_description_str(i18n.translations(self.lang).gettext("job {job} {status} (Ctrl-C cancels)").format(
+            job=job["id"][:8], status=i18n.word(job["status"], self.lang)))
         self.bar.refresh()
 
     def __enter__(self) -> _Progress:

@@ -19,6 +19,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from sandbox import i18n
 from sandbox.client import Sandbox
 
 __all__ = ["SandboxMagics", "load_ipython_extension", "use"]
@@ -37,6 +38,12 @@ def _sandbox() -> Sandbox:
     return _current if _current is not None else use(Sandbox())
 
 
+def _(message: str) -> str:
+    """In the language of the connection (or of the environment, before there is one)."""
+    lang = _current.lang if _current is not None else i18n.from_environment()
+    return i18n.translations(lang).gettext(message)
+
+
 @magics_class
 class SandboxMagics(Magics):
     @line_magic
@@ -48,11 +55,12 @@ class SandboxMagics(Magics):
         if args.variable:
             value = self.shell.user_ns.get(args.variable) if self.shell else None
             if not isinstance(value, Sandbox):
-                raise UsageError(f"{args.variable} is not a Sandbox; create one with sb = Sandbox(url, token).")
+                raise UsageError(_("{name} is not a Sandbox; create one with sb = Sandbox(url, token).").format(
+                    name=args.variable))
             use(value)
         else:
             use(Sandbox())
-        print(f"%%dpsql cells now use {_current!r}")
+        print(_("%%dpsql cells now use {sandbox}").format(sandbox=repr(_current)))
 
     @cell_magic
     @magic_arguments()
@@ -68,14 +76,14 @@ class SandboxMagics(Magics):
         args = parse_argstring(self.dpsql, line)
         sql = cell.strip()
         if not sql:
-            raise UsageError("The cell is empty: write one SELECT below %%dpsql.")
+            raise UsageError(_("The cell is empty: write one SELECT below %%dpsql."))
         if args.explain and args.mock:
-            raise UsageError("Choose --explain or --mock, not both.")
+            raise UsageError(_("Choose --explain or --mock, not both."))
         sandbox = _sandbox()
         if args.mock:
             result: Any = sandbox.mock_query(sql, rows=args.rows)
         elif args.epsilon is None:
-            raise UsageError("Say what the query may spend: %%dpsql --epsilon 0.5 (or use --mock / --explain).")
+            raise UsageError(_("Say what the query may spend: %%dpsql --epsilon 0.5 (or use --mock / --explain)."))
         elif args.explain:
             result = sandbox.explain(sql, epsilon=args.epsilon, delta=args.delta, agreement=args.agreement)
         else:

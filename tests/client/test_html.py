@@ -71,13 +71,14 @@ def test_a_real_release_renders_values_with_intervals_and_the_budget(developer) 
 def test_suppressed_rows_are_marked_and_markup_is_escaped() -> None:
     release = Release(columns=["<b>key</b>", "n"], rows=[["a&b", 120.0], ["rare", None]],
                       half_widths=[[None, 9.87], [None, 9.87]], suppressed=[False, True], charge_epsilon=0.5,
-                      remaining_epsilon=1.5, budget_epsilon=2.0)
+                      remaining_epsilon=1.5, budget_epsilon=2.0, lang="en", keys=["<b>key</b>"],
+                      columns_noise=[{"name": "n", "kind": "aggregate", "function": "count"}])
     page = Page(release._repr_html_())
     assert page.headers == ["<b>key</b>", "n"]
     assert page.rows[0] == [("", "a&b"), ("", "120 ± 9.9")]
     assert page.rows[1] == [("", "rare"), ("suppressed", "suppressed")]
     assert page.row_classes == ["", "suppressed"]
-    assert "1 row(s) suppressed" in page.by_class["sandbox-footer"][0]
+    assert "1 row suppressed" in page.by_class["sandbox-footer"][0]
     assert "budget left ε 1.5 of 2" in page.by_class["sandbox-footer"][0]
 
 
