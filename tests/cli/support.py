@@ -16,7 +16,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env | {"COLUMNS": "250", "SANDBOX_LANG": "en"} | extra
 
 
-def sandbox(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def sandbox(*args: str, cwd: Path, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([str(SANDBOX), *args], cwd=cwd, env=env or clean_env(), capture_output=True, text=True,
                           timeout=timeout)
 

@@ -9,7 +9,6 @@ import json
 import uuid
 
 import pytest
-
 from typer.testing import CliRunner
 
 from sandbox.cli import app
@@ -55,7 +54,7 @@ def test_license_approve_query_revoke_then_audit_filter_verify_export(live: Live
     released = sandbox("query", "SELECT sex, COUNT(*) AS people FROM residents GROUP BY sex", "--epsilon", "0.5",
                        *developer, cwd=outside)
     assert released.returncode == 0, released.stderr
-    assert " ± " in released.stdout and "ε 0.5 charged" in released.stdout and "budget left ε 0.5 of 1" in released.stdout
+    assert " ± " in released.stdout and "ε 0.5 charged · budget left ε 0.5 of 1" in released.stdout
     shown = sandbox("agreements", "show", request.id, *operator, cwd=outside)
     assert "0.5 of 1 (spent 0.5)" in shown.stdout and "half of it" in shown.stdout
 
