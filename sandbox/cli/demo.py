@@ -20,7 +20,7 @@ import typer
 from rich.table import Table
 
 from sandbox.cli.common import DataDir, _, console
-from sandbox.cli.server import REPO_POLICIES, Host, Port, register, serve_app, store
+from sandbox.cli.server import REPO_POLICIES, Host, Port, refuse_if_serving, register, serve_app, store
 
 TOKENS = "demo-tokens.json"
 EPSILON, PER_QUERY = 5.0, 1.0
@@ -33,6 +33,7 @@ def demo(ctx: typer.Context, data_dir: DataDir = Path("var"), scale: Scale = 20_
     """Build the demo city (once), register its policies, make the demo accounts and serve."""
     if ctx.invoked_subcommand is not None:
         return
+    refuse_if_serving(data_dir, host, port)
     build(data_dir, scale, seed=2026, force=False)
     register(data_dir, REPO_POLICIES, skip_missing=True)
     tokens = demo_accounts(data_dir)

@@ -76,13 +76,17 @@ def _start_ticks(pid: int) -> str | None:
 
 
 def _alive(pid: int) -> bool:
+    """Running (a process that has exited but not yet been reaped by its parent is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def running(data_dir: Path) -> dict[str, Any] | None:
@@ -98,11 +102,18 @@ def running(data_dir: Path) -> dict[str, Any] | None:
     return info
 
 
-def _claim(data_dir: Path, url: str) -> Path:
+def refuse_if_serving(data_dir: Path, host: str, port: int) -> None:
+    """Before touching anything: one server per data directory, and a free port."""
     other = running(data_dir)
     if other:
         fail(_("A sandbox is already serving {data} (pid {pid}, {url}). Stop it first: make stop (or sandbox stop "
                "--data-dir {data}).").format(data=data_dir, pid=other["pid"], url=other.get("url")))
+    if not _port_free(host, port):
+        fail(_("Port {port} on {host} is taken. Stop what runs there (make stop) or use another port: make demo "
+               "PORT={other}").format(port=port, host=host, other=port + 1))
+
+
+def _claim(data_dir: Path, url: str) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / PID_FILE
     info = {"pid": os.getpid(), "start": _start_ticks(os.getpid()), "url": url, "data_dir": str(data_dir.resolve())}
@@ -131,9 +142,7 @@ def serve_app(data_dir: Path, host: str, port: int, database_url: str | None = N
     from sandbox.settings import Settings
 
     url = f"http://{host}:{port}"
-    if not _port_free(host, port):
-        fail(_("Port {port} on {host} is taken. Stop what runs there (make stop) or use another port: make demo "
-               "PORT={other}").format(port=port, host=host, other=port + 1))
+    refuse_if_serving(data_dir, host, port)
     pid_file = _claim(data_dir, url)
     try:
         settings = Settings(data_dir=data_dir, DATABASE_URL=database_url)
@@ -170,6 +179,7 @@ def serve(
     host: Host = "127.0.0.1", port: Port = 8000,
 ) -> None:
     """Register the policies and serve the sandbox (API and console) until Ctrl-C or `sandbox stop`."""
+    refuse_if_serving(data_dir, host, port)
     register(data_dir, policies)
     serve_app(data_dir, host, port, database_url)
 
