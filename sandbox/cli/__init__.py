@@ -54,6 +54,19 @@ def users_list(ctx: typer.Context, local: server.Local = False, data_dir: DataDi
         staff.users_list(url, token, as_json)
 
 
+def users_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help=_("the person's or office's name"), show_default=False)],
+    role: Annotated[str, typer.Option(help=_("operator or auditor (developers are licensed by operators)"))],
+    local: server.Local = False, data_dir: DataDir = Path("var"), database_url: DatabaseUrl = None,
+    url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False,
+) -> None:
+    if local or _given(ctx, "data_dir", "database_url"):
+        server.users_add_local(name, role, data_dir, database_url)
+    else:
+        staff.users_add(name, role, url, token, as_json)
+
+
 def audit_verify(
     ctx: typer.Context, local: server.Local = False, data_dir: DataDir = Path("var"), database_url: DatabaseUrl = None,
     checkpoints_file: Annotated[Path | None, typer.Option(
@@ -94,8 +107,8 @@ for _command, _function, _help in (
                               "`sandbox stop`. On the server machine.")),
     ("stop", server.stop, _("Stop the sandbox that `make demo` or `sandbox serve` started on this data directory, "
                             "and nothing else. On the server machine.")),
-    ("query", developer.query, _("Run a query in the sandbox (as a developer) and print the release with its 95% "
-                                 "intervals.")),
+    ("query", developer.query, _("Run a query in the sandbox (as a developer) and print the release with its "
+                                 "{level} intervals.").format(level="95%")),
     ("notebook", developer.notebook, _("JupyterLab on notebooks/ (loopback only), its kernels configured for the "
                                        "running sandbox; prints one URL that opens the quickstart.")),
 ):
@@ -134,7 +147,8 @@ _GROUPS = {
     "users": (_("Accounts: admins add operators and auditors."), [
         ("list", users_list, _("Accounts and their roles, never tokens: over HTTP (GET /users), or with --local "
                                "(or --data-dir) from the database on the server machine.")),
-        ("add", staff.users_add, _("Create an operator or auditor account (admins); prints its token once.")),
+        ("add", users_add, _("Create an operator or auditor account and print its token once: over HTTP (admins), "
+                             "or with --local (or --data-dir) on the server machine.")),
         ("create-admin", server.users_create_admin, _("Bootstrap an admin account and print its token once. On the "
                                                       "server machine: there is no admin yet to ask the API.")),
     ]),

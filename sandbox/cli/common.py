@@ -65,7 +65,8 @@ DatabaseUrl = Annotated[str | None, typer.Option("--database-url", envvar="DATAB
 # -- output ---------------------------------------------------------------------------------------
 def fail(message: str) -> NoReturn:
     """One line on stderr, exit code 1."""
-    errors.print(f"[red]{escape(_('error'))}[/red]: {escape(' '.join(message.split()))}")
+    label = _("error")
+    errors.print(f"[red]{escape(label)}[/red]: {escape(' '.join(message.split()))}")
     raise typer.Exit(1)
 
 
@@ -102,7 +103,8 @@ def ident(header: str) -> Column:
 def table(columns: Sequence[str | Column], rows: Sequence[Sequence[Any]], *, title: str | None = None) -> None:
     """A rich table; empty tables say so."""
     if not rows:
-        console.print(_("(none)") if title is None else f"{title}: {_('(none)')}")
+        none = _("(none)")
+        console.print(none if title is None else f"{title}: {none}")
         return
     out = Table(*columns, title=title, title_justify="left")
     for row in rows:

@@ -168,12 +168,13 @@ def banner(url: str, data_dir: Path, tokens: dict[str, str], note: str | None = 
     data_arg = f" DATA={data_dir}" if Path(data_dir).resolve() != (REPO / "var").resolve() else ""
     make_args = (f" PORT={port}" if port != "8000" else "") + data_arg
     sandbox = command()
+    console_, notebooks, docs, stop = _("console"), _("notebooks"), _("API docs"), _("stop")
     lines = [
         _("The sandbox is serving on {url} (data in {data}).").format(url=url, data=data_dir),
-        f"  {_('console'):<10} {url}/console   " + _("(sign in with a token below)"),
-        f"  {_('notebooks'):<10} make notebook{make_args}   " + _("(JupyterLab, in another terminal)"),
-        f"  {_('API docs'):<10} {url}/docs",
-        f"  {_('stop'):<10} " + _("Ctrl-C, or make stop{args} in another terminal").format(args=data_arg),
+        f"  {console_:<10} {url}/console   " + _("(sign in with a token below)"),
+        f"  {notebooks:<10} make notebook{make_args}   " + _("(JupyterLab, in another terminal)"),
+        f"  {docs:<10} {url}/docs",
+        f"  {stop:<10} " + _("Ctrl-C, or make stop{args} in another terminal").format(args=data_arg),
         _("Demo tokens (all of them in {path}):").format(path=Path(data_dir) / TOKENS),
         *(f"  {role:<10} {tokens[role]}" for role in ("operator", "auditor", "developer")),
         _("Try, as the developer (agreement {agreement}):").format(agreement=tokens["agreement_id"]),

@@ -49,7 +49,8 @@ def query(
             show_json(preview.raw)
             return
         console.print(preview.summary(), soft_wrap=True)
-        print_table([_("column"), _("aggregate"), _("expected 95% interval")], preview.expected())
+        print_table([_("column"), _("aggregate"), _("expected {level} interval").format(level="95%")],
+                    preview.expected())
         return
     if as_json:
         show_json({"job_id": release.job_id, "columns": release.columns, "rows": release.rows,

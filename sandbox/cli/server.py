@@ -233,6 +233,21 @@ def users_create_admin(
                   soft_wrap=True)
 
 
+def users_add_local(name: str, role: str, data_dir: Path, database_url: str | None) -> None:
+    from sandbox import accounts
+    from sandbox.errors import SandboxError
+
+    if role not in ("operator", "auditor"):
+        fail(_("The role must be operator or auditor; developers are licensed by operators."))
+    try:
+        with store(data_dir, database_url).transaction() as conn:
+            user, token = accounts.create_user(conn, name, role)
+    except SandboxError as exc:
+        fail(f"{exc.code}: {exc.message}")
+    console.print(_("{role} {id} created; token (shown once): {token}").format(role=word(role), id=user.id,
+                                                                               token=token), soft_wrap=True)
+
+
 def users_list_local(data_dir: Path, database_url: str | None) -> None:
     from sqlalchemy import select
 

@@ -265,7 +265,8 @@ def audit_verify(
     else:
         console.print(f"[red]✘ {verification.summary()}[/red]", soft_wrap=True)
     if problem:
-        console.print(f"[red]✘ {_('the checkpoints you kept do not check out')}: {problem}[/red]", soft_wrap=True)
+        console.print("[red]✘ " + _("the checkpoints you kept do not check out: {problem}").format(problem=problem)
+                      + "[/red]", soft_wrap=True)
     elif saved and not as_json:
         console.print("[green]✔[/green] " + _("the {n} checkpoints you kept are signed into this log").format(
             n=len(saved["checkpoints"])), soft_wrap=True)
