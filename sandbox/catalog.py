@@ -112,6 +112,8 @@ class Dataset:
             "name": self.name,
             "title": self.policy.title,
             "description": self.policy.description,
+            "title_zh": self.policy.title_zh,
+            "description_zh": self.policy.description_zh,
             "owner": self.policy.owner,
             "domain": self.policy.domain,
             "public": self.policy.public,

@@ -89,6 +89,9 @@ class DatasetPublic(BaseModel):
     name: str = Field(examples=["residents"])
     title: str = Field(examples=["Resident registry (demo)"])
     description: str
+    title_zh: str | None = Field(default=None, description="the title in Chinese, if the policy has one",
+                                 examples=["居民户籍登记（演示）"])
+    description_zh: str | None = Field(default=None, description="the description in Chinese, if the policy has one")
     owner: str = Field(examples=["Xiamen Municipal Public Security Bureau"])
     domain: str | None = Field(examples=["person"])
     public: bool = Field(description="public data: no privacy unit, queried without noise")

@@ -16,8 +16,9 @@ def test_the_catalog_lists_policies_not_rows(api: Api, demo_catalog) -> None:
     listed = api.get("developer", "/datasets").json()
     assert [d["name"] for d in listed] == demo_catalog.names()
     for dataset in listed:
-        assert set(dataset) == {"name", "title", "description", "owner", "domain", "public", "privacy_unit",
-                                "columns", "limits", "default_delta", "registered_at"}, dataset["name"]
+        assert set(dataset) == {"name", "title", "description", "title_zh", "description_zh", "owner", "domain",
+                                "public", "privacy_unit", "columns", "limits", "default_delta", "registered_at"}, \
+            dataset["name"]
 
 
 def test_one_dataset(api: Api) -> None:
