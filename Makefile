@@ -34,12 +34,15 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 # PostgreSQL is needed by the test suite (a real server, started by the tests themselves), and
-# Debian's Chromium by the console's browser tests (Playwright drives it; it never downloads one).
+# Debian's Chromium by the console's browser tests (Playwright drives it; it never downloads one),
+# with a Chinese font so that its screenshots of the zh-CN console are legible.
 sysdeps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
 	@test -x /usr/bin/chromium || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null)
 
 demo: install
 	$(VENV)/bin/sandbox demo --data-dir $(DATA) --port $(PORT)
@@ -83,11 +86,15 @@ lint: install-test
 bench: install-test
 	$(PY) -m benchmarks.run
 
-# The zh_CN catalog: extract every message (Python and templates) into sandbox/locale/sandbox.pot,
-# merge it into the .po (new messages arrive untranslated and fuzzy-free; a test lists them), and
-# compile the .mo that is committed next to it (a test fails when the .mo is stale).
+# The zh_CN catalog: extract every message (Python and templates; mapping in pyproject.toml) into
+# build/sandbox.pot, merge it into the .po (new messages arrive untranslated: translate them there),
+# and compile the .mo that is committed next to it. tests/test_i18n.py fails on an untranslated
+# message or a stale .mo.
 i18n: install
-	$(PY) -m sandbox.i18n catalogs
+	$(VENV)/bin/pybabel extract -F pyproject.toml -o build/sandbox.pot --project xm-sandbox --no-wrap sandbox
+	$(VENV)/bin/pybabel update -i build/sandbox.pot -d sandbox/locale -D sandbox --no-wrap --no-fuzzy-matching \
+	  --ignore-obsolete
+	$(VENV)/bin/pybabel compile -d sandbox/locale -D sandbox --statistics
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

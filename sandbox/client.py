@@ -303,7 +303,7 @@ class Release:
                     left=numbers.epsilon(self.remaining_epsilon), budget=numbers.epsilon(self.budget_epsilon)))
             else:
                 parts.append(_("budget left ε {left}").format(left=numbers.epsilon(self.remaining_epsilon)))
-        parts.append(_("± is the 95% interval half-width"))
+        parts.append(_("± is the {level} interval half-width").format(level="95%"))
         suppressed = sum(self.suppressed)
         if suppressed:
             parts.append(t.ngettext("{n} row suppressed", "{n} rows suppressed", suppressed).format(n=suppressed))
@@ -495,10 +495,11 @@ class Explanation:
         _ = _tr(self.lang).gettext
         rows = [[f"<td>{html.escape(v)}</td>" for v in row] for row in self.expected()]
         notes = "".join(f"<p><small>{html.escape(n)}</small></p>" for n in self.notes)
+        folded = html.escape(_("bounded SQL"))
         return (f'<div class="sandbox-explain"><p>{html.escape(self.summary())}</p>'
-                + _table_html([_("column"), _("aggregate"), _("expected 95% interval")], rows) + notes
-                + f"<details><summary>{html.escape(_('bounded SQL'))}</summary>"
-                  f"<pre>{html.escape(self.bounded_sql)}</pre></details></div>")
+                + _table_html([_("column"), _("aggregate"), _("expected {level} interval").format(level="95%")], rows)
+                + notes
+                + f"<details><summary>{folded}</summary><pre>{html.escape(self.bounded_sql)}</pre></details></div>")
 
     def __repr__(self) -> str:
         return f"{self.summary()}\n{self.to_polars()}"

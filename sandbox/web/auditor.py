@@ -11,7 +11,9 @@ from fastapi import APIRouter, Request, Response
 from sandbox import audit
 from sandbox.api.deps import ServicesDep
 from sandbox.errors import InvalidParameter, NotFound
+from sandbox.i18n import translations
 from sandbox.web import charts, queries
+from sandbox.web.i18n import locale_of
 from sandbox.web.render import HEADERS, ConsoleRoute, page
 from sandbox.web.session import Auditor
 
@@ -106,8 +108,11 @@ def charts_page(request: Request, svc: ServicesDep, user: Auditor) -> Response:
     with svc.store.read() as conn:
         spending = queries.spending(conn)
         rejections = queries.rejections(conn)
+    _ = translations(locale_of(request)).gettext
     return page(request, "charts.html", user, spending=spending, rejections=rejections,
-                spending_chart=charts.steps([s for _, s in spending], unit="ε spent (cumulative)",
-                                            title="Privacy budget spent per agreement over time",
-                                            until=datetime.now(UTC).replace(tzinfo=None)),
-                rejections_chart=charts.bars(rejections, title="Rejected queries by reason"))
+                spending_chart=charts.steps([s for _, s in spending], unit=_("ε spent (cumulative)"),
+                                            title=_("Privacy budget spent per agreement over time"),
+                                            until=datetime.now(UTC).replace(tzinfo=None),
+                                            empty=_("Nothing spent yet.")),
+                rejections_chart=charts.bars(rejections, title=_("Rejected queries by reason"),
+                                             empty=_("No rejected queries.")))

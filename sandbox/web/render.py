@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from sandbox.accounts import User
 from sandbox.errors import SandboxError, Unauthorized
+from sandbox.web import i18n as web_i18n
 from sandbox.web.session import CSRF_FIELD, SESSION_COOKIE, csrf_token
 
 __all__ = ["ConsoleRoute", "HEADERS", "page"]
@@ -74,6 +75,7 @@ env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, 
 env.filters.update(epsilon=_epsilon, delta=_delta, when=_when, pretty=_pretty, query=_query,
                    short=lambda text: (text or "—")[:8], number=lambda n: f"{n:,}")
 env.globals.update(CSRF_FIELD=CSRF_FIELD)
+web_i18n.install(env)
 
 
 def page(request: Request, template: str, user: User | None, *, status: int = 200, seed: str | None = None,
@@ -85,7 +87,7 @@ def page(request: Request, template: str, user: User | None, *, status: int = 20
     here = [href for _, href in nav if path.startswith(href)]
     html = env.get_template(template).render(
         request=request, user=user, nav=nav, current=max(here, key=len, default=None),
-        csrf=csrf_token(request, seed), **context)
+        csrf=csrf_token(request, seed), **web_i18n.context(request) | context)
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 

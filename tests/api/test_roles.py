@@ -76,6 +76,8 @@ ACCESS: dict[tuple[str, str], Entry] = {
     ("GET", "/docs"): Entry(_fixed("/docs"), EVERYONE, public=True),
     ("GET", "/docs/oauth2-redirect"): Entry(_fixed("/docs/oauth2-redirect"), EVERYONE, public=True),
     ("GET", "/redoc"): Entry(_fixed("/redoc"), EVERYONE, public=True),
+    # public: / leads to the console (its sign-in page without a session)
+    ("GET", "/"): Entry(_fixed("/", follow_redirects=True), EVERYONE, public=True),
     # everyone signed in: who am I, and the catalog (schemas, never rows)
     ("GET", "/me"): Entry(_fixed("/me"), EVERYONE),
     ("GET", "/datasets"): Entry(_fixed("/datasets"), EVERYONE),
@@ -238,7 +240,10 @@ def _console(routes: set[tuple[str, str]]) -> set[tuple[str, str]]:
 
 
 def _public_page(method: str, path: str) -> bool:
-    return (method, path) == ("GET", "/console/signin") or path.startswith("/console/static/")
+    """Pages anyone may see: signing in, the style sheet, and the language switch (a preference
+    of the browser, which then goes back to a console page)."""
+    return (method, path) in (("GET", "/console/signin"), ("GET", "/console/language")) or \
+        path.startswith("/console/static/")
 
 
 @pytest.mark.parametrize("who", [None, "developer", "auditor"], ids=["no-token", "developer", "auditor"])
@@ -253,7 +258,7 @@ def test_console_routes_need_a_session(api: Api, who: str | None) -> None:
             url = re.sub(r"\{[^}]+\}", "1", path)
             response = api.request(who, method, url, data={"reason": "x"} if method == "POST" else None)
             if _public_page(method, path):
-                assert response.status_code == 200, f"{method} {path}"
+                assert response.status_code == (303 if path == "/console/language" else 200), f"{method} {path}"
             elif method == "GET":
                 assert response.status_code == 303, f"{method} {path}: {response.status_code}"
                 assert response.headers["location"].startswith("/console/signin?next="), path

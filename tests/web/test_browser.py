@@ -213,3 +213,77 @@ def test_every_form_control_has_a_label(live, new_page) -> None:
             page.goto(path)
             assert page.evaluate(unlabelled) == [], path
             assert page.locator("main h1").count() == 1, path
+
+
+@pytest.mark.parametrize("locale", ["zh-CN"])  # English: the tests above, in a browser that asks for nothing
+def test_an_operator_approves_and_an_auditor_verifies_in_the_browsers_language(live, browser, locale) -> None:
+    """Chromium set to the reader's language (its Accept-Language): the console answers in it, and
+    the header's switch changes it for this browser. Screenshots of both languages go to README."""
+    server, pp = live
+    zh = locale == "zh-CN"
+    with httpx.Client(base_url=server.url, timeout=30,
+                      headers={"Authorization": f"Bearer {pp.tokens['developer2']}"}) as developer:
+        request = developer.post("/agreements", json={
+            "purpose": "外来务工人员就医费用分析" if zh else "Outpatient costs of migrant workers",
+            "legal_basis": "厦门市公共数据资源管理办法" if zh else "Xiamen public data regulation",
+            "datasets": {"medical_visits": None}, "valid_from": "2026-06-01", "valid_to": "2028-06-01",
+            "epsilon": 3.0, "delta": 1e-6})
+        assert request.status_code == 201, request.text
+    agreement_id = request.json()["id"]
+    requested: list[str] = []
+    context = browser.new_context(base_url=server.url, locale=locale, viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(10_000)
+    try:
+        operator = context.new_page()
+        operator.on("request", lambda r: requested.append(r.url))
+        sign_in_as(operator, pp.tokens["operator"], "/console/queue", "访问令牌" if zh else "Access token")
+        expect(operator.locator("html")).to_have_attribute("lang", locale)
+        expect(operator.get_by_role("heading", level=1)).to_have_text("协议申请" if zh else "Agreement requests")
+        operator.goto(f"/console/agreements/{agreement_id}")
+        operator.get_by_label("ε 总额" if zh else "Total ε").fill("1.5")
+        operator.get_by_label("单次查询 ε 上限" if zh else "Per-query ε cap").fill("0.5")
+        operator.get_by_label("给开发者和审计人员的说明" if zh else "Note to the developer and the auditors").fill(
+            "先批准一半预算" if zh else "Half of it, to start")
+        shot(operator, f"operator-{locale}")
+        operator.get_by_role("button", name="批准" if zh else "Approve").click()
+        expect(operator.get_by_role("status")).to_have_text("协议已批准。" if zh else "The agreement was approved.")
+        expect(operator.locator("h1 .status")).to_have_text("生效中" if zh else "active")
+
+        auditor = context.new_page()
+        auditor.on("request", lambda r: requested.append(r.url))
+        context.clear_cookies()
+        sign_in_as(auditor, pp.tokens["auditor"], "/console/audit", "访问令牌" if zh else "Access token")
+        auditor.get_by_role("button", name="校验哈希链" if zh else "Verify the chain").click()
+        expect(auditor.locator("#verify-badge")).to_have_class(re.compile(r"\bok\b"))
+        expect(auditor.locator("#verify-badge")).to_contain_text("链校验通过" if zh else "Chain verified")
+        shot(auditor, f"auditor-{locale}")
+
+        # The developer opens a released job: its table, values with intervals, keys as written.
+        developer = context.new_page()
+        developer.on("request", lambda r: requested.append(r.url))
+        context.clear_cookies()
+        sign_in_as(developer, pp.tokens["developer"], "/console/me", "访问令牌" if zh else "Access token")
+        shot(developer, f"developer-{locale}")
+        developer.get_by_role("link", name="6 行" if zh else "6 rows").click()
+        table = developer.locator("table.release")
+        expect(table.locator("tbody tr")).to_have_count(6)
+        expect(table.locator("tbody tr").first.locator("td").nth(1)).to_have_text(re.compile(r"^[\d,]+ ± [\d,.]+$"))
+        shot(developer, f"release-{locale}")
+
+        # The header's switch: the other language for this browser, whatever it asks for.
+        other = "English" if zh else "中文"
+        developer.goto("/console/me")
+        developer.get_by_role("navigation", name="语言" if zh else "Language").get_by_role("link", name=other).click()
+        expect(developer.locator("html")).to_have_attribute("lang", "en" if zh else "zh-CN")
+        expect(developer.get_by_role("heading", level=1)).to_have_text("My agreements" if zh else "我的协议")
+    finally:
+        context.close()
+    strangers = [url for url in requested if not url.startswith(server.url) and not url.startswith("data:")]
+    assert not strangers, strangers
+
+
+def sign_in_as(page, token: str, lands_on: str, label: str) -> None:
+    page.goto("/console/signin")
+    page.get_by_label(label).fill(token)
+    with page.expect_navigation(url=f"**{lands_on}"):
+        page.get_by_label(label).press("Enter")
