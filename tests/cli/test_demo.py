@@ -60,8 +60,10 @@ def demos(tmp_path: Path) -> Iterator[list[Demo]]:
 
 def make_stop(data: Path) -> subprocess.CompletedProcess:
     """The Makefile's target itself, with this test run's virtual environment."""
-    return subprocess.run(["make", "-s", "stop", f"DATA={data}", f"VENV={Path(sys.executable).parent.parent}"],
-                          cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=60)
+    env = {k: v for k, v in clean_env().items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return subprocess.run(["make", "-s", "--no-print-directory", "stop", f"DATA={data}",
+                           f"VENV={Path(sys.executable).parent.parent}"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_banner_stop_restart_and_top_up(tmp_path: Path, demos: list[Demo]) -> None:

@@ -34,8 +34,10 @@ SHOTS = REPO / "tests" / "output" / "screenshots"
 def make_notebook_command(live: LiveSandbox) -> list[str]:
     """What `make notebook` runs for this data directory and port (its last line under `make -n`)."""
     port = live.url.rsplit(":", 1)[1]
-    printed = subprocess.run(["make", "-n", "notebook", f"PORT={port}", f"DATA={live.data_dir}"], cwd=REPO,
-                             capture_output=True, text=True, check=True).stdout.strip().splitlines()
+    outer = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")  # under `make test`, a nested make would print its directory
+    printed = subprocess.run(["make", "--no-print-directory", "-n", "notebook", f"PORT={port}",
+                              f"DATA={live.data_dir}"], cwd=REPO, capture_output=True, text=True, check=True,
+                             env={k: v for k, v in os.environ.items() if k not in outer}).stdout.strip().splitlines()
     command = shlex.split(printed[-1])
     assert command[0] == ".venv/bin/sandbox" and command[1] == "notebook", printed
     return [str(SANDBOX), *command[1:]]
