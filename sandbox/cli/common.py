@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -23,7 +23,8 @@ from rich.table import Column, Table
 from sandbox import i18n
 from sandbox.errors import SandboxError
 
-__all__ = ["DataDir", "DatabaseUrl", "Json", "Token", "Url", "console", "fail", "ngettext", "numbers", "remote", "_"]
+__all__ = ["DEFAULT_URL", "DataDir", "DatabaseUrl", "Json", "Token", "Url", "console", "fail", "ident", "numbers",
+           "one_line", "remote", "show_json", "state", "table", "word", "_"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -41,10 +42,6 @@ errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def _(message: str) -> str:
     return i18n.translations(state.lang).gettext(message)
-
-
-def ngettext(singular: str, plural: str, n: int) -> str:
-    return i18n.translations(state.lang).ngettext(singular, plural, n)
 
 
 def numbers() -> i18n.Numbers:
@@ -129,7 +126,3 @@ def remote(url: str, token: str | None) -> Iterator[Any]:
             yield sandbox
     except SandboxError as exc:
         fail(one_line(exc, url))
-
-
-def filters(**given: Any) -> Mapping[str, Any]:
-    return {k: v for k, v in given.items() if v not in (None, "")}
