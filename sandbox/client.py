@@ -420,8 +420,12 @@ def _localized(data: Mapping[str, Any], name: str, lang: str) -> str:
     return str(data.get(name) or "")
 
 
-def _bounds(bounds: Sequence[float] | None, numbers: i18n.Numbers) -> str:
-    return "" if not bounds else f"[{numbers.value(float(bounds[0]))}, {numbers.value(float(bounds[1]))}]"
+def _bounds(bounds: Sequence[float | str] | None, numbers: i18n.Numbers) -> str:
+    if not bounds:
+        return ""
+    if isinstance(bounds[0], str):  # a DATE dimension's published range
+        return f"[{bounds[0]}, {bounds[1]}]"
+    return f"[{numbers.value(float(bounds[0]))}, {numbers.value(float(bounds[1]))}]"
 
 
 def _keys(keys: Sequence[Any] | None, lang: str) -> str:
