@@ -36,9 +36,13 @@ Local = Annotated[bool, typer.Option("--local", help=_(
 
 
 def store(data_dir: Path, database_url: str | None):
+    """The server's database, opened here; events appended here go to the server's journal too
+    (sandbox/audit/journal.py), so its checkpointer signs them and `verify` accepts them."""
+    from sandbox.audit import Journal
     from sandbox.store import Store
 
-    return Store(database_url or data_dir / "sandbox.db")
+    database = database_url or str(data_dir / "sandbox.db")
+    return Store(database, journal=Journal.of(data_dir, database))
 
 
 # -- registering policies -------------------------------------------------------------------------
@@ -263,7 +267,7 @@ def users_list_local(data_dir: Path, database_url: str | None) -> None:
 def audit_checkpoint(data_dir: DataDir = Path("var"), database_url: DatabaseUrl = None) -> None:
     """Sign the audit head now (the service also signs on its own). On the server machine: needs
     the signing key in the data directory."""
-    from sandbox import checkpoints
+    from sandbox.audit import checkpoints
 
     database = database_url or str(data_dir / "sandbox.db")
     made = checkpoints.create(store(data_dir, database_url), checkpoints.Signer.load_or_create(data_dir),
@@ -277,7 +281,7 @@ def audit_checkpoint(data_dir: DataDir = Path("var"), database_url: DatabaseUrl 
 
 
 def audit_checkpoints_local(out: Path | None, data_dir: Path, database_url: str | None) -> None:
-    from sandbox import checkpoints
+    from sandbox.audit import checkpoints
 
     with store(data_dir, database_url).read() as conn:
         document = checkpoints.export(conn, checkpoints.Signer.load(data_dir))
@@ -293,13 +297,12 @@ def audit_checkpoints_local(out: Path | None, data_dir: Path, database_url: str 
 def audit_verify_local(data_dir: Path, database_url: str | None, checkpoints_file: Path | None) -> None:
     """Recompute the chain from the database and check the checkpoints with the key in the data
     directory, the server's own copies and --checkpoints; exit code 1 and the first bad event."""
-    from sandbox import audit, checkpoints
+    from sandbox import audit
+    from sandbox.audit import checkpoints
     from sandbox.cli.common import state
     from sandbox.client import Verification
 
-    database = database_url or str(data_dir / "sandbox.db")
-    trust = checkpoints.Trust.of(checkpoints.Signer.load(data_dir),
-                                 checkpoints.read_witness(checkpoints.witness_path(data_dir, database)))
+    trust = checkpoints.Trust.of_server(data_dir, database_url or str(data_dir / "sandbox.db"))
     if checkpoints_file is not None:
         trust = trust + checkpoints.load_export(json.loads(checkpoints_file.read_text()))
     with store(data_dir, database_url).read() as conn:

@@ -1,6 +1,6 @@
 """The operator, auditor and developer console: server-rendered pages under /console.
 
-    common     sign in and out, start page, catalog          every role
+    common     sign in and out, language, start page, catalog   every role
     operator   request queue, decisions, licences            operator, admin
     auditor    audit log, event detail, verify, export, charts   auditor
     developer  own agreements with budget gauges, own jobs   developer
@@ -15,12 +15,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from sandbox.web import auditor, common, developer, operator
-from sandbox.web import i18n as web_i18n
 from sandbox.web.render import ConsoleRoute
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
 router.add_api_route("", common.start, methods=["GET"])  # /console itself, next to /console/
-for _part in (common.router, operator.router, auditor.router, developer.router, web_i18n.router):
+for _part in (common.router, operator.router, auditor.router, developer.router):
     router.include_router(_part)
