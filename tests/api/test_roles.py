@@ -60,6 +60,12 @@ def _licence_to_suspend(api: Api, own: Own) -> tuple[str, dict[str, Any]]:
     return f"/licences/{licence['id']}/suspend", {"json": {"reason": "role matrix"}}
 
 
+def _licence_to_reinstate(api: Api, own: Own) -> tuple[str, dict[str, Any]]:
+    url, kwargs = _licence_to_suspend(api, own)
+    accounts.suspend_licence(api.store, api.users["operator"], url.split("/")[2], "role matrix")
+    return url.replace("/suspend", "/reinstate"), kwargs
+
+
 def _licence_body() -> dict[str, Any]:
     return {"json": {"name": "Dr. Matrix", "organisation": "Xiamen University",
                      "licence_number": f"XM-{uuid.uuid4().hex[:12]}", "valid_from": "2026-01-01",
@@ -88,6 +94,7 @@ ACCESS: dict[tuple[str, str], Entry] = {
     ("GET", "/licences"): Entry(_fixed("/licences"), {"operator": 200, "admin": 200, "auditor": 200}),
     ("POST", "/licences"): Entry(lambda api, own: ("/licences", _licence_body()), dict.fromkeys(MANAGERS, 201)),
     ("POST", "/licences/{licence_id}/suspend"): Entry(_licence_to_suspend, dict.fromkeys(MANAGERS, 200)),
+    ("POST", "/licences/{licence_id}/reinstate"): Entry(_licence_to_reinstate, dict.fromkeys(MANAGERS, 200)),
     # agreements: developers request, operators decide, everyone reads what they may
     ("POST", "/agreements"): Entry(_fixed("/agreements", json=_AGREEMENT_REQUEST), {"developer": 201}),
     ("GET", "/agreements"): Entry(_fixed("/agreements"), EVERYONE),
@@ -97,6 +104,9 @@ ACCESS: dict[tuple[str, str], Entry] = {
         dict.fromkeys(MANAGERS, 200)),
     ("POST", "/agreements/{agreement_id}/reject"): Entry(
         lambda api, own: (f"/agreements/{api.agreement(status='requested')}/reject", {"json": {"reason": "no"}}),
+        dict.fromkeys(MANAGERS, 200)),
+    ("POST", "/agreements/{agreement_id}/amend"): Entry(
+        lambda api, own: (f"/agreements/{api.agreement()}/amend", {"json": {"epsilon_add": 1.0, "reason": "more"}}),
         dict.fromkeys(MANAGERS, 200)),
     ("POST", "/agreements/{agreement_id}/revoke"): Entry(
         lambda api, own: (f"/agreements/{api.agreement()}/revoke", {"json": {"reason": "role matrix"}}),
