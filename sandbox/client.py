@@ -681,10 +681,10 @@ class Sandbox:
 
     # -- HTTP ----------------------------------------------------------------------------------
     def _call(self, method: str, path: str, *, json_body: Any = None, params: Mapping[str, Any] | None = None,
-              headers: Mapping[str, str] | None = None, raw: bool = False) -> Any:
+              headers: Mapping[str, str] | None = None, raw: bool = False, response: bool = False) -> Any:
         try:
-            response = self._http.request(method, path, json=json_body, headers=headers,
-                                          params={k: v for k, v in (params or {}).items() if v is not None})
+            answer = self._http.request(method, path, json=json_body, headers=headers,
+                                        params={k: v for k, v in (params or {}).items() if v is not None})
         except httpx.TimeoutException:
             _ = self._t.gettext
             raise self._unreachable(_(
@@ -697,11 +697,11 @@ class Sandbox:
             raise self._unreachable(_(
                 "Cannot reach the sandbox at {url} ({reason}). Check that it is running (`make demo` or `sandbox "
                 "serve`) and that SANDBOX_URL points to it.").format(url=self.url, reason=reason), reason) from None
-        if response.status_code >= 400:
-            raise self._error(response)
-        if raw:
-            return response.content
-        return response.json()
+        if answer.status_code >= 400:
+            raise self._error(answer)
+        if response:
+            return answer
+        return answer.content if raw else answer.json()
 
     def _error(self, response: httpx.Response) -> SandboxError:
         try:
@@ -718,10 +718,14 @@ class Sandbox:
         fields = {k: v for k, v in body.items() if k not in ("code", "message")}
         return _remote_error(code, message, fields, response.status_code, self.lang)
 
-    def raw(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None) -> Any:
+    def raw(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None,
+            total: bool = False) -> Any:
         """One API request and the server's JSON as it is (for scripts and the `sandbox` CLI);
-        errors are raised like every other method's."""
-        return self._call(method, path, params=params, json_body=json_body)
+        errors are raised like every other method's. `total`: (JSON, the X-Total-Count header)."""
+        answer = self._call(method, path, params=params, json_body=json_body, response=True)
+        if total:
+            return answer.json(), int(answer.headers.get("X-Total-Count", "-1"))
+        return answer.json()
 
     # -- everyone -----------------------------------------------------------------------------
     def me(self) -> dict[str, Any]:
@@ -800,12 +804,30 @@ class Sandbox:
                 "valid_to": valid_to, "epsilon": epsilon, "delta": delta}
         return Agreement.from_json(self._call("POST", "/agreements", json_body=body), self.lang)
 
-    def agreements(self, status: str | None = None) -> pl.DataFrame:
-        """Agreements you may see (a developer's own; all for operators and auditors)."""
-        rows = [a | {"datasets": ", ".join(a["datasets"])} for a in self._call("GET", "/agreements",
-                                                                             params={"status": status})]
-        return _frame(rows, ["id", "status", "developer_id", "purpose", "datasets", "budget_epsilon", "spent_epsilon",
-                             "remaining_epsilon", "per_query_epsilon", "valid_from", "valid_to", "created_at"])
+    def agreements(
+        self, status: str | Sequence[str] | None = None, *, search: str | None = None,
+        organisation: str | None = None, developer: str | None = None, dataset: str | None = None,
+        purpose: str | None = None, decided: bool = False, decided_since: str | None = None,
+        decided_until: str | None = None, limit: int | None = None,
+    ) -> pl.DataFrame:
+        """Agreements you may see (a developer's own; all for operators and auditors). With any
+        filter, the history: `search` matches organisation, developer, dataset and purpose; the
+        others narrow it (`decided`: only decided ones); newest decision first."""
+        filters = {"status": [status] if isinstance(status, str) else status, "q": search,
+                   "organisation": organisation, "developer": developer, "dataset": dataset, "purpose": purpose,
+                   "decided": decided or None, "decided_since": decided_since, "decided_until": decided_until}
+        history = any(v for k, v in filters.items() if k != "status")
+        params = {k: v for k, v in filters.items() if v} | ({"order": "decided"} if history else {})
+        rows: list[dict[str, Any]] = []
+        while limit is None or len(rows) < limit:
+            size = 1000 if limit is None else min(1000, limit - len(rows))
+            page = self._call("GET", "/agreements", params=params | {"limit": size, "offset": len(rows)})
+            rows += [a | {"datasets": ", ".join(a["datasets"])} for a in page]
+            if len(page) < size:
+                break
+        return _frame(rows, ["id", "status", "developer_id", "developer_name", "organisation", "purpose", "datasets",
+                             "budget_epsilon", "spent_epsilon", "remaining_epsilon", "per_query_epsilon",
+                             "valid_from", "valid_to", "created_at", "decided_at"])
 
     def agreement(self, agreement_id: str | None = None) -> Agreement:
         return Agreement.from_json(self._call("GET", f"/agreements/{self._agreement(agreement_id)}"), self.lang)
@@ -935,7 +957,12 @@ class Sandbox:
                                                         "valid_from", "valid_to", "created_at"])
 
     def suspend_licence(self, licence_id: str, reason: str) -> dict[str, Any]:
+        """Suspend a licence (operators): the developer's jobs are refused, with this reason."""
         return self._call("POST", f"/licences/{licence_id}/suspend", json_body={"reason": reason})
+
+    def reinstate_licence(self, licence_id: str, reason: str) -> dict[str, Any]:
+        """Make a suspended licence active again (operators), with a reason."""
+        return self._call("POST", f"/licences/{licence_id}/reinstate", json_body={"reason": reason})
 
     def approve(
         self, agreement_id: str, *, epsilon: float | None = None, delta: float | None = None,
@@ -947,6 +974,23 @@ class Sandbox:
                 "datasets": dict(datasets) if datasets is not None else None, "valid_to": valid_to,
                 "min_count": min_count, "round_to": round_to, "reason": reason}
         return Agreement.from_json(self._call("POST", f"/agreements/{agreement_id}/approve", json_body=body), self.lang)
+
+    def amend(
+        self, agreement_id: str, *, reason: str, epsilon: float | None = None, epsilon_add: float | None = None,
+        delta: float | None = None, delta_add: float | None = None, per_query_epsilon: float | None = None,
+        valid_to: str | None = None, datasets: Mapping[str, Sequence[str] | None] | Sequence[str] | None = None,
+    ) -> Agreement:
+        """Amend an agreement in force, spent or expired (operators), with a reason: a new total
+        budget (`epsilon`, `delta`) or a top-up (`epsilon_add`, `delta_add`), a later end
+        (`valid_to`), a per-query cap, a scope within what was requested (`datasets`: dataset ->
+        columns, None for the columns requested; or a list of dataset names)."""
+        scope = None if datasets is None else (
+            {name: None if cols is None else list(cols) for name, cols in datasets.items()}
+            if isinstance(datasets, Mapping) else dict.fromkeys(datasets))
+        body = {"epsilon": epsilon, "epsilon_add": epsilon_add, "delta": delta, "delta_add": delta_add,
+                "per_query_epsilon": per_query_epsilon, "valid_to": valid_to, "datasets": scope}
+        body = {k: v for k, v in body.items() if v is not None} | {"reason": reason}
+        return Agreement.from_json(self._call("POST", f"/agreements/{agreement_id}/amend", json_body=body), self.lang)
 
     def reject(self, agreement_id: str, reason: str) -> Agreement:
         """Reject a requested agreement with a reason the developer and auditors will read."""

@@ -1,8 +1,8 @@
 """The `sandbox` command: one entry point for every role.
 
     over HTTP (--url/--token or SANDBOX_URL/SANDBOX_TOKEN), from any machine:
-      agreements list|show|approve|reject|revoke     operators decide, auditors read
-      licences list|add|suspend                      operators
+      agreements list|show|approve|reject|amend|revoke   operators decide, auditors read
+      licences list|add|suspend|reinstate            operators
       users list|add                                 admins (list: operators and auditors too)
       audit list|verify|export|checkpoints           auditors
       catalog list                                   every account
@@ -130,12 +130,16 @@ _GROUPS = {
     ]),
     "agreements": (_("Data-use agreements: operators decide, auditors read."), [
         ("list", staff.agreements_list, _("Agreements you may see (operators and auditors: all), with their "
-                                          "budgets.")),
+                                          "budgets; --search, --decided and the filters make it the history of "
+                                          "decisions.")),
         ("show", staff.agreements_show, _("One agreement: status, scope, validity, budget spent and left, output "
                                           "rules.")),
         ("approve", staff.agreements_approve, _("Approve a requested agreement, possibly with less budget, an earlier "
                                                 "end and output rules.")),
         ("reject", staff.agreements_reject, _("Reject a requested agreement with a reason.")),
+        ("amend", staff.agreements_amend, _("Amend an agreement in force, spent or expired, with a reason: a top-up "
+                                            "(--epsilon-add), a later end (--until), another cap or a scope within "
+                                            "the request.")),
         ("revoke", staff.agreements_revoke, _("Revoke an active agreement with a reason; its jobs stop at once.")),
     ]),
     "licences": (_("Developer licences, as an operator."), [
@@ -143,6 +147,8 @@ _GROUPS = {
         ("add", staff.licences_add, _("License a developer: creates their account and prints their token once.")),
         ("suspend", staff.licences_suspend, _("Suspend a licence with a reason; the developer's jobs are refused "
                                               "from now on.")),
+        ("reinstate", staff.licences_reinstate, _("Reinstate a suspended licence with a reason; the developer may "
+                                                  "work again.")),
     ]),
     "users": (_("Accounts: admins add operators and auditors."), [
         ("list", users_list, _("Accounts and their roles, never tokens: over HTTP (GET /users), or with --local "

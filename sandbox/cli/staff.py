@@ -39,25 +39,59 @@ AgreementId = Annotated[str, typer.Argument(help=_("the agreement's id"), show_d
 # -- agreements -----------------------------------------------------------------------------------
 def _agreement_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
     n = numbers()
-    return [[a["id"], word(a["status"]), a["developer_id"][:8], a["purpose"], ", ".join(a["datasets"]),
+    return [[a["id"], word(a["status"]), _who(a), a["purpose"], ", ".join(a["datasets"]),
              f"{n.epsilon(a['spent_epsilon'])} / {n.epsilon(a['budget_epsilon'] or a['requested_epsilon'])}",
-             a["valid_to"][:10]] for a in items]
+             a["valid_to"][:10], (a.get("decided_at") or "")[:10]] for a in items]
+
+
+def _who(agreement: dict[str, Any]) -> str:
+    """The developer's name and organisation when the server sends them, else their id's start."""
+    name = agreement.get("developer_name")
+    if not name:
+        return agreement["developer_id"][:8]
+    return f"{name} ({agreement['organisation']})" if agreement.get("organisation") else name
 
 
 def _agreement_table(items: list[dict[str, Any]], title: str | None = None) -> None:
     table([ident(_("agreement")), _("status"), _("developer"), _("purpose"), _("datasets"), _("ε spent / granted"),
-           _("valid until")], _agreement_rows(items), title=title)
+           _("valid until"), _("decided")], _agreement_rows(items), title=title)
 
 
 def agreements_list(
-    status: Annotated[str | None, typer.Option(help=_("only this status: requested, active, rejected, revoked, "
-                                                       "expired or exhausted"))] = None,
+    status: Annotated[list[str] | None, typer.Option(help=_(
+        "only this status (repeat for several): requested, active, rejected, revoked, expired or exhausted"))] = None,
+    search: Annotated[str | None, typer.Option("--search", "-s", help=_(
+        "text in the organisation, the developer's name, a dataset (name or title) or the purpose"))] = None,
+    organisation: Annotated[str | None, typer.Option(help=_("the developer's organisation (part of it)"))] = None,
+    developer: Annotated[str | None, typer.Option(help=_("the developer's name (part of it) or account id"))] = None,
+    dataset: Annotated[str | None, typer.Option(help=_("a dataset in scope"))] = None,
+    purpose: Annotated[str | None, typer.Option(help=_("text in the purpose"))] = None,
+    decided: Annotated[bool, typer.Option("--decided", help=_(
+        "only decided agreements (the history), newest decision first"))] = False,
+    decided_since: Annotated[str | None, typer.Option(help=_("decided at or after (YYYY-MM-DD or ISO-8601)"))] = None,
+    decided_until: Annotated[str | None, typer.Option(help=_("decided before (exclusive)"))] = None,
+    limit: Annotated[int, typer.Option(help=_("at most this many"))] = 100,
+    offset: Annotated[int, typer.Option(help=_("skip this many (the next page)"))] = 0,
     url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False,
 ) -> None:
-    """Agreements you may see (operators and auditors: all), with their budgets."""
+    """Agreements you may see (operators and auditors: all), with their budgets; filters and a
+    search make it the history of decisions."""
+    filters = {"q": search, "organisation": organisation, "developer": developer, "dataset": dataset,
+               "purpose": purpose, "decided": decided or None, "decided_since": decided_since,
+               "decided_until": decided_until}
+    history = any(filters.values())
+    params = filters | {"status": status or None, "order": "decided" if history else None,
+                        "limit": max(1, min(limit, 1000)), "offset": max(offset, 0)}
     with remote(url, token) as sb:
-        items = sb.raw("GET", "/agreements", params={"status": status})
-    show_json(items) if as_json else _agreement_table(items)
+        items, total = sb.raw("GET", "/agreements", params=params, total=True)
+    if as_json:
+        show_json(items)
+        return
+    title = None
+    if total > len(items) or offset:
+        title = _("{first}–{last} of {total} (the next: --offset {next})").format(
+            first=offset + 1 if items else 0, last=offset + len(items), total=total, next=offset + len(items))
+    _agreement_table(items, title)
 
 
 def _show_agreement(data: dict[str, Any]) -> None:
@@ -103,6 +137,38 @@ def _decided(data: dict[str, Any], as_json: bool) -> None:
         left=n.epsilon(data["remaining_epsilon"])), soft_wrap=True)
 
 
+def agreements_amend(
+    agreement_id: AgreementId,
+    reason: Reason,
+    epsilon_add: Annotated[float | None, typer.Option(help=_("ε added to the budget (a top-up)"))] = None,
+    epsilon: Annotated[float | None, typer.Option(help=_("the new total ε (never below what is spent)"))] = None,
+    delta_add: Annotated[float | None, typer.Option(help=_("δ added to the budget"))] = None,
+    delta: Annotated[float | None, typer.Option(help=_("the new total δ"))] = None,
+    per_query_epsilon: Annotated[float | None, typer.Option(help=_("a new ε cap per query"))] = None,
+    valid_to: Annotated[str | None, typer.Option("--until", "--valid-to", help=_(
+        "a new end, YYYY-MM-DD: later extends it (also an expired agreement)"))] = None,
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help=_(
+        "the new scope, within the request: NAME (the columns requested) or NAME:COL,COL; repeat for each "
+        "dataset"))] = None,
+    url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False,
+) -> None:
+    """Amend an agreement in force, spent or expired: a top-up, a later end, another cap or a
+    scope within the request; anything beyond the request is a new request."""
+    scope = None if not dataset else {
+        name.strip(): ([c.strip() for c in columns.split(",") if c.strip()] if sep else None)
+        for name, sep, columns in (item.partition(":") for item in dataset)}
+    with remote(url, token) as sb:
+        amended = sb.amend(agreement_id, reason=reason, epsilon=epsilon, epsilon_add=epsilon_add, delta=delta,
+                           delta_add=delta_add, per_query_epsilon=per_query_epsilon, valid_to=valid_to,
+                           datasets=scope).raw
+    _decided(amended, as_json)
+    if not as_json:
+        console.print(_("valid until {end}; scope: {scope}").format(
+            end=amended["valid_to"][:10], scope="; ".join(
+                f"{name} ({', '.join(cols) if cols else _('all queryable columns')})"
+                for name, cols in amended["datasets"].items())), soft_wrap=True)
+
+
 def agreements_reject(agreement_id: AgreementId, reason: Reason, url: Url = DEFAULT_URL, token: Token = None,
                       as_json: Json = False) -> None:
     """Reject a requested agreement with a reason."""
@@ -125,9 +191,10 @@ def licences_list(url: Url = DEFAULT_URL, token: Token = None, as_json: Json = F
     if as_json:
         show_json(items)
         return
-    table([ident(_("licence")), _("number"), _("organisation"), _("developer"), _("status"), _("valid")],
+    table([ident(_("licence")), _("number"), _("organisation"), _("developer"), _("status"), _("valid"),
+           _("reason")],
           [[lic["id"], lic["licence_number"], lic["organisation"], lic["user_id"][:8], word(lic["status"]),
-            f"{lic['valid_from'][:10]} – {lic['valid_to'][:10]}"] for lic in items])
+            f"{lic['valid_from'][:10]} – {lic['valid_to'][:10]}", lic.get("status_reason") or ""] for lic in items])
 
 
 def licences_add(
@@ -159,6 +226,20 @@ def licences_suspend(
     """Suspend a licence with a reason; the developer's jobs are refused from now on."""
     with remote(url, token) as sb:
         data = sb.suspend_licence(licence_id, reason)
+    if as_json:
+        show_json(data)
+        return
+    console.print(_("licence {number} ({licence}) is {status}").format(
+        number=data["licence_number"], licence=data["id"], status=word(data["status"])), soft_wrap=True)
+
+
+def licences_reinstate(
+    licence_id: Annotated[str, typer.Argument(help=_("the licence's id"), show_default=False)], reason: Reason,
+    url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False,
+) -> None:
+    """Reinstate a suspended licence with a reason; the developer may work again."""
+    with remote(url, token) as sb:
+        data = sb.reinstate_licence(licence_id, reason)
     if as_json:
         show_json(data)
         return

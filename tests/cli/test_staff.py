@@ -58,6 +58,25 @@ def test_license_approve_query_revoke_then_audit_filter_verify_export(live: Live
     shown = sandbox("agreements", "show", request.id, *operator, cwd=outside)
     assert "0.5 of 1 (spent 0.5)" in shown.stdout and "half of it" in shown.stdout
 
+    # Half spent: the operator tops it up and extends it, with a reason; the developer goes on.
+    amended = sandbox("agreements", "amend", request.id, "--epsilon-add", "1", "--until", "2031-06-30", "--reason",
+                      "second phase", *operator, cwd=outside)
+    assert amended.returncode == 0, amended.stderr
+    assert amended.stdout.splitlines() == [f"agreement {request.id} is active (ε 2 granted, 1.5 left)",
+                                           "valid until 2031-06-30; scope: residents (all queryable columns)"]
+    beyond = one_line_error(sandbox("agreements", "amend", request.id, "--dataset", "enterprises", "--reason", "more",
+                                    *operator, cwd=outside))
+    assert "Dataset 'enterprises' was not requested" in beyond and "requests a new agreement" in beyond
+    again = sandbox("query", "SELECT district, COUNT(*) AS people FROM residents GROUP BY district", "--epsilon",
+                    "0.5", *developer, cwd=outside)
+    assert again.returncode == 0 and "budget left ε 1 of 2" in again.stdout, again.stdout + again.stderr
+    found = sandbox("agreements", "list", "--search", "xiamen data lab", "--decided", *operator, cwd=outside,
+                    env=clean_env(COLUMNS="250"))
+    assert request.id in found.stdout and "Chen Jing (Xiamen Data Lab)" in found.stdout, found.stdout
+    none = sandbox("agreements", "list", "--search", "xiamen data lab", "--status", "revoked", "--json", *operator,
+                   cwd=outside)
+    assert json.loads(none.stdout) == []
+
     # The operator revokes; the developer's next query is refused in one line.
     revoked = sandbox("agreements", "revoke", request.id, "--reason", "study finished", *operator, cwd=outside)
     assert revoked.returncode == 0 and f"agreement {request.id} is revoked" in revoked.stdout
@@ -66,6 +85,12 @@ def test_license_approve_query_revoke_then_audit_filter_verify_export(live: Live
     assert "agreement_inactive" in refused and "revoked" in refused
     suspended = sandbox("licences", "suspend", licence_id, "--reason", "CLI story over", *operator, cwd=outside)
     assert suspended.returncode == 0 and f"licence {number} ({licence_id}) is suspended" in suspended.stdout
+    told = one_line_error(sandbox("query", "SELECT COUNT(*) FROM residents", "--epsilon", "0.1", *developer,
+                                  cwd=outside))
+    assert "suspended (the operator's reason: CLI story over)" in told
+    reinstated = sandbox("licences", "reinstate", licence_id, "--reason", "a new study is coming", *operator,
+                         cwd=outside)
+    assert reinstated.returncode == 0 and f"licence {number} ({licence_id}) is active" in reinstated.stdout
 
     # The auditor filters the log to this agreement's revocation, verifies the chain, exports.
     events = sandbox("audit", "list", "--agreement", request.id, "--action", "agreement.revoked", "--json",
@@ -73,9 +98,11 @@ def test_license_approve_query_revoke_then_audit_filter_verify_export(live: Live
     page = json.loads(events.stdout)
     assert page["total"] == 1 and page["events"][0]["details"]["reason"] == "study finished"
     table = sandbox("audit", "list", "--agreement", request.id, cwd=outside, env=auditor)
-    for action in ("agreement.requested", "agreement.approved", "job.released", "agreement.revoked"):
+    for action in ("agreement.requested", "agreement.approved", "job.released", "agreement.amended",
+                   "agreement.revoked"):
         assert action in table.stdout
-    assert "6 of 6 events" in table.stdout  # requested, approved, submitted, released, revoked, refused
+    # requested, approved, submitted, released, amended, submitted, released, revoked, refused (twice)
+    assert "10 of 10 events" in table.stdout
 
     verified = sandbox("audit", "verify", cwd=outside, env=auditor)
     assert verified.returncode == 0 and "audit chain verified" in verified.stdout, verified.stderr
@@ -91,7 +118,10 @@ def test_license_approve_query_revoke_then_audit_filter_verify_export(live: Live
     with (outside / "story.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["action"] for r in rows] == ["agreement.requested", "agreement.approved", "job.submitted",
-                                           "job.released", "agreement.revoked", "job.rejected"]
+                                           "job.released", "agreement.amended", "job.submitted", "job.released",
+                                           "agreement.revoked", "job.rejected", "job.rejected"]
+    amendment = json.loads(rows[4]["details"])
+    assert amendment["reason"] == "second phase" and amendment["changes"]["budget_epsilon"] == [1, 2]
     assert sandbox("audit", "list", "--action", "audit.exported", "--json", cwd=outside,
                    env=auditor).stdout.count('"audit.exported"') >= 1  # the export is audited
 
@@ -136,7 +166,9 @@ def test_every_staff_command_answers_a_dead_server_in_one_line(outside, monkeypa
     monkeypatch.chdir(outside)
     url = f"http://127.0.0.1:{free_port()}"
     for args in (["agreements", "show", "x"], ["agreements", "approve", "x"], ["agreements", "reject", "x", "--reason",
-                 "r"], ["licences", "list"], ["licences", "suspend", "x", "--reason", "r"], ["users", "list"],
+                 "r"], ["agreements", "amend", "x", "--epsilon-add", "1", "--reason", "r"], ["agreements", "list",
+                 "--decided", "--search", "x"], ["licences", "list"], ["licences", "suspend", "x", "--reason", "r"],
+                 ["licences", "reinstate", "x", "--reason", "r"], ["users", "list"],
                  ["users", "add", "Audit Office", "--role", "auditor"], ["audit", "list"], ["audit", "verify"],
                  ["audit", "export", "out.jsonl"], ["audit", "checkpoints"], ["catalog", "list"]):
         done = CliRunner().invoke(app, [*args, "--url", url, "--token", "sbx_t"], env=clean_env())
