@@ -92,6 +92,7 @@ bench: install-test
 # and compile the .mo that is committed next to it. tests/test_i18n.py fails on an untranslated
 # message or a stale .mo.
 i18n: install
+	@mkdir -p build
 	$(VENV)/bin/pybabel extract -F pyproject.toml -o build/sandbox.pot --project xm-sandbox --no-wrap sandbox
 	$(VENV)/bin/pybabel update -i build/sandbox.pot -d sandbox/locale -D sandbox --no-wrap --no-fuzzy-matching \
 	  --ignore-obsolete

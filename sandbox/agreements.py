@@ -30,10 +30,11 @@ from sandbox.accounts import User, require_licence
 from sandbox.errors import AgreementInactive, BudgetExhausted, Conflict, Forbidden, InvalidParameter, NotFound
 from sandbox.store import Database, now, reading, writing
 from sandbox.store.schema import DELTA_UNIT, EPSILON_UNIT, agreements, licences, users
+from sandbox.store.schema import audit as events
 from sandbox.store.units import budget_units
 
-__all__ = ["DECIDED", "Search", "amend", "approve", "exhausted", "expire", "get", "list_for", "public", "reject",
-           "request", "revoke", "search", "usable"]
+__all__ = ["DECIDED", "Search", "amend", "approve", "decisions", "did_you_mean", "exhausted", "expire", "get",
+           "list_for", "public", "reject", "request", "revoke", "search", "usable"]
 
 Scope = dict[str, list[str] | None]  # dataset -> columns in scope (None: all queryable columns)
 DECIDED = ("active", "exhausted", "expired", "revoked", "rejected")  # every status after a decision
@@ -500,6 +501,22 @@ def get(db: Database, user: User, agreement_id: str) -> dict[str, Any]:
     if user.role == "developer" and row.developer_id != user.id:
         raise NotFound(f"No agreement {agreement_id}.", agreement_id=agreement_id)  # never confirm others' ids
     return public(row)
+
+
+LIFE = ("agreement.requested", "agreement.approved", "agreement.rejected", "agreement.amended", "agreement.revoked",
+        "agreement.expired", "agreement.exhausted", "agreement.reactivated")
+
+
+def decisions(db: Database, user: User, agreement_id: str) -> list[dict[str, Any]]:
+    """The agreement's life as its audit events tell it, oldest first: the request, each decision
+    and amendment (who, when, why, what changed), expiry and exhaustion. Job events are not here."""
+    get(db, user, agreement_id)  # exists, and is the caller's to see
+    with reading(db) as conn:
+        rows = conn.execute(select(events.c.seq, events.c.ts, events.c.actor, events.c.role, events.c.action,
+                                   events.c.details)
+                            .where(events.c.agreement_id == agreement_id, events.c.action.in_(LIFE))
+                            .order_by(events.c.seq)).all()
+    return [dict(row._mapping) | {"details": json.loads(row.details)} for row in rows]
 
 
 def list_for(db: Database, user: User, status: str | None = None) -> list[dict[str, Any]]:

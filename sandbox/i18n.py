@@ -63,7 +63,8 @@ WORDS = frozenset({
     N_("ok"), N_("developer"), N_("operator"), N_("auditor"), N_("admin"), N_("system"),
     N_("identifier"), N_("dimension"), N_("measure"), N_("key"), N_("aggregate"), N_("derived"),
     N_("approved"),
-    N_("Requests"), N_("Licences"), N_("Catalog"), N_("Audit log"), N_("Charts"), N_("My agreements"),
+    N_("Requests"), N_("Agreements"), N_("Licences"), N_("Catalog"), N_("Audit log"), N_("Charts"),
+    N_("My agreements"), N_("reinstated"), N_("amended"), N_("reactivated"),
 })
 
 

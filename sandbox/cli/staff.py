@@ -163,10 +163,11 @@ def agreements_amend(
                            datasets=scope).raw
     _decided(amended, as_json)
     if not as_json:
-        console.print(_("valid until {end}; scope: {scope}").format(
-            end=amended["valid_to"][:10], scope="; ".join(
-                f"{name} ({', '.join(cols) if cols else _('all queryable columns')})"
-                for name, cols in amended["datasets"].items())), soft_wrap=True)
+        every = _("all queryable columns")
+        scope_text = "; ".join(f"{name} ({', '.join(cols) if cols else every})"
+                               for name, cols in amended["datasets"].items())
+        console.print(_("valid until {end}; scope: {scope}").format(end=amended["valid_to"][:10], scope=scope_text),
+                      soft_wrap=True)
 
 
 def agreements_reject(agreement_id: AgreementId, reason: Reason, url: Url = DEFAULT_URL, token: Token = None,

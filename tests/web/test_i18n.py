@@ -117,8 +117,9 @@ def test_the_menu_and_the_words_from_data_are_in_the_catalog() -> None:
 ENGLISH = [m.id for m in read_po((REPO / "sandbox" / "locale" / "zh_CN" / "LC_MESSAGES" / "sandbox.po").open("rb"))
            if isinstance(m.id, str) and " " in m.id and "%" not in m.id and "{" not in m.id and len(m.id) > 12]
 PAGES = {"operator": ["/console/queue", "/console/licences", "/console/catalog", "/console/agreements/{pending}",
-                      "/console/agreements/{active}"],
-         "auditor": ["/console/audit", "/console/audit?verify=1", "/console/audit/events/1", "/console/audit/charts"],
+                      "/console/agreements/{active}", "/console/agreements", "/console/agreements?q=nothing"],
+         "auditor": ["/console/audit", "/console/audit?verify=1", "/console/audit/events/1", "/console/audit/charts",
+                     "/console/agreements", "/console/agreements/{active}"],
          "developer": ["/console/me"]}
 
 

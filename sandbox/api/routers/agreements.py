@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response, status
 
 from sandbox import agreements
-from sandbox.api.deps import Developer, Manager, Reader, Services, ServicesDep
+from sandbox.api.deps import Developer, Manager, Reader, ServicesDep
 from sandbox.api.schemas import (
     AgreementAmend,
     AgreementApprove,
@@ -28,24 +28,10 @@ router = APIRouter(prefix="/agreements", tags=["agreements"],
 Status = Literal["requested", "active", "rejected", "revoked", "expired", "exhausted"]
 
 
-def known(svc: Services) -> dict[str, set[str]]:
-    """Each dataset an agreement may cover, with its queryable columns."""
-    return {d.name: set(d.policy.queryable()) for d in svc.catalog.list() if not d.policy.public}
-
-
-def titled(svc: Services, text: str | None) -> list[str]:
-    """The datasets whose title (English or Chinese) contains `text`: a search for 居民 finds
-    the agreements over `residents`."""
-    if not text:
-        return []
-    needle = text.casefold()
-    return [d.name for d in svc.catalog.list()
-            if any(needle in (title or "").casefold() for title in (d.policy.title, d.policy.title_zh))]
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Request an agreement (developer)")
 def request_agreement(body: AgreementRequest, svc: ServicesDep, developer: Developer) -> AgreementPublic:
-    return AgreementPublic(**agreements.request(svc.store, developer, known=known(svc), **body.model_dump()))
+    requested = agreements.request(svc.store, developer, known=svc.catalog.scopes(), **body.model_dump())
+    return AgreementPublic(**requested)
 
 
 @router.get("", summary="Agreements: a developer's own; all for operators and auditors; search and pages",
@@ -78,7 +64,7 @@ def list_agreements(
 ) -> list[AgreementPublic]:
     where = agreements.Search(text=q, organisation=organisation, developer=developer, dataset=dataset, purpose=purpose,
                               status=tuple(status_ or ()), decided=decided, decided_since=decided_since,
-                              decided_until=decided_until, text_datasets=tuple(titled(svc, q)))
+                              decided_until=decided_until, text_datasets=tuple(svc.catalog.titled(q)))
     found, total = agreements.search(svc.store, user, where, limit=limit, offset=offset, order=order)
     response.headers["X-Total-Count"] = str(total)
     return [AgreementPublic(**a) for a in found]
@@ -93,13 +79,14 @@ def get_agreement(agreement_id: AgreementId, svc: ServicesDep, user: Reader) -> 
              responses={409: {"model": ErrorBody}})
 def approve(agreement_id: AgreementId, body: AgreementApprove, svc: ServicesDep, operator: Manager) -> AgreementPublic:
     return AgreementPublic(**agreements.approve(svc.store, operator, agreement_id, **body.model_dump(),
-                                                known=known(svc)))
+                                                known=svc.catalog.scopes()))
 
 
 @router.post("/{agreement_id}/amend", summary="Amend an agreement: top-up, later end, scope within the request "
              "(operator)", responses={409: {"model": ErrorBody}})
 def amend(agreement_id: AgreementId, body: AgreementAmend, svc: ServicesDep, operator: Manager) -> AgreementPublic:
-    return AgreementPublic(**agreements.amend(svc.store, operator, agreement_id, **body.model_dump(), known=known(svc)))
+    amended = agreements.amend(svc.store, operator, agreement_id, **body.model_dump(), known=svc.catalog.scopes())
+    return AgreementPublic(**amended)
 
 
 @router.post("/{agreement_id}/reject", summary="Reject with a reason (operator)", responses={409: {"model": ErrorBody}})
