@@ -106,12 +106,16 @@ def test_operator_workflow(live) -> None:
     nb = execute(load("02_operator_workflow.ipynb"), live, probe="""{
         "approved": [approved.status, approved.budget_epsilon, approved.per_query_epsilon],
         "spent": operator.agreement(approved.id).spent_epsilon, "visits": len(visits),
+        "amended": [amended.budget_epsilon, amended.remaining_epsilon, amended.decision_reason],
+        "history": approved.id in set(operator.agreements(search="Xiamen University", decided=True)["id"]),
         "rejected": rejected.status, "revoked": revoked.status,
         "licensed": licence["licence"]["id"] in set(operator.licences()["id"])}""")
     assert errors(nb) == []
     result = probed(nb)
     assert result["approved"] == ["active", 2.0, 0.5]
     assert result["spent"] == pytest.approx(0.5) and result["visits"] == 8
+    assert result["amended"] == [3.0, 2.5, "First results reviewed: one more epsilon and another half year."]
+    assert result["history"] is True
     assert (result["rejected"], result["revoked"], result["licensed"]) == ("rejected", "revoked", True)
     refused = cell_with(nb, "except AgreementInactive")
     assert "is revoked" in "".join(o.text for o in outputs(refused) if o.output_type == "stream")
