@@ -33,14 +33,16 @@ import duckdb
 
 from connectors import check_schema, get_connector
 from sandbox.errors import DatasetNotFound, SchemaMismatch
+from sandbox.metadata import advice, release_metadata
 from sandbox.policy import Policy, Role, load_policies
 from sandbox.privacy.grid import clamp_bounds, clamped_sql, grid_step
+from sandbox.private_files import create_once
 
 __all__ = ["QUANTIZED_PREFIX", "RANK_COLUMN", "Catalog", "Dataset"]
 
 RANK_COLUMN = "__rank"
 QUANTIZED_PREFIX = "__q_"
-_MANIFEST_VERSION = 6
+_MANIFEST_VERSION = 9
 MAX_ROWS = 2**40  # with at most 2**20 grid steps per value, any sum fits in 64 bits
 
 
@@ -73,8 +75,13 @@ class Dataset:
         """A public upper bound on the rows a query can read: the engine file's row count rounded
         up to a power of two at registration (older manifests: from all rows). The compiler's
         worst-case memory estimate uses it (compiler/work.py); the catalog shows it."""
-        
+
         return int(self.manifest.get("size_class") or size_class(int(self.manifest.get("rows", 0))))
+
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        """The DP statistics released at registration (sandbox/metadata.py), if any."""
+        return self.manifest.get("metadata")
 
     def multiplicity(self, column: str) -> int:
         """Public datasets: the most rows sharing one value of `column` (what one private row
@@ -107,7 +114,8 @@ class Dataset:
         return frozenset(self.manifest.get("non_null", ()))
 
     def describe(self) -> dict[str, Any]:
-        """Schema and policy for the catalog listing: never rows, never data statistics."""
+        """Schema and policy for the catalog listing: never rows; of the data, only the public size
+        class and the DP statistics released from the metadata allowance."""
         return {
             "name": self.name,
             "title": self.policy.title,
@@ -126,6 +134,9 @@ class Dataset:
             "limits": self.policy.limits.model_dump(),
             "default_delta": self.policy.default_delta,
             "size_class": self.size_bound,  # public: what queries are planned against, not a count
+            "metadata_epsilon": self.policy.metadata_epsilon,  # spent once, at registration
+            "metadata": self.metadata,  # the noisy statistics themselves (public once released)
+            "warnings": self.manifest.get("warnings", []),  # for the data steward (metadata.advice)
             "registered_at": self.manifest.get("registered_at"),
         }
 
@@ -218,7 +229,7 @@ class Catalog:
     def _ingest(self, policy: Policy, source: Path, out: Path, origin: str, *, spill: Path) -> dict[str, Any]:
         pattern = str(source / "**" / "*.parquet") if source.is_dir() else str(source)
         columns = ", ".join(
-            f"CAST({_quote(name)} AS {column.type}) AS {_quote(name)}" for name, column in policy.columns.items()
+            f"{_stored(name, column.type)} AS {_quote(name)}" for name, column in policy.columns.items()
         )
         parquet = out / "data.parquet"
         # Sorting 100M rows by their keyed hash spills: into the registration's own scratch
@@ -228,7 +239,7 @@ class Catalog:
         )
         try:
             con.execute(f"CREATE TEMP VIEW src AS SELECT * FROM read_parquet('{_sql_path(Path(pattern))}')")
-            facts: dict[str, Any] = {}
+            facts: dict[str, Any] = {"out_of_range": self._out_of_range(con, policy)}
             if policy.public:
                 select = f"SELECT {columns} FROM src"
             else:
@@ -263,6 +274,8 @@ class Catalog:
                 row = con.execute(f"SELECT {counts}").fetchone()
                 facts["multiplicity"] = dict(zip(policy.columns, (int(n) for n in row), strict=True))
             facts |= self._build_engine_file(policy, parquet, out / "engine.duckdb")
+            facts["metadata"] = release_metadata(policy, parquet, RANK_COLUMN)  # DP, from metadata_epsilon
+            facts["warnings"] = advice(policy, facts["metadata"])
         finally:
             con.close()
         return {
@@ -299,6 +312,33 @@ class Catalog:
         finally:
             db.close()
         return {"quantized": quantized, "prebounded": not policy.public, "size_class": size_class(engine_rows)}
+
+    @staticmethod
+    def _out_of_range(con: duckdb.DuckDBPyConnection, policy: Policy) -> dict[str, int]:
+        """Dates and timestamps outside 0001-01-01 .. 9999-12-31 (DuckDB also has years in the
+        millions, BC dates and +-infinity) are stored as NULL: there DuckDB's date functions
+        fail even under TRY (its statistics propagation evaluates them on a column's min and
+        max), and no other engine can represent them. How many is recorded; a column declared
+        not nullable refuses them."""
+        found: dict[str, int] = {}
+        for name, column in policy.columns.items():
+            if column.type not in ("DATE", "TIMESTAMP"):
+                continue
+            raw = f"CAST({_quote(name)} AS {column.type})"
+            n = con.execute(
+                f"SELECT count(*) FROM src WHERE {raw} IS NOT NULL AND {_stored(name, column.type)} IS NULL"
+            ).fetchone()[0]
+            if n and not column.nullable:
+                raise SchemaMismatch(
+                    f"{policy.name}: column {name!r} has {n} value(s) outside 0001-01-01 .. 9999-12-31 (or infinity), "
+                    "which the sandbox stores as NULL, but it is not declared nullable; fix the source, or declare "
+                    "`nullable: true`",
+                    dataset=policy.name,
+                    column=name,
+                )
+            if n:
+                found[name] = int(n)
+        return found
 
     @staticmethod
     def _check_non_null(con: duckdb.DuckDBPyConnection, policy: Policy, parquet: Path) -> list[str]:
@@ -356,6 +396,20 @@ class Catalog:
         return {"units": units or 0, "max_rows_per_unit": max_rows or 0, "constant_dimensions": constant}
 
 
+def _stored(name: str, type_: str) -> str:
+    """A source column as the managed copy stores it: cast to its policy type, and dates and
+    timestamps outside the range every engine shares set to NULL (see _out_of_range)."""
+    value = f"CAST({_quote(name)} AS {type_})"
+    if type_ == "DATE":
+        return f"CASE WHEN {value} BETWEEN DATE '0001-01-01' AND DATE '9999-12-31' THEN {value} END"
+    if type_ == "TIMESTAMP":
+        return (
+            f"CASE WHEN {value} BETWEEN TIMESTAMP '0001-01-01 00:00:00' AND TIMESTAMP '9999-12-31 23:59:59.999999' "
+            f"THEN {value} END"
+        )
+    return value
+
+
 def size_class(rows: int) -> int:
     """The public size bound registration publishes: the next power of two (at least 1024), so
     the compiler's worst-case estimates depend on a coarse class fixed at registration, never on
@@ -377,11 +431,6 @@ def _make_writable(directory: Path) -> None:
 
 
 def _load_or_create_secret(path: Path) -> bytes:
-    """The bounding key: never leaves the server; changing it re-ranks every dataset."""
-    if path.exists():
-        return path.read_bytes()
-    secret = os.urandom(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(secret)
-    return secret
+    """The bounding key: never leaves the server; changing it re-ranks every dataset. Servers
+    starting together on a new data directory agree on one (private_files.create_once)."""
+    return create_once(path, lambda: os.urandom(32))

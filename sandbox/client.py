@@ -420,8 +420,12 @@ def _localized(data: Mapping[str, Any], name: str, lang: str) -> str:
     return str(data.get(name) or "")
 
 
-def _bounds(bounds: Sequence[float] | None, numbers: i18n.Numbers) -> str:
-    return "" if not bounds else f"[{numbers.value(float(bounds[0]))}, {numbers.value(float(bounds[1]))}]"
+def _bounds(bounds: Sequence[float | str] | None, numbers: i18n.Numbers) -> str:
+    if not bounds:
+        return ""
+    if isinstance(bounds[0], str):  # a DATE dimension's published range
+        return f"[{bounds[0]}, {bounds[1]}]"
+    return f"[{numbers.value(float(bounds[0]))}, {numbers.value(float(bounds[1]))}]"
 
 
 def _keys(keys: Sequence[Any] | None, lang: str) -> str:
@@ -579,6 +583,13 @@ class Verification:
     unsigned_events: int = 0
     signing_key: str | None = None
     lang: str = field(default_factory=_env_lang, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], lang: str | None = None) -> Verification:
+        """From `GET /audit/verify` (or the library's result): the fields this client knows; a
+        newer server's extra fields are kept out rather than refused."""
+        known = {n: data[n] for n in cls.__dataclass_fields__ if n != "lang" and n in data}
+        return cls(**known, lang=lang or i18n.from_environment())
 
     def __bool__(self) -> bool:
         return self.ok
@@ -994,7 +1005,7 @@ class Sandbox:
 
     def verify(self) -> Verification:
         """Recompute the audit log's hash chain on the server (auditors)."""
-        return Verification(**self._call("GET", "/audit/verify"), lang=self.lang)
+        return Verification.from_json(self._call("GET", "/audit/verify"), self.lang)
 
     def export(
         self, format: str = "jsonl", *, actor: str | None = None, agreement: str | None = None,

@@ -263,7 +263,7 @@ def users_list_local(data_dir: Path, database_url: str | None) -> None:
 def audit_checkpoint(data_dir: DataDir = Path("var"), database_url: DatabaseUrl = None) -> None:
     """Sign the audit head now (the service also signs on its own). On the server machine: needs
     the signing key in the data directory."""
-    from sandbox import checkpoints
+    from sandbox.audit import checkpoints
 
     database = database_url or str(data_dir / "sandbox.db")
     made = checkpoints.create(store(data_dir, database_url), checkpoints.Signer.load_or_create(data_dir),
@@ -277,7 +277,7 @@ def audit_checkpoint(data_dir: DataDir = Path("var"), database_url: DatabaseUrl 
 
 
 def audit_checkpoints_local(out: Path | None, data_dir: Path, database_url: str | None) -> None:
-    from sandbox import checkpoints
+    from sandbox.audit import checkpoints
 
     with store(data_dir, database_url).read() as conn:
         document = checkpoints.export(conn, checkpoints.Signer.load(data_dir))
@@ -293,7 +293,8 @@ def audit_checkpoints_local(out: Path | None, data_dir: Path, database_url: str 
 def audit_verify_local(data_dir: Path, database_url: str | None, checkpoints_file: Path | None) -> None:
     """Recompute the chain from the database and check the checkpoints with the key in the data
     directory, the server's own copies and --checkpoints; exit code 1 and the first bad event."""
-    from sandbox import audit, checkpoints
+    from sandbox import audit
+    from sandbox.audit import checkpoints
     from sandbox.cli.common import state
     from sandbox.client import Verification
 
@@ -304,7 +305,7 @@ def audit_verify_local(data_dir: Path, database_url: str | None, checkpoints_fil
         trust = trust + checkpoints.load_export(json.loads(checkpoints_file.read_text()))
     with store(data_dir, database_url).read() as conn:
         result = audit.verify(conn, trust)
-    shown = Verification(**result.__dict__, lang=state.lang)
+    shown = Verification.from_json(result.__dict__, state.lang)
     console.print(("[green]✔[/green] " if result.ok else "[red]✘[/red] ") + shown.summary(), soft_wrap=True)
     if result.ok and not trust.keys and result.checkpoints:
         console.print(_("signatures not checked: no key in {data} and no --checkpoints file").format(data=data_dir),

@@ -288,7 +288,7 @@ def _kept_checkpoints_problem(saved: dict[str, Any], current: dict[str, Any], ev
     """Every checkpoint in the file must be in the server's list, identical, and signed by the key
     the file names; and the server's list must follow from it (the server checked it against the
     chain when it verified)."""
-    from sandbox import checkpoints
+    from sandbox.audit import checkpoints
 
     trust = checkpoints.load_export(saved)
     chain = {c["seq"]: c["hash"] for c in current["checkpoints"]}

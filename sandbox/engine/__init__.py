@@ -13,18 +13,18 @@ from typing import TYPE_CHECKING
 from sandbox.compiler import Plan, compile_query
 from sandbox.engine.execute import run_plan
 from sandbox.engine.release import Release
-from sandbox.engine.worker import Limits, WorkerPool
+from sandbox.engine.worker import WorkerLimits, WorkerPool
 
 if TYPE_CHECKING:
     from sandbox.catalog import Catalog
 
-__all__ = ["Engine", "Limits", "Release"]
+__all__ = ["Engine", "Release", "WorkerLimits"]
 
 
 class Engine:
-    def __init__(self, catalog: Catalog, *, workers: int = 2, limits: Limits | None = None) -> None:
+    def __init__(self, catalog: Catalog, *, workers: int = 2, limits: WorkerLimits | None = None) -> None:
         self.catalog = catalog
-        self.limits = limits or Limits()
+        self.limits = limits or WorkerLimits()
         self.pool = WorkerPool(workers, self.limits, preload=("sandbox.engine.execute",))
 
     def explain(self, sql: str, *, epsilon: float, delta: float | None = None) -> Plan:
@@ -38,7 +38,7 @@ class Engine:
         """Run an already compiled plan (the service compiles, reserves budget, then executes)."""
         start = time.perf_counter()
         output = self.pool.run(run_plan, plan, plan.attach)
-        return Release.from_worker(plan, output["table"], time.perf_counter() - start)
+        return Release.from_worker(plan, output["table"], time.perf_counter() - start, tuple(output.get("notes", ())))
 
     def close(self) -> None:
         self.pool.close()

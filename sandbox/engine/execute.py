@@ -36,6 +36,7 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[str, Any]:
         histograms[pid] = per_group
 
     noisy: dict[str, list[float | None]] = {}
+    notes: list[str] = []
     if nkeys == 0:
         groups: list[tuple] = [()]
     elif plan.public_keys is not None:
@@ -48,6 +49,12 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[str, Any]:
         )
         groups = sorted(result.released, key=_sort_key)
         noisy[sel.primitive] = [float(result.released[g]) for g in groups]
+        if not groups:
+            notes.append(
+                f"no group reached the release threshold for private keys: a group needs about {sel.threshold:,} "
+                f"{'units' if sel.linf == 1 else 'rows'} (a noisy count) to appear, so nothing was released; "
+                "group by a coarser key, or one with a public key set"
+            )
 
     for p in plan.primitives:
         if p.id in noisy:
@@ -55,7 +62,10 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[str, Any]:
         if p.kind == "quantile":
             noisy[p.id] = [_quantile(p, histograms[p.id].get(g, {})) for g in groups]
         else:
-            values = [int(exact.get(g, {}).get(p.id) or 0) for g in groups]
+            if p.from_histogram is not None:  # the count of values the histogram already holds
+                values = [sum(histograms[p.from_histogram].get(g, {}).values()) for g in groups]
+            else:
+                values = [int(exact.get(g, {}).get(p.id) or 0) for g in groups]
             released, _ = privacy.discrete_laplace(values, sensitivity=p.sensitivity, epsilon=p.epsilon)
             noisy[p.id] = [v * p.step for v in released]
     del exact, histograms  # nothing exact past this line
@@ -69,7 +79,31 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[str, Any]:
     con.register("released", released)
     table = con.sql(plan.output_sql).to_arrow_table()
     con.unregister("released")
-    return {"table": table}
+    notes.extend(_unbounded_notes(plan, table))
+    return {"table": table, "notes": notes}
+
+
+def _unbounded_notes(plan: Plan, table: pa.Table) -> list[str]:
+    """Say which released cells have an interval with an open end (a ratio whose denominator's
+    interval reaches 0): a NULL end is not a missing interval, and the reader must be told."""
+    notes = []
+    suppressed = table.column("__suppressed").to_pylist()
+    for i, column in enumerate(plan.outputs):
+        if column.kind == "key" or f"__lo_{i}" not in table.column_names:
+            continue
+        values = table.column(i).to_pylist()
+        ends = zip(table.column(f"__lo_{i}").to_pylist(), table.column(f"__hi_{i}").to_pylist(), strict=True)
+        open_ends = sum(
+            1
+            for v, hidden, (lo, hi) in zip(values, suppressed, ends, strict=True)
+            if v is not None and not hidden and None in (lo, hi)
+        )
+        if open_ends:
+            notes.append(
+                f"{open_ends} value(s) of {column.name} have no finite interval (a missing end means unbounded): "
+                "the interval of a denominator includes 0; a larger epsilon or larger groups narrow it"
+            )
+    return notes
 
 
 def _parse_first(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:

@@ -15,12 +15,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from sandbox.web import auditor, common, developer, operator
-from sandbox.web import i18n as web_i18n
 from sandbox.web.render import ConsoleRoute
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
 router.add_api_route("", common.start, methods=["GET"])  # /console itself, next to /console/
-for _part in (common.router, operator.router, auditor.router, developer.router, web_i18n.router):
+for _part in (common.router, operator.router, auditor.router, developer.router):
     router.include_router(_part)

@@ -1,4 +1,5 @@
-"""Pages every role shares: sign in and out, the start page, the catalog, the style sheet."""
+"""Pages every role shares: sign in and out, the start page, the catalog, the style sheet, the
+language switch."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
 
-from sandbox import accounts
+from sandbox import accounts, i18n
 from sandbox.api.deps import ServicesDep
 from sandbox.errors import SandboxError
 from sandbox.policy import Role
+from sandbox.web.i18n import COOKIE as LANGUAGE_COOKIE
 from sandbox.web.render import ConsoleRoute, home, page, redirect
 from sandbox.web.session import (
     CSRF_FIELD,
@@ -48,6 +50,18 @@ def style() -> Response:
                                                            "X-Content-Type-Options": "nosniff"})
 
 
+@router.get("/language")
+def choose_language(request: Request, to: str = "", next: str = "/console") -> Response:
+    """The language switch (header: English · 中文): remembers the choice for this browser and
+    goes back to the page."""
+    response = redirect(_safe_next(next) or "/console")
+    locale = i18n.normalize(to)
+    if locale:
+        response.set_cookie(LANGUAGE_COOKIE, locale, max_age=365 * 24 * 3600, path="/console", samesite="strict",
+                            httponly=True, secure=request.url.scheme == "https")
+    return response
+
+
 @router.get("/")
 def start(user: ConsoleUser) -> Response:
     return redirect(home(user))
@@ -71,22 +85,20 @@ async def signin(request: Request, svc: ServicesDep) -> Response:
     if not seed or not hmac.compare_digest(fields.get(CSRF_FIELD, ""), csrf_token(request, seed)):
         raise CSRFRefused("This sign-in form is stale or came from another site. "
                           "Reload the sign-in page and try again.")
-    token = fields.get("token", "").strip()
     try:
-        with svc.store.read() as conn:
-            user = accounts.authenticate(conn, token)
+        user = accounts.authenticate(svc.store, fields.get("token", "").strip())
     except SandboxError as exc:
         return page(request, "signin.html", None, status=exc.status, seed=seed,
                     next=_safe_next(fields.get("next")) or "", error=exc.message)
     response = redirect(_safe_next(fields.get("next")) or home(user))
-    sign_in(request, response, token)
+    sign_in(request, response, svc, user)
     return response
 
 
 @router.post("/signout")
-def signout(_: Form) -> Response:
+def signout(request: Request, _: Form, svc: ServicesDep) -> Response:
     response = redirect("/console/signin")
-    sign_out(response)
+    sign_out(request, response, svc)
     return response
 
 

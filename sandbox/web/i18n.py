@@ -6,7 +6,8 @@
 
 Templates get newstyle gettext callables (`_()`, `{% trans %}`) bound to that language, a
 `numbers` formatter (`sandbox.i18n.Numbers`) and the `word` filter for statuses and roles.
-`install(env)` adds the i18n extension; `context(request)` is what `render.page` passes in.
+`install(env)` adds the i18n extension; `context(request)` is what `render.page` passes in; the
+switch itself is a route of `web.common`.
 """
 
 from __future__ import annotations
@@ -15,17 +16,16 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request
 from jinja2 import Environment, pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 
 from sandbox import i18n
 
-__all__ = ["COOKIE", "context", "install", "locale_of", "router"]
+__all__ = ["COOKIE", "context", "install", "locale_of"]
 
 COOKIE = "sandbox_lang"
-router = APIRouter()
 
 
 def locale_of(request: Request) -> str:
@@ -89,22 +89,3 @@ def install(env: Environment) -> None:
     env.install_null_translations(newstyle=True)  # replaced per render by `context`
     env.policies["ext.i18n.trimmed"] = True
     env.filters.update(word=_word, localized=_localized)
-
-
-def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/console") and "//" not in target and "\\" not in target:
-        return target
-    return "/console"
-
-
-@router.get("/language")
-def choose_language(request: Request, to: str = "", next: str = "/console") -> Response:
-    """The language switch: remembers the choice for this browser and goes back to the page."""
-    from sandbox.web.render import redirect
-
-    response = redirect(_safe_next(next))
-    locale = i18n.normalize(to)
-    if locale:
-        response.set_cookie(COOKIE, locale, max_age=365 * 24 * 3600, path="/console", samesite="strict",
-                            httponly=True, secure=request.url.scheme == "https")
-    return response

@@ -1,6 +1,6 @@
 """Signed checkpoints of the audit log: what the hash chain alone cannot prove.
 
-The chain (audit.py) shows that no event was changed *unless the whole chain was recomputed*:
+The chain (chain.py) shows that no event was changed *unless the whole chain was recomputed*:
 anyone who can write to the database can rewrite an event, re-hash every later one and move the
 head, or cut the log short and move the head back. A checkpoint closes that gap. It is
 
@@ -14,13 +14,19 @@ does not verify; a deleted one breaks the `prev` links, or is still in the witne
 server appends every checkpoint to, next to its key (``DATA_DIR/audit-checkpoints/<db>.jsonl``),
 or in the copy an auditor exported (``GET /audit/checkpoints``, ``sandbox audit checkpoints``).
 
+What is signed: only events the sandbox appended itself. Before signing, the events since the
+last checkpoint are walked (chain.walk) and compared with the server's journal (journal.py): the
+newest event up to which every event is in the journal with the same hash is signed, and a
+divergence (an event rewritten and re-hashed after the last checkpoint, or one the sandbox never
+appended) is reported, never signed. Without that, the next periodic checkpoint would vouch for
+a history rewritten since the last one.
+
 When: the service signs on its own, because auditors change nothing. A background thread signs
-the head once `checkpoint_every_events` events have been appended since the last checkpoint, or
+once `checkpoint_every_events` events have been appended since the last checkpoint, or
 `checkpoint_every_seconds` after it if the head has moved at all, and at start-up and shutdown.
-``sandbox audit checkpoint`` signs on demand on the server's host. Before signing, the events
-since the last checkpoint are verified: a checkpoint never vouches for a chain that is already
-broken. The trust is in the key; someone who can read the data directory can sign, so auditors
-who keep exported checkpoints and the public key (its `key_id`) keep an anchor outside both.
+``sandbox audit checkpoint`` signs on demand on the server's host. The trust is in the key;
+someone who can read the data directory can sign, so auditors who keep exported checkpoints and
+the public key (its `key_id`) keep an anchor outside both.
 """
 
 from __future__ import annotations
@@ -28,10 +34,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,12 +45,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Connection, insert, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from sandbox.store import Store, now
-from sandbox.store.migrations import GENESIS
-from sandbox.store.schema import audit, audit_checkpoints, audit_head
+from sandbox.audit.chain import GENESIS, ChainBroken, Link, canonical, head, walk
+from sandbox.audit.journal import DIRECTORY as JOURNAL_DIR
+from sandbox.audit.journal import Journal, Written, database_key
+from sandbox.private_files import append_line, create_once
+from sandbox.store import Database, Store, now, reading
+from sandbox.store.schema import audit_checkpoints, audit_head
 
 __all__ = [
     "ALGORITHM",
@@ -58,6 +64,7 @@ __all__ = [
     "export",
     "load_export",
     "message",
+    "sign",
 ]
 
 log = logging.getLogger("sandbox.checkpoints")
@@ -101,10 +108,9 @@ class Signer:
 
     @classmethod
     def load_or_create(cls, data_dir: Path) -> Signer:
+        """Servers starting together on one data directory end up with one key (private_files)."""
         path = Path(data_dir) / KEY_FILE
-        if not path.exists():
-            _create_key(path)
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(create_once(path, _new_key), password=None)
         if not isinstance(key, Ed25519PrivateKey):
             raise ValueError(f"{path} does not hold an Ed25519 private key")
         return cls(key)
@@ -118,35 +124,18 @@ class Signer:
         return self._private.sign(message(fields)).hex()
 
 
-def _create_key(path: Path) -> None:
-    """Write the key to a private temporary file, then link it into place: servers starting
-    together on one data directory end up with one key, and nobody reads a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pem = Ed25519PrivateKey.generate().private_bytes(
+def _new_key() -> bytes:
+    return Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".audit-signing-")  # created 0600
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            pass  # another process won; use its key
-    finally:
-        os.unlink(temporary)
 
 
 # -- checkpoints -------------------------------------------------------------------------------
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def message(fields: Mapping[str, Any]) -> bytes:
     """The signed bytes: a fixed prefix and the canonical JSON of the checkpoint's fields."""
-    return (MESSAGE_PREFIX + _canonical({name: fields[name] for name in FIELDS})).encode("utf-8")
+    return (MESSAGE_PREFIX + canonical({name: fields[name] for name in FIELDS})).encode("utf-8")
 
 
 def link(checkpoint: Mapping[str, Any]) -> str:
@@ -167,42 +156,63 @@ def _last(conn: Connection) -> dict[str, Any] | None:
     return _row(row) if row is not None else None
 
 
-def _segment_intact(conn: Connection, start_seq: int, start_hash: str, end_seq: int, end_hash: str) -> str | None:
-    """None if events start_seq+1 .. end_seq chain from start_hash to end_hash; else why not."""
-    from sandbox.audit import _digest, _event
-
-    prev, expected = start_hash, start_seq + 1
-    rows = conn.execute(
-        select(audit).where(audit.c.seq > start_seq, audit.c.seq <= end_seq).order_by(audit.c.seq)
-        .execution_options(yield_per=5000)
-    )
-    for row in rows:
-        if row.seq != expected:
-            return f"event {expected} is missing"
-        if row.prev_hash != prev or _digest(prev, _event(row)) != row.hash:
-            return f"event {row.seq} does not check out"
-        prev, expected = row.hash, expected + 1
-    if expected != end_seq + 1:
-        return f"event {expected} is missing"
-    if prev != end_hash:
-        return f"the head's hash is not event {end_seq}'s"
-    return None
-
-
-def create(store: Store, signer: Signer, *, witness: Path | None = None) -> dict[str, Any] | None:
-    """Sign the current head, if it moved since the last checkpoint and the events since then
-    check out. Returns the new checkpoint, or None (nothing new, broken chain, or another process
-    signed meanwhile). The walk runs outside the write lock; only the insert takes it."""
+def sign(store: Store, signer: Signer, *, witness: Path | None = None,
+         journal: Journal | None = None) -> tuple[dict[str, Any] | None, str | None]:
+    """Sign the newest event since the last checkpoint that the sandbox appended itself (see the
+    module docstring). Returns the new checkpoint (None: nothing to sign, or another process
+    signed meanwhile) and what stopped it from signing further (None: nothing did). The walk
+    runs outside the write lock; only the insert takes it. Without a journal every event counts
+    as the sandbox's own; with an empty one, the chain found is adopted (trust on first use)."""
     with store.read() as conn:
         last = _last(conn)
-        head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
-        since_seq, since_hash = (last["seq"], last["hash"]) if last else (0, GENESIS)
-        if head.seq <= since_seq:
-            return None
-        problem = _segment_intact(conn, since_seq, since_hash, head.seq, head.hash)
-    if problem is not None:
-        log.error("audit head not signed: %s (run `sandbox audit verify`)", problem)
-        return None
+        top = head(conn)
+        since = (last["seq"], last["hash"]) if last else (0, GENESIS)
+        if top.seq <= since[0]:
+            return None, None
+        written = journal.read() if journal else {}  # after the head: every event up to it is in it
+        try:
+            target, problem = _signable(walk(conn, since, top.seq), written)
+        except ChainBroken as broken:
+            return None, f"event {broken.seq} does not check out: {broken.reason} (run `sandbox audit verify`)"
+    checkpoint = _insert(store, signer, last, target) if target is not None else None
+    if checkpoint is not None:
+        if witness is not None:
+            append_line(witness, canonical(dict(checkpoint)))
+        if journal is not None:
+            if not written:
+                journal.record(target.seq, target.hash)  # adopted: the journal starts here
+            journal.forget_before(target.seq)
+    return checkpoint, problem
+
+
+def create(store: Store, signer: Signer, *, witness: Path | None = None,
+           journal: Journal | None = None) -> dict[str, Any] | None:
+    """`sign`, logging what stopped it. Given only the witness file, the journal beside it is used
+    (the two live in the same data directory, under the same database key)."""
+    if journal is None and witness is not None:
+        journal = Journal(witness.parent.parent / JOURNAL_DIR / witness.name)
+    checkpoint, problem = sign(store, signer, witness=witness, journal=journal)
+    if problem:
+        log.error("audit events not signed: %s", problem)
+    return checkpoint
+
+
+def _signable(links: Iterator[Link], written: Written) -> tuple[Link | None, str | None]:
+    """The newest link up to which every event is one the sandbox wrote, and what comes after."""
+    target = None
+    for link in links:
+        hashes = written.get(link.seq) if written else frozenset({link.hash})
+        if not hashes:
+            return target, (f"event {link.seq} was not appended by the sandbox: it is not in the sandbox's own "
+                            "record of the events it appended (its journal)")
+        if link.hash not in hashes:
+            return target, (f"event {link.seq} is not the event the sandbox appended (its hash differs from the "
+                            f"sandbox's journal): events from {link.seq} on were rewritten and re-hashed")
+        target = link
+    return target, None
+
+
+def _insert(store: Store, signer: Signer, last: dict[str, Any] | None, target: Link) -> dict[str, Any] | None:
     try:
         with store.transaction() as conn:
             conn.execute(select(audit_head.c.id).where(audit_head.c.id == 1).with_for_update())
@@ -210,8 +220,8 @@ def create(store: Store, signer: Signer, *, witness: Path | None = None) -> dict
                 return None  # someone else signed meanwhile; the next tick looks again
             fields = {
                 "n": (last["n"] + 1) if last else 1,
-                "seq": head.seq,
-                "hash": head.hash,
+                "seq": target.seq,
+                "hash": target.hash,
                 "ts": now(),
                 "prev": link(last) if last else GENESIS,
                 "key_id": signer.key_id,
@@ -220,26 +230,13 @@ def create(store: Store, signer: Signer, *, witness: Path | None = None) -> dict
             conn.execute(insert(audit_checkpoints).values(**checkpoint))
     except IntegrityError:  # the same n from another process
         return None
-    if witness is not None:
-        _witness(witness, checkpoint)
     return checkpoint
 
 
 def witness_path(data_dir: Path, database_url: str) -> Path:
     """Where this server keeps its copies of the checkpoints it signed for this database (one
     file per database, named by a digest of its URL without the password)."""
-    url = make_url(database_url if "://" in database_url else f"sqlite:///{Path(database_url).resolve()}")
-    name = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
-    return Path(data_dir) / WITNESS_DIR / f"{name}.jsonl"
-
-
-def _witness(path: Path, checkpoint: Mapping[str, Any]) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, (_canonical(dict(checkpoint)) + "\n").encode())  # one write: appends interleave whole
-    finally:
-        os.close(fd)
+    return Path(data_dir) / WITNESS_DIR / f"{database_key(database_url)}.jsonl"
 
 
 def read_witness(path: Path) -> list[dict[str, Any]]:
@@ -251,8 +248,10 @@ def read_witness(path: Path) -> list[dict[str, Any]]:
 # -- export and trust --------------------------------------------------------------------------
 
 
-def export(conn: Connection, signer: Signer | None) -> dict[str, Any]:
+def export(db: Database, signer: Signer | None) -> dict[str, Any]:
     """Everything an auditor needs to check the log later without trusting this server again."""
+    with reading(db) as conn:
+        signed = stored(conn)
     return {
         "algorithm": ALGORITHM,
         "key_id": signer.key_id if signer else None,
@@ -260,7 +259,7 @@ def export(conn: Connection, signer: Signer | None) -> dict[str, Any]:
         "message": "Ed25519 over MESSAGE_PREFIX + canonical JSON (sorted keys, no spaces) of n, seq, hash, ts, "
                    "prev, key_id; prev = sha256(message + signature hex) of the previous checkpoint",
         "message_prefix": MESSAGE_PREFIX,
-        "checkpoints": stored(conn),
+        "checkpoints": signed,
     }
 
 
@@ -273,18 +272,29 @@ def load_export(document: Mapping[str, Any]) -> Trust:
 
 @dataclass(frozen=True)
 class Trust:
-    """What a verifier trusts from outside the database: public keys by key id, and anchors
-    (checkpoints kept elsewhere: the server's witness file, an auditor's export)."""
+    """What a verifier trusts from outside the database: public keys by key id, anchors
+    (checkpoints kept elsewhere: the server's witness file, an auditor's export) and the
+    server's journal of the events it appended since the last checkpoint (read by `verify`
+    once its snapshot of the database is taken, so every event in the snapshot is in it)."""
 
     keys: Mapping[str, Ed25519PublicKey] = field(default_factory=dict)
     anchors: Sequence[Mapping[str, Any]] = ()
+    journal: Journal | None = None
 
     @classmethod
-    def of(cls, signer: Signer | None, anchors: Iterable[Mapping[str, Any]] = ()) -> Trust:
-        return cls({signer.key_id: signer.public} if signer else {}, list(anchors))
+    def of(cls, signer: Signer | None, anchors: Iterable[Mapping[str, Any]] = (),
+           journal: Journal | None = None) -> Trust:
+        return cls({signer.key_id: signer.public} if signer else {}, list(anchors), journal)
+
+    @classmethod
+    def of_server(cls, data_dir: Path, database: str) -> Trust:
+        """What the server keeps in its data directory for `database`: its key (if it has one),
+        its witness file of checkpoints and its journal."""
+        return cls.of(Signer.load(data_dir), read_witness(witness_path(data_dir, database)),
+                      Journal.of(data_dir, database))
 
     def __add__(self, other: Trust) -> Trust:
-        return Trust({**self.keys, **other.keys}, [*self.anchors, *other.anchors])
+        return Trust({**self.keys, **other.keys}, [*self.anchors, *other.anchors], self.journal or other.journal)
 
 
 @dataclass(frozen=True)
@@ -379,30 +389,35 @@ class Checkpointer:
 
     def __init__(
         self, store: Store, signer: Signer, *, every_events: int, every_seconds: float,
-        witness: Path | None = None, poll_seconds: float = 1.0,
+        witness: Path | None = None, journal: Journal | None = None, poll_seconds: float = 1.0,
     ) -> None:
-        self.store, self.signer, self.witness = store, signer, witness
+        self.store, self.signer, self.witness, self.journal = store, signer, witness, journal
         self.every_events, self.every_seconds, self.poll_seconds = every_events, every_seconds, poll_seconds
+        self.problem: str | None = None  # what stopped the last signing, reported once per change
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def due(self) -> bool:
         with self.store.read() as conn:
-            head = conn.execute(select(audit_head.c.seq).where(audit_head.c.id == 1)).scalar_one()
+            top = head(conn).seq
             last = _last(conn)
         if last is None:
-            return head > 0
-        if head <= last["seq"]:
+            return top > 0
+        if top <= last["seq"]:
             return False
-        if head - last["seq"] >= self.every_events:
+        if top - last["seq"] >= self.every_events:
             return True
         signed = datetime.strptime(last["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
         return (datetime.now(UTC) - signed).total_seconds() >= self.every_seconds
 
     def tick(self, *, force: bool = False) -> dict[str, Any] | None:
-        if force or self.due():
-            return create(self.store, self.signer, witness=self.witness)
-        return None
+        if not (force or self.due()):
+            return None
+        checkpoint, problem = sign(self.store, self.signer, witness=self.witness, journal=self.journal)
+        if problem and problem != self.problem:
+            log.error("audit events not signed: %s", problem)
+        self.problem = problem
+        return checkpoint
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_seconds):
