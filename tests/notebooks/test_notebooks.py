@@ -81,13 +81,23 @@ def test_developer_quickstart(live) -> None:
         "widths": release.half_width("residents") + release.half_width("avg_income"),
         "charge": release.charge_epsilon, "reused": again.reused, "again_charge": again.charge_epsilon,
         "by_sex": [type(by_sex).__name__, len(by_sex)],
-        "fused": sorted(fused.to_polars()["district"]), "fused_charge": fused.charge_epsilon}""")
+        "fused": sorted(fused.to_polars()["district"]), "fused_charge": fused.charge_epsilon,
+        "choices": preview.choices().filter(preview.choices()["dataset"] == "medical_visits").rows(named=True),
+        "visits": [visits.contribution, sorted(visits.to_polars()["district"]), visits.charge_epsilon]}""")
     result = probed(nb)
     assert result["districts"] == DISTRICTS
     assert all(w is not None and math.isfinite(w) and w > 0 for w in result["widths"])
     assert result["reused"] is True and result["again_charge"] == 0
     assert result["by_sex"] == ["Release", 2]
     assert result["fused"] == DISTRICTS and result["fused_charge"] == 0.5  # three datasets fused
+    # choosing contribution bounds with explain: each max_rows with its noise and what it leaves out
+    choices = {c["max_rows"]: c for c in result["choices"]}
+    assert {1, 8, 40} <= set(choices) and [k for k, c in choices.items() if c["chosen"]] == [40]
+    assert choices[8]["count_half_width"] < choices[40]["count_half_width"]
+    assert choices[1]["rows_left_out"] > choices[40]["rows_left_out"]
+    assert result["visits"] == [{"max_rows": {"medical_visits": 8}}, DISTRICTS, 0.3]
+    assert "rows left out (estimated)" in html_of(cell_with(nb, "preview = sb.explain(visits_sql"))
+    assert "at most 8 joined rows" in html_of(cell_with(nb, "visits = sb.query(visits_sql"))
 
     assert "MOCK DATA — not real" in html_of(cell_with(nb, "sb.mock_query(sql"))
     assert "would cost ε 0.5" in html_of(cell_with(nb, "sb.explain(sql"))
