@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
+import re
+import sys
 import textwrap
 import time
 import uuid
@@ -36,6 +39,7 @@ import polars as pl
 
 from sandbox import __version__, i18n
 from sandbox import errors as _errors
+from sandbox import notes as notes_module
 from sandbox.errors import SandboxError
 from sandbox.i18n import N_
 from sandbox.mock import mock_frame
@@ -57,13 +61,14 @@ __all__ = [
 ]
 
 _FINAL = ("released", "rejected", "failed", "cancelled")
+_GROUPED = re.compile(r"\bgroup\s+by\b", re.IGNORECASE)
 _MAX_HTML_ROWS = 60
 
 
 # -- errors ------------------------------------------------------------------------------------
 def _tr(lang: str | None) -> Any:
-    """The gettext catalog of `lang` (None: the environment's language)."""
-    return i18n.translations(lang or i18n.from_environment())
+    """The gettext catalog of `lang` (a tag such as "zh-CN", or a locale; None: the environment's)."""
+    return i18n.translations(i18n.choose(lang) if lang else i18n.from_environment())
 
 
 # What each error is, in words, for readers of another language than the server's messages.
@@ -175,12 +180,16 @@ def _env_lang() -> str:
 
 @dataclass(frozen=True)
 class Release:
-    """What a query returns: noisy values, a 95% interval half-width per cell (None where the
-    sandbox has none), suppressed rows, the charge, and the budget left afterwards.
+    """What a query returns: noisy values, each with its 95% interval, suppressed rows, the
+    charge, the budget left afterwards, and what the reader must know (`messages()`).
 
-    A mock release (`Sandbox.mock_query`) has the same shape, `mock=True`, exact values over
-    fake rows, no intervals and no charge; it says so wherever it is shown. `keys` names the
-    GROUP BY columns, shown as written in the data; `lang` is the language it is shown in.
+    The interval of a cell (`lower`/`upper`, from the server) covers the noise and the bias that
+    contribution bounding and clamping are estimated to cause; None is an open end (unbounded).
+    It is shown as '± half-width' when symmetric about the value, as '[lower, upper]' when not.
+    `half_widths` are the noise's alone. A release from before intervals had both ends shows
+    '± half-width'. A mock release (`Sandbox.mock_query`) has the same shape, `mock=True`, exact
+    values over fake rows, no intervals and no charge; it says so wherever it is shown. `keys`
+    names the GROUP BY columns, shown as written in the data; `lang` is the language it is shown in.
     """
 
     columns: list[str]
@@ -202,6 +211,12 @@ class Release:
     mock: bool = False
     mock_rows: int = 0
     keys: list[str] = field(default_factory=list)
+    lower: list[list[float | None]] = field(default_factory=list)  # empty: the server sent no interval ends
+    upper: list[list[float | None]] = field(default_factory=list)
+    note_details: list[dict[str, Any]] = field(default_factory=list)  # the notes as data (sandbox/notes.py)
+    bias: list[dict[str, Any]] = field(default_factory=list)  # estimated rows left out, values clamped
+    contribution: dict[str, Any] | None = None  # the contribution bounds the query asked for
+    ends: bool = False  # the server sent both ends of every interval (`lower`, `upper`)
     lang: str = field(default_factory=_env_lang, repr=False, compare=False)
 
     @classmethod
@@ -218,29 +233,45 @@ class Release:
             remaining_epsilon=agreement["remaining_epsilon"] if agreement else None,
             budget_epsilon=agreement["budget_epsilon"] if agreement else None,
             notes=list(result.get("notes") or []), columns_noise=noise,
-            keys=[c["name"] for c in noise if c.get("kind") == "key"], lang=lang or i18n.from_environment(),
+            keys=[c["name"] for c in noise if c.get("kind") == "key"],
+            lower=[list(r) for r in result.get("lower") or []], upper=[list(r) for r in result.get("upper") or []],
+            note_details=list(result.get("note_details") or []), bias=list(result.get("bias") or []),
+            contribution=job.get("contribution"), ends="lower" in result and "upper" in result,
+            lang=lang or i18n.from_environment(),
         )
+
+    @property
+    def _has_ends(self) -> bool:
+        return self.ends and len(self.lower) == len(self.rows) == len(self.upper)
 
     # -- tables --------------------------------------------------------------------------------
     def to_polars(self, intervals: bool = False) -> pl.DataFrame:
-        """The released values; with `intervals=True` also `<col>_lo`/`<col>_hi` (95%) for every
-        column that has intervals, and a `suppressed` flag. A count's interval never goes below
-        zero, the count's public lower bound."""
+        """The released values; with `intervals=True` also `<col>_lo`/`<col>_hi` (95%, noise and
+        estimated bias) for every column that has intervals, and a `suppressed` flag. An open end
+        is -inf/inf; a suppressed cell's ends are null. (A release from before the server sent
+        both ends: value ± half-width, a count's lower end never below zero.)"""
         frame = pl.DataFrame(self.rows, schema=self.columns, orient="row", infer_schema_length=None)
         if not intervals:
             return frame
         counts = {c["name"] for c in self.columns_noise if c.get("function") == "count"}
+        keys = set(self.keys)
         extra: list[pl.Series] = []
         for j, name in enumerate(self.columns):
-            widths = [row[j] for row in self.half_widths]
-            if all(w is None for w in widths):
-                continue
             values = [row[j] for row in self.rows]
-            floor = 0.0 if name in counts else None
-            extra.append(pl.Series(f"{name}_lo", [_shift(v, w, -1, floor) for v, w in zip(values, widths, strict=True)],
-                                   dtype=pl.Float64))
-            extra.append(pl.Series(f"{name}_hi", [_shift(v, w, 1) for v, w in zip(values, widths, strict=True)],
-                                   dtype=pl.Float64))
+            if self._has_ends and name not in keys:
+                if all(v is None or not _number(v) for v in values) and all(w[j] is None for w in self.half_widths):
+                    continue
+                lows = [_end(v, lo[j], -1) for v, lo in zip(values, self.lower, strict=True)]
+                highs = [_end(v, hi[j], 1) for v, hi in zip(values, self.upper, strict=True)]
+            else:
+                widths = [row[j] for row in self.half_widths]
+                if all(w is None for w in widths):
+                    continue
+                floor = 0.0 if name in counts else None
+                lows = [_shift(v, w, -1, floor) for v, w in zip(values, widths, strict=True)]
+                highs = [_shift(v, w, 1) for v, w in zip(values, widths, strict=True)]
+            extra.append(pl.Series(f"{name}_lo", lows, dtype=pl.Float64))
+            extra.append(pl.Series(f"{name}_hi", highs, dtype=pl.Float64))
         extra.append(pl.Series("suppressed", self.suppressed, dtype=pl.Boolean))
         return frame.with_columns(extra)
 
@@ -255,7 +286,7 @@ class Release:
         return self.to_polars().to_pandas()
 
     def half_width(self, column: str) -> list[float | None]:
-        """95% half-widths of one column, e.g. for matplotlib's `yerr`."""
+        """95% half-widths of the noise of one column, e.g. for matplotlib's `yerr`."""
         j = self.columns.index(column)
         return [row[j] for row in self.half_widths]
 
@@ -263,27 +294,50 @@ class Release:
         return len(self.rows)
 
     # -- display -------------------------------------------------------------------------------
-    def cells(self) -> list[list[str | None]]:
-        """Every cell as shown: keys as written, values '± half-width' at the precision the
-        interval supports (Babel's number format of `lang`); None for a suppressed cell."""
+    def parts(self) -> list[list[tuple[str, str] | None]]:
+        """Every cell as (value, interval) shown: keys as written; values at the precision their
+        interval supports (Babel's number format of `lang`), the interval '± w', '[lo, hi]' or
+        with ∞ for an open end ('' if none); None for a suppressed cell."""
         numbers = i18n.Numbers(self.lang)
         keys = set(self.keys)
         counts = {c["name"] for c in self.columns_noise if c.get("function") == "count"}
-        shown: list[list[str | None]] = []
+        ends = self._has_ends
+        shown: list[list[tuple[str, str] | None]] = []
         for i, row in enumerate(self.rows):
-            shown.append([None if self.suppressed[i] and value is None else
-                          numbers.cell(value, self.half_widths[i][j], key=self.columns[j] in keys,
-                                       integer=self.columns[j] in counts)
-                          for j, value in enumerate(row)])
+            cells: list[tuple[str, str] | None] = []
+            for j, value in enumerate(row):
+                name = self.columns[j]
+                if self.suppressed[i] and value is None:
+                    cells.append(None)
+                elif name in keys:
+                    cells.append((numbers.key(value), ""))
+                elif ends and _number(value):
+                    cells.append(numbers.interval(value, self.lower[i][j], self.upper[i][j],
+                                                  integer=name in counts))
+                else:
+                    text = numbers.cell(value, self.half_widths[i][j], integer=name in counts)
+                    value_text, sep, width = text.partition(" ± ")
+                    cells.append((value_text, f"± {width}" if sep else ""))
+            shown.append(cells)
         return shown
 
-    def _cell_html(self, text: str | None) -> str:
+    def cells(self) -> list[list[str | None]]:
+        """Every cell as one string ('12 ± 6.4', '13 [0, 32]', '3.2 [1.1, ∞)'); None if suppressed."""
+        return [[None if part is None else " ".join(p for p in part if p) for part in row] for row in self.parts()]
+
+    def messages(self) -> list[tuple[bool, str]]:
+        """What the reader must know, in `lang`: (is it a warning, text), warnings first — groups
+        that may be missing or were not released, rows left out, values clamped, open interval
+        ends — then how the query was bounded."""
+        return _messages(self.notes, self.note_details, self.lang)
+
+    def _cell_html(self, part: tuple[str, str] | None) -> str:
         _ = _tr(self.lang).gettext
-        if text is None:
+        if part is None:
             label, why = html.escape(_("suppressed")), html.escape(_("suppressed: below the minimum count"))
             return f'<td class="suppressed" title="{why}">{label}</td>'
-        value, sep, width = text.partition(" ± ")
-        shown = html.escape(value) + (f' <span class="pm">± {html.escape(width)}</span>' if sep else "")
+        value, interval = part
+        shown = html.escape(value) + (f' <span class="pm">{html.escape(interval)}</span>' if interval else "")
         return f"<td>{shown}</td>"
 
     def footer(self) -> str:
@@ -303,10 +357,16 @@ class Release:
                     left=numbers.epsilon(self.remaining_epsilon), budget=numbers.epsilon(self.budget_epsilon)))
             else:
                 parts.append(_("budget left ε {left}").format(left=numbers.epsilon(self.remaining_epsilon)))
-        parts.append(_("± is the {level} interval half-width").format(level="95%"))
+        if self._has_ends:
+            parts.append(_("{level} intervals cover the noise and the estimated bias: ± when symmetric, [lower, upper] "
+                           "when not, ∞ for an open end").format(level="95%"))
+        else:
+            parts.append(_("± is the {level} interval half-width").format(level="95%"))
         suppressed = sum(self.suppressed)
         if suppressed:
             parts.append(t.ngettext("{n} row suppressed", "{n} rows suppressed", suppressed).format(n=suppressed))
+        if not self.rows and not self.mock:
+            parts.append(_("no rows released"))
         return " · ".join(parts)
 
     def _banner(self) -> str:
@@ -314,8 +374,8 @@ class Release:
 
     def _repr_html_(self) -> str:
         _ = _tr(self.lang).gettext
-        cells = self.cells()[:_MAX_HTML_ROWS]
-        rows = [[self._cell_html(text) for text in row] for row in cells]
+        cells = self.parts()[:_MAX_HTML_ROWS]
+        rows = [[self._cell_html(part) for part in row] for row in cells]
         classes = ["suppressed" if self.suppressed[i] else "" for i in range(len(cells))]
         parts = [f'<div class="sandbox-release{" sandbox-mock" if self.mock else ""}">']
         if self.mock:
@@ -326,7 +386,7 @@ class Release:
             more = _("… {n} more rows: use .to_polars()").format(n=len(self.rows) - _MAX_HTML_ROWS)
             parts.append(f"<p>{html.escape(more)}</p>")
         parts.append(f'<p class="sandbox-footer"><small>{html.escape(self.footer())}</small></p>')
-        parts.extend(f'<p class="sandbox-note"><small>{html.escape(note)}</small></p>' for note in self.notes)
+        parts.append(_messages_html(self.messages()))
         parts.append("</div>")
         return "".join(parts)
 
@@ -338,7 +398,53 @@ class Release:
             lines.append(" | ".join(_("suppressed") if text is None else text for text in row))
         if len(self.rows) > 20:
             lines.append(_("… {n} more rows").format(n=len(self.rows) - 20))
+        lines.extend(_message_line(warning, text) for warning, text in self.messages())
         return f"{head}Release({len(self.rows)} rows)\n" + "\n".join(lines) + f"\n({self.footer()})"
+
+
+def _threshold_sentence(plan: Mapping[str, Any], lang: str) -> str | None:
+    """From an explain answer: how large a group must be to appear, when the keys are private."""
+    for detail in plan.get("note_details") or []:
+        if str(detail.get("key", "")).startswith("private_keys"):
+            return notes_module.say(detail, lang) or None
+    return next((n for n in plan.get("notes") or [] if "group keys are private" in n), None)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _end(value: Any, end: float | None, sign: int) -> float | None:
+    """An interval's end for a table: None (an open end) is -inf/inf; no value, no end."""
+    if value is None or not _number(value):
+        return None
+    return float(end) if end is not None else sign * math.inf
+
+
+def _messages(notes: Sequence[str], details: Sequence[Mapping[str, Any]], lang: str) -> list[tuple[bool, str]]:
+    """Notes in `lang` from their details (same order as the English text), warnings first; a
+    note this client does not know is shown as the server wrote it."""
+    found = []
+    aligned = len(details) == len(notes)
+    for i, text in enumerate(notes):
+        detail = details[i] if aligned else {}
+        said = notes_module.say(detail, lang) if detail else ""
+        found.append((detail.get("key") in notes_module.WARNINGS, said or text))
+    return [m for m in found if m[0]] + [m for m in found if not m[0]]
+
+
+def _message_line(warning: bool, text: str) -> str:
+    return ("⚠ " if warning else "· ") + text
+
+
+_WARNING_STYLE = "background:#fff4e5;border-left:4px solid #e67700;padding:4px 8px;margin:4px 0"
+
+
+def _messages_html(messages: Sequence[tuple[bool, str]]) -> str:
+    return "".join(
+        f'<p class="sandbox-warning" style="{_WARNING_STYLE}">⚠ {html.escape(text)}</p>' if warning
+        else f'<p class="sandbox-note"><small>{html.escape(text)}</small></p>'
+        for warning, text in messages)
 
 
 def _shift(value: Any, width: float | None, sign: int, floor: float | None = None) -> float | None:
@@ -439,7 +545,12 @@ def _keys(keys: Sequence[Any] | None, lang: str) -> str:
 
 @dataclass(frozen=True)
 class Explanation:
-    """Cost and expected accuracy of a query before it runs (`Sandbox.explain`); free."""
+    """Cost and expected accuracy of a query before it runs (`Sandbox.explain`); free.
+
+    `choices()` lists, per dataset, each contribution bound (`max_rows`) the query could ask for,
+    with the noise it implies and the share of rows it is estimated to leave out; `warning()`
+    is the sentence to read before spending when the group keys are private (a group needs about
+    N units to be released)."""
 
     dataset: str
     epsilon: float
@@ -452,6 +563,8 @@ class Explanation:
     remaining_epsilon: float | None
     raw: dict[str, Any] = field(repr=False)
     lang: str = field(default_factory=_env_lang, repr=False, compare=False)
+    note_details: list[dict[str, Any]] = field(default_factory=list)
+    contribution_choices: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], remaining_epsilon: float | None = None,
@@ -459,7 +572,9 @@ class Explanation:
         return cls(dataset=data["dataset"], epsilon=data["epsilon"], delta=data["delta"], columns=list(data["columns"]),
                    primitives=list(data.get("primitives") or []), bounded_sql=data.get("bounded_sql", ""),
                    notes=list(data.get("notes") or []), group_count=data.get("group_count"),
-                   remaining_epsilon=remaining_epsilon, raw=dict(data), lang=lang or i18n.from_environment())
+                   remaining_epsilon=remaining_epsilon, raw=dict(data), lang=lang or i18n.from_environment(),
+                   note_details=list(data.get("note_details") or []),
+                   contribution_choices=list(data.get("contribution_choices") or []))
 
     def to_polars(self) -> pl.DataFrame:
         """Per output column: what it is and its expected 95% half-width (None: depends on data)."""
@@ -469,6 +584,24 @@ class Explanation:
                  "noise": ", ".join(sorted({mechanisms.get(p, p) for p in c.get("primitives", [])}))}
                 for c in self.columns]
         return _frame(rows, ["column", "kind", "function", "expected_half_width", "noise"])
+
+    def choices(self) -> pl.DataFrame:
+        """Per dataset and `max_rows` the query could ask for (1 to the policy's ceiling): the
+        expected 95% half-width of a COUNT, the estimated share of the dataset's rows left out
+        (None: not estimated), and which one this query uses. Pick, then pass
+        `max_rows={dataset: n}` to `query`."""
+        rows = [{"dataset": c["dataset"], "max_rows": o["max_rows"], "count_half_width": o.get("count_half_width"),
+                 "rows_left_out": o.get("rows_left_out"), "chosen": bool(o.get("chosen"))}
+                for c in self.contribution_choices for o in c.get("options", [])]
+        return _frame(rows, ["dataset", "max_rows", "count_half_width", "rows_left_out", "chosen"])
+
+    def messages(self) -> list[tuple[bool, str]]:
+        """What to know before spending, in `lang`: (is it a warning, text), warnings first."""
+        return _messages(self.notes, self.note_details, self.lang)
+
+    def warning(self) -> str | None:
+        """The threshold sentence when the group keys are private, in `lang`; else None."""
+        return _threshold_sentence(self.raw, self.lang)
 
     def summary(self) -> str:
         _ = _tr(self.lang).gettext
@@ -495,18 +628,45 @@ class Explanation:
             shown.append((str(c["name"]), c.get("function") or i18n.word(c["kind"], self.lang), interval))
         return shown
 
+    def choice_rows(self) -> list[tuple[str, str, str, str]]:
+        """(dataset, max_rows, expected ± of a COUNT, rows left out) as shown; the one this query
+        uses is marked ✓."""
+        numbers = i18n.Numbers(self.lang)
+        shown = []
+        for c in self.contribution_choices:
+            for o in c.get("options", []):
+                width = o.get("count_half_width")
+                left = o.get("rows_left_out")
+                shown.append((c["dataset"], numbers.count(o["max_rows"]) + (" ✓" if o.get("chosen") else ""),
+                              "—" if width is None else "± " + numbers.estimate(width, width)[1],
+                              "—" if left is None else notes_module.percent(left, self.lang)))
+        return shown
+
+    def choice_headers(self) -> list[str]:
+        _ = _tr(self.lang).gettext
+        return [_("dataset"), _("max_rows (rows per unit)"), _("COUNT's expected {level} interval").format(level="95%"),
+                _("rows left out (estimated)")]
+
     def _repr_html_(self) -> str:
         _ = _tr(self.lang).gettext
         rows = [[f"<td>{html.escape(v)}</td>" for v in row] for row in self.expected()]
-        notes = "".join(f"<p><small>{html.escape(n)}</small></p>" for n in self.notes)
         folded = html.escape(_("bounded SQL"))
-        return (f'<div class="sandbox-explain"><p>{html.escape(self.summary())}</p>'
-                + _table_html([_("column"), _("aggregate"), _("expected {level} interval").format(level="95%")], rows)
-                + notes
-                + f"<details><summary>{folded}</summary><pre>{html.escape(self.bounded_sql)}</pre></details></div>")
+        parts = [f'<div class="sandbox-explain"><p>{html.escape(self.summary())}</p>',
+                 _table_html([_("column"), _("aggregate"), _("expected {level} interval").format(level="95%")], rows),
+                 _messages_html(self.messages())]
+        if self.contribution_choices:
+            choices = [[f"<td>{html.escape(v)}</td>" for v in row] for row in self.choice_rows()]
+            title = html.escape(_("Contribution bounds this query could ask for (✓: used now)"))
+            parts.append(f"<p><small>{title}</small></p>" + _table_html(self.choice_headers(), choices))
+        parts.append(f"<details><summary>{folded}</summary><pre>{html.escape(self.bounded_sql)}</pre></details></div>")
+        return "".join(parts)
 
     def __repr__(self) -> str:
-        return f"{self.summary()}\n{self.to_polars()}"
+        lines = [self.summary(), str(self.to_polars())]
+        lines.extend(_message_line(warning, text) for warning, text in self.messages())
+        if self.contribution_choices:
+            lines.append(str(self.choices()))
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -584,6 +744,13 @@ class Verification:
     signing_key: str | None = None
     lang: str = field(default_factory=_env_lang, repr=False, compare=False)
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], lang: str | None = None) -> Verification:
+        """From `GET /audit/verify` (or the library's result): the fields this client knows; a
+        newer server's extra fields are kept out rather than refused."""
+        known = {n: data[n] for n in cls.__dataclass_fields__ if n != "lang" and n in data}
+        return cls(**known, lang=lang or i18n.from_environment())
+
     def __bool__(self) -> bool:
         return self.ok
 
@@ -623,13 +790,15 @@ class Sandbox:
     `agreement` (default SANDBOX_AGREEMENT, else your only active agreement) is used by
     `query`, `explain` and `budget` when they are not given one. `lang` ("en" or "zh-CN";
     default SANDBOX_LANG, then the system's locale) is the language of the client's messages
-    and tables, and is sent to the server as Accept-Language. `transport` is httpx's, for tests.
+    and tables, and is sent to the server as Accept-Language. `on_warning` receives what must be
+    read before a query spends (default: printed on stderr, "⚠ ..."). `transport` is httpx's,
+    for tests.
     """
 
     def __init__(
         self, url: str | None = None, token: str | None = None, *, agreement: str | None = None,
         timeout: float = 60.0, progress: bool = True, lang: str | None = None,
-        transport: httpx.BaseTransport | None = None,
+        on_warning: Callable[[str], None] | None = None, transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.lang = i18n.choose(lang) if lang else i18n.from_environment()
         _ = self._t.gettext
@@ -644,6 +813,7 @@ class Sandbox:
                                          "operator gave you (the demo's are in var/demo-tokens.json)."))
         self.default_agreement = agreement or os.environ.get("SANDBOX_AGREEMENT") or None
         self.progress = progress
+        self.on_warning: Callable[[str], None] = on_warning or _print_warning
         try:
             self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport, headers={
                 "Authorization": f"Bearer {token}", "User-Agent": f"xm-sandbox-client/{__version__}",
@@ -851,27 +1021,49 @@ class Sandbox:
             + " " + _("Or set SANDBOX_AGREEMENT, or pass Sandbox(agreement=...)."))
 
     # -- developers: explain and query ---------------------------------------------------------
-    def explain(self, sql: str, *, epsilon: float, delta: float | None = None,
-                agreement: str | None = None) -> Explanation:
-        """What the query would cost and how accurate each column would be; spends nothing."""
+    def explain(
+        self, sql: str, *, epsilon: float, delta: float | None = None, agreement: str | None = None,
+        max_rows: Mapping[str, int] | None = None, max_groups: int | None = None,
+        clamp: Mapping[str, Sequence[float]] | None = None,
+    ) -> Explanation:
+        """What the query would cost and how accurate each column would be, what it would leave
+        out, and the noise of each contribution bound it could ask for (`.choices()`); spends
+        nothing. `max_rows`, `max_groups` and `clamp` as for `query`."""
         agreement_id = agreement or self.default_agreement
-        data = self._call("POST", "/explain", json_body={"sql": sql, "epsilon": epsilon, "delta": delta,
-                                                          "agreement_id": agreement_id})
+        body = {"sql": sql, "epsilon": epsilon, "delta": delta, "agreement_id": agreement_id,
+                "contribution": contribution(max_rows, max_groups, clamp, lang=self.lang)}
+        data = self._call("POST", "/explain", json_body=_without_none(body))
         left = self.agreement(agreement_id).remaining_epsilon if agreement_id else None
         return Explanation.from_json(data, left, self.lang)
 
     def query(
         self, sql: str, *, epsilon: float, delta: float | None = None, agreement: str | None = None,
+        max_rows: Mapping[str, int] | None = None, max_groups: int | None = None,
+        clamp: Mapping[str, Sequence[float]] | None = None, warn: bool = True,
         progress: bool | Callable[[dict[str, Any]], None] | None = None, poll: float = 2.0,
     ) -> Release:
         """Run SQL in the sandbox under an agreement, spending `epsilon`; returns the release.
+
+        Contribution bounds, within the policies' ceilings (`explain(...).choices()` shows what
+        each costs and leaves out): `max_rows={"medical_visits": 10}` rows per unit of a
+        dataset, `max_groups=6` groups one unit may reach, `clamp={"residents.monthly_income":
+        (0, 50000)}` tighter bounds for a measure. Less noise, more left out.
+
+        With `warn` (the default) a grouped query is explained first (free, and audited like any
+        explain): when its group keys are private, `on_warning` gets the sentence saying how
+        large a group must be to appear, and the query then runs.
 
         The call waits for the job. If it takes longer than `poll` seconds a progress bar is
         shown (`progress=False` hides it; a callable is called with the job instead). Ctrl-C
         cancels the job on the server and raises `JobCancelled`.
         """
+        asked = contribution(max_rows, max_groups, clamp, lang=self.lang)
         agreement_id = self._agreement(agreement)
-        body = {"sql": sql, "epsilon": epsilon, "delta": delta, "agreement_id": agreement_id, "wait": poll}
+        body = _without_none({"sql": sql, "epsilon": epsilon, "delta": delta, "agreement_id": agreement_id,
+                              "contribution": asked})
+        if warn and _GROUPED.search(sql):  # only groups can be held back by a threshold
+            self._warn_first(body)
+        body = body | {"wait": poll}
         key = str(uuid.uuid4())  # a replay with this key returns the same job, charged once
         try:
             job = self._call("POST", "/jobs", json_body=body, headers={"Idempotency-Key": key})
@@ -880,6 +1072,18 @@ class Sandbox:
             self._interrupted(job)
         job = self._follow(job, self.progress if progress is None else progress, poll)
         return self._release(job)
+
+    def _warn_first(self, body: Mapping[str, Any]) -> None:
+        """Explain the query (free) and say, before it spends, that its groups may be missing."""
+        try:
+            plan = self._call("POST", "/explain", json_body=dict(body))
+        except SandboxError:  # refused or unreachable: the job's own answer says so
+            return
+        sentence = _threshold_sentence(plan, self.lang) if isinstance(plan, Mapping) else None
+        if sentence:
+            numbers = i18n.Numbers(self.lang)
+            self.on_warning(self._t.gettext("Before this query spends ε {epsilon}: {warning}").format(
+                epsilon=numbers.epsilon(body["epsilon"]), warning=sentence))
 
     def _follow(self, job: dict[str, Any], progress: bool | Callable[[dict[str, Any]], None],
                 poll: float) -> dict[str, Any]:
@@ -1042,7 +1246,7 @@ class Sandbox:
 
     def verify(self) -> Verification:
         """Recompute the audit log's hash chain on the server (auditors)."""
-        return Verification(**self._call("GET", "/audit/verify"), lang=self.lang)
+        return Verification.from_json(self._call("GET", "/audit/verify"), self.lang)
 
     def export(
         self, format: str = "jsonl", *, actor: str | None = None, agreement: str | None = None,
@@ -1052,6 +1256,99 @@ class Sandbox:
         """The log (filtered like `audit`) as CSV, Parquet or JSONL bytes; the export is itself audited."""
         filters = _audit_filters(actor, agreement, dataset, action, outcome, job, since, until)
         return self._call("GET", "/audit/export", params={"format": format, **filters}, raw=True)
+
+
+def _without_none(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def _print_warning(text: str) -> None:
+    print(f"⚠ {text}", file=sys.stderr, flush=True)
+
+
+def _invalid(message: str, parameter: str, lang: str | None) -> SandboxError:
+    return _remote_error("invalid_parameter", message, {"parameter": parameter}, 422, lang)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def contribution(
+    max_rows: Mapping[str, int] | None = None, max_groups: int | None = None,
+    clamp: Mapping[str, Sequence[float]] | None = None, *, lang: str | None = None,
+) -> dict[str, Any] | None:
+    """The request's `contribution` from `query`'s arguments (None when none is given). The
+    server checks them against the policies' ceilings; a value of the wrong shape is refused
+    here, in one line that shows the shape (`InvalidParameter`)."""
+    _ = _tr(lang).gettext
+    asked: dict[str, Any] = {}
+    if max_rows is not None:
+        if not isinstance(max_rows, Mapping) or not max_rows:
+            raise _invalid(_("max_rows takes the rows per unit by dataset, e.g. max_rows={example} (got {got}).")
+                           .format(example='{"medical_visits": 10}', got=repr(max_rows)), "max_rows", lang)
+        for name, rows in max_rows.items():
+            if not _whole(rows):
+                raise _invalid(_("max_rows for {dataset} must be a whole number of at least 1 (got {got}).")
+                               .format(dataset=name, got=repr(rows)), "max_rows", lang)
+        asked["max_rows"] = {str(name): rows for name, rows in max_rows.items()}
+    if max_groups is not None:
+        if not _whole(max_groups):
+            raise _invalid(_("max_groups must be a whole number of at least 1 (got {got}).").format(
+                got=repr(max_groups)), "max_groups", lang)
+        asked["max_groups"] = max_groups
+    if clamp is not None:
+        if not isinstance(clamp, Mapping) or not clamp:
+            raise _invalid(_("clamp takes low and high bounds by dataset.column, e.g. clamp={example} (got {got}).")
+                           .format(example='{"residents.monthly_income": (0, 50000)}', got=repr(clamp)), "clamp", lang)
+        asked["clamp"] = {}
+        for name, bounds in clamp.items():
+            ok = (isinstance(name, str) and "." in name and isinstance(bounds, Sequence) and not isinstance(bounds, str)
+                  and len(bounds) == 2 and all(_number(b) and math.isfinite(b) for b in bounds)
+                  and bounds[0] < bounds[1])
+            if not ok:
+                raise _invalid(_("clamp for {column} must be two numbers, low below high, under a dataset.column name, "
+                                 "e.g. clamp={example} (got {got}).").format(
+                    column=name, example='{"residents.monthly_income": (0, 50000)}', got=repr(bounds)), "clamp", lang)
+            asked["clamp"][name] = [bounds[0], bounds[1]]
+    return asked or None
+
+
+def parse_contribution(max_rows: Sequence[str] = (), max_groups: int | None = None, clamp: Sequence[str] = (),
+                       *, lang: str | None = None) -> dict[str, Any]:
+    """`query`'s keyword arguments from command-line text, as `%%dpsql` and `sandbox query` take
+    them: `--max-rows DATASET=ROWS` (repeated, or comma-separated), `--max-groups N`, `--clamp
+    DATASET.COLUMN=LOW,HIGH` (repeated). A malformed value is one line that shows the form."""
+    _ = _tr(lang).gettext
+    rows: dict[str, int] = {}
+    for text in max_rows:
+        for item in str(text).split(","):
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip() or not value.strip().isdigit() or int(value) < 1:
+                raise _invalid(_("--max-rows takes DATASET=ROWS, a whole number of rows per unit, e.g. --max-rows "
+                                 "medical_visits=10 (got {got}).").format(got=repr(text)), "max_rows", lang)
+            rows[name.strip()] = int(value)
+    bounds: dict[str, tuple[float, float]] = {}
+    for text in clamp:
+        name, sep, value = str(text).partition("=")
+        low, comma, high = value.partition(",")
+        try:
+            pair = (float(low), float(high)) if sep and comma and "." in name else None
+        except ValueError:
+            pair = None
+        if pair is None or not all(math.isfinite(b) for b in pair) or pair[0] >= pair[1]:
+            raise _invalid(_("--clamp takes DATASET.COLUMN=LOW,HIGH with LOW below HIGH, e.g. --clamp "
+                             "residents.monthly_income=0,50000 (got {got}).").format(got=repr(text)), "clamp", lang)
+        bounds[name.strip()] = (_plain(pair[0]), _plain(pair[1]))
+    if max_groups is not None and not _whole(max_groups):
+        raise _invalid(_("--max-groups takes a whole number of at least 1, e.g. --max-groups 6 (got {got}).").format(
+            got=repr(max_groups)), "max_groups", lang)
+    return {"max_rows": rows or None, "max_groups": max_groups, "clamp": bounds or None}
+
+
+def _plain(number: float) -> float | int:
+    """50000.0 -> 50000: what the user wrote, in the request and in the audit log."""
+    return int(number) if number.is_integer() and abs(number) < 2**53 else number
 
 
 def _audit_filters(actor: str | None, agreement: str | None, dataset: str | None, action: str | None,

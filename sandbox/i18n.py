@@ -148,10 +148,10 @@ class Numbers:
     def __init__(self, locale: str = DEFAULT) -> None:
         self.locale = locale if locale in LOCALES else DEFAULT
 
-    def _decimal(self, value: float | int | Decimal, decimals: int) -> str:
+    def _decimal(self, value: float | int | Decimal, decimals: int, trim: bool = False) -> str:
         number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
         number = round(number, decimals) + 0  # "+ 0" turns -0 into 0
-        pattern = "#,##0" + ("." + "0" * decimals if decimals > 0 else "")
+        pattern = "#,##0" + ("." + ("#" if trim else "0") * decimals if decimals > 0 else "")
         return format_decimal(number, format=pattern, locale=self.locale, decimal_quantization=True)
 
     @staticmethod
@@ -164,7 +164,8 @@ class Numbers:
         return self._decimal(int(round(value)), 0)
 
     def value(self, value: Any, digits: int | None = None) -> str:
-        """A number with `digits` significant digits (at least as many as its whole part)."""
+        """A number with up to `digits` significant digits (at least as many as its whole part);
+        without an interval to say how precise it is, trailing zeros say nothing: 2.4, not 2.40000."""
         if value is None:
             return "—"
         if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
@@ -174,7 +175,7 @@ class Numbers:
         if isinstance(value, int) or value == int(value) and abs(value) < 1e15:
             return self.count(value)
         places = max(self._place(float(value), digits or self.VALUE_DIGITS), 0)
-        return self._decimal(value, places)
+        return self._decimal(value, places, trim=True)
 
     def estimate(self, value: float | int, half_width: float, *, integer: bool = False) -> tuple[str, str]:
         """A noisy value and its 95% half-width, both to the precision the half-width supports:
@@ -201,6 +202,54 @@ class Numbers:
             return self.value(value)
         shown, width = self.estimate(value, half_width, integer=integer)
         return f"{shown} ± {width}"
+
+    def interval(self, value: Any, lower: float | None, upper: float | None, *,
+                 integer: bool = False) -> tuple[str, str]:
+        """A released value and its 95% interval (noise and estimated bias), both to the precision
+        the interval supports: '± w' when it is symmetric about the value, '[lo, hi]' when it is
+        not (bias on one side, or clipped to what the bounds allow), ∞ for an open (null) end. The
+        ends are rounded outwards, so the interval shown contains the one released.
+
+        >>> Numbers("en").interval(35.0, 16.5, 53.5, integer=True)
+        ('35', '± 18')
+        >>> Numbers("en").interval(13.0, 0.0, 31.45, integer=True)
+        ('13', '[0, 32]')
+        >>> Numbers("en").interval(94089.4, 5817.5, None)
+        ('94,000', '[5,000, ∞)')
+        """
+        if value is None or isinstance(value, bool) or not isinstance(value, int | float) \
+                or not math.isfinite(value):
+            return self.value(value), ""
+        ends = [e for e in (lower, upper) if e is not None and math.isfinite(e)]
+        if len(ends) == 2:
+            spread = (upper - lower) / 2  # type: ignore[operator]
+        else:
+            spread = max((abs(value - e) for e in ends), default=0.0)
+        if not spread:
+            shown = self.value(value)
+            if len(ends) == 2:  # an interval of one point: the value is exact
+                return shown, ""
+        else:
+            place = self._place(spread, self.WIDTH_DIGITS)
+            place = min(place, 0) if integer else place
+            shown = self._decimal(round(Decimal(str(value)), place), max(place, 0))
+        if len(ends) == 2 and spread and abs((value - lower) - (upper - value)) <= 0.01 * (upper - lower):  # type: ignore[operator]
+            width = self.estimate(value, spread, integer=integer)[1]
+            return shown, f"± {width}"
+        low = "(−∞" if lower is None or not math.isfinite(lower) else "[" + self._outward(lower, spread, integer, -1)
+        high = "∞)" if upper is None or not math.isfinite(upper) else self._outward(upper, spread, integer, 1) + "]"
+        return shown, f"{low}, {high}"
+
+    def _outward(self, end: float, spread: float, integer: bool, direction: int) -> str:
+        """An interval's end at the precision of its spread, rounded away from the value."""
+        if not spread:
+            return self.value(end)
+        place = self._place(spread, self.WIDTH_DIGITS)
+        place = min(place, 0) if integer else place
+        step = Decimal(1).scaleb(-place)
+        rounding = "ROUND_CEILING" if direction > 0 else "ROUND_FLOOR"
+        rounded = (Decimal(str(end)) / step).to_integral_value(rounding=rounding) * step
+        return self._decimal(rounded, max(place, 0))
 
     def key(self, value: Any) -> str:
         """A group key as written in the data: 1980 stays 1980 (no grouping), 10.0 is 10."""

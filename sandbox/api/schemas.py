@@ -315,6 +315,11 @@ class Release(BaseModel):
     notes: list[str] = Field(
         default_factory=list, description="what a reader must know: rows left out, values clamped, missing groups"
     )
+    note_details: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the same notes as data, in the same order: {key, ...values} (sandbox/notes.py), for readers "
+                    "of other languages",
+    )
     bias: list[dict[str, Any]] = Field(
         default_factory=list, description="estimated share of rows left out and of values clamped, per dataset"
     )

@@ -24,7 +24,7 @@ from sandbox import i18n
 from sandbox.errors import SandboxError
 
 __all__ = ["DEFAULT_URL", "DataDir", "DatabaseUrl", "Json", "Token", "Url", "console", "fail", "ident", "numbers",
-           "one_line", "remote", "show_json", "state", "table", "word", "_"]
+           "one_line", "remote", "show_json", "state", "table", "warn", "word", "_"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -88,6 +88,13 @@ def one_line(exc: SandboxError, url: str | None = None) -> str:
     return text
 
 
+def warn(message: str) -> None:
+    """What to read before something happens (a query whose small groups will not appear): one
+    line on stderr, and the command goes on."""
+    label = _("warning")
+    errors.print(f"[yellow]{escape(label)}[/yellow]: {escape(' '.join(message.split()))}")
+
+
 def show_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
@@ -122,7 +129,7 @@ def remote(url: str, token: str | None) -> Iterator[Any]:
     if not token:
         fail(_("No token: pass --token or set SANDBOX_TOKEN (the demo's tokens are in var/demo-tokens.json)."))
     try:
-        with Sandbox(url, token, progress=sys.stderr.isatty(), lang=state.lang) as sandbox:
+        with Sandbox(url, token, progress=sys.stderr.isatty(), lang=state.lang, on_warning=warn) as sandbox:
             yield sandbox
     except SandboxError as exc:
         fail(one_line(exc, url))

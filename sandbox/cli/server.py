@@ -307,8 +307,7 @@ def audit_verify_local(data_dir: Path, database_url: str | None, checkpoints_fil
         trust = trust + checkpoints.load_export(json.loads(checkpoints_file.read_text()))
     with store(data_dir, database_url).read() as conn:
         result = audit.verify(conn, trust)
-    fields = [name for name in Verification.__dataclass_fields__ if name != "lang"]  # GET /audit/verify's shape
-    shown = Verification(**{name: getattr(result, name) for name in fields}, lang=state.lang)
+    shown = Verification.from_json(result.__dict__, state.lang)
     console.print(("[green]✔[/green] " if result.ok else "[red]✘[/red] ") + shown.summary(), soft_wrap=True)
     if result.ok and not trust.keys and result.checkpoints:
         console.print(_("signatures not checked: no key in {data} and no --checkpoints file").format(data=data_dir),

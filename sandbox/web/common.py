@@ -1,4 +1,5 @@
-"""Pages every role shares: sign in and out, the start page, the catalog, the style sheet."""
+"""Pages every role shares: sign in and out, the start page, the catalog, the style sheet, the
+language switch."""
 
 from __future__ import annotations
 
@@ -49,20 +50,21 @@ def style() -> Response:
                                                            "X-Content-Type-Options": "nosniff"})
 
 
-@router.get("/")
-def start(user: ConsoleUser) -> Response:
-    return redirect(home(user))
-
-
 @router.get("/language")
 def choose_language(request: Request, to: str = "", next: str = "/console") -> Response:
-    """The language switch: remembers the choice for this browser and goes back to the page."""
+    """The language switch (header: English · 中文): remembers the choice for this browser and
+    goes back to the page."""
     response = redirect(_safe_next(next) or "/console")
     locale = i18n.normalize(to)
     if locale:
         response.set_cookie(LANGUAGE_COOKIE, locale, max_age=365 * 24 * 3600, path="/console", samesite="strict",
                             httponly=True, secure=request.url.scheme == "https")
     return response
+
+
+@router.get("/")
+def start(user: ConsoleUser) -> Response:
+    return redirect(home(user))
 
 
 @router.get("/signin")

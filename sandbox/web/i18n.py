@@ -6,7 +6,8 @@
 
 Templates get newstyle gettext callables (`_()`, `{% trans %}`) bound to that language, a
 `numbers` formatter (`sandbox.i18n.Numbers`) and the `word` filter for statuses and roles.
-`install(env)` adds the i18n extension; `context(request)` is what `render.page` passes in.
+`install(env)` adds the i18n extension; `context(request)` is what `render.page` passes in; the
+switch itself is a route of `web.common`.
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ def test_a_release_in_chinese_with_keys_as_keys(chinese) -> None:
     release = chinese.query("SELECT district, COUNT(*) AS people FROM residents GROUP BY district", epsilon=0.2)
     page = Page(release._repr_html_())
     footer = page.by_class["sandbox-footer"][0]
-    assert footer.startswith("扣除 ε 0.2") and "剩余预算 ε" in footer and "± 为 95% 区间半宽" in footer
-    assert all(" ± " in row[1][1] and "," not in row[0][1] for row in page.rows)
+    assert footer.startswith("扣除 ε 0.2") and "剩余预算 ε" in footer and "95% 区间涵盖噪声和估计的偏差" in footer
+    assert all((" ± " in row[1][1] or " [" in row[1][1]) and "," not in row[0][1] for row in page.rows)
 
 
 def test_years_are_keys_not_numbers(live, agreement_id) -> None:
@@ -38,7 +38,8 @@ def test_years_are_keys_not_numbers(live, agreement_id) -> None:
 def test_an_explanation_and_a_dataset_in_chinese(chinese) -> None:
     explained = Page(chinese.explain("SELECT hospital, COUNT(*) AS n FROM medical_visits GROUP BY hospital",
                                      epsilon=0.4)._repr_html_())
-    assert explained.headers == ["列", "聚合", "预期 95% 区间"]
+    assert explained.headers == ["列", "聚合", "预期 95% 区间", "数据集", "max_rows（每单元行数）",
+                                 "COUNT 的预期 95% 区间", "被舍去的行（估计）"]
     assert "此查询将消耗 ε 0.4" in explained.by_class["sandbox-explain"][0]
     described = chinese.describe("residents")
     assert described.title == "居民户籍登记（演示）" and "隐私单元 person_id" in described._repr_html_()

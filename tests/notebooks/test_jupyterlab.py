@@ -109,7 +109,9 @@ def test_the_printed_url_opens_the_quickstart_in_jupyterlab_and_its_first_query_
             expect(table).to_be_visible(timeout=120_000)
             expect(table.locator("thead th")).to_have_text(["district", "residents", "avg_income"])
             expect(table.locator("tbody tr")).to_have_count(6)
-            expect(table.locator("tbody tr").first.locator("td").nth(1)).to_have_text(re.compile(r"^[\d,]+ ± [\d.,]+$"))
+            # a value and its interval: ± when symmetric, [lower, upper] when not
+            expect(table.locator("tbody tr").first.locator("td").nth(1)).to_have_text(
+                re.compile(r"^[\d,]+ (± [\d.,]+|\[[\d.,]+, [\d.,]+\])$"))
             expect(query.locator(".sandbox-footer")).to_contain_text("budget left ε")
             SHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SHOTS / "jupyterlab-quickstart.png"))

@@ -313,7 +313,9 @@ def test_an_operator_approves_and_amends_and_an_auditor_verifies_in_the_browsers
         developer.get_by_role("link", name="6 行" if zh else "6 rows").click()
         table = developer.locator("table.release")
         expect(table.locator("tbody tr")).to_have_count(6)
-        expect(table.locator("tbody tr").first.locator("td").nth(1)).to_have_text(re.compile(r"^[\d,]+ ± [\d,.]+$"))
+        # a value and its interval: ± when symmetric, [lower, upper] when not
+        expect(table.locator("tbody tr").first.locator("td").nth(1)).to_have_text(
+            re.compile(r"^[\d,]+ (± [\d,.]+|\[[\d,.]+, [\d,.]+\])$"))
         shot(developer, f"release-{locale}")
 
         # The header's switch: the other language for this browser, whatever it asks for.

@@ -9,6 +9,7 @@ import uuid
 
 from sqlalchemy import func, insert, select
 
+from sandbox import notes
 from sandbox.store import now
 from sandbox.store.schema import jobs
 
@@ -51,6 +52,45 @@ def test_a_released_job_is_shown_as_its_table(fresh_console) -> None:
     assert "counts below 3 are suppressed" in page.text
     chinese = client.get(f"/console/me/jobs/{job_id}", headers={"Accept-Language": "zh-CN"})
     assert cells(chinese.text)[1] == ["1981", "已抑制", "已抑制"] and "发布结果" in chinese.text
+
+
+LEFT_OUT = notes.note("rows_left_out.below_ceiling", share=0.46, dataset="medical_visits", rows=8, unit="person_id",
+                      ceiling=40)
+BOUNDED = notes.note("rows", unit="person_id", rows=8)
+HONEST = RESULT | {
+    "rows": [[1980, 12.0, 109_524_123.4], [1981, None, None], [1982, 30.0, 0.51]],
+    "half_widths": [[None, 6.4, 3_712_345.0], [None, None, None], [None, 6.4, None]],
+    "lower": [[None, 5.6, 105_811_778.4], [None, None, None], [None, 23.6, 0.2]],
+    "upper": [[None, 31.9, 113_236_468.4], [None, None, None], [None, 56.1, None]],
+    "suppressed": [False, True, False],
+    "notes": [str(BOUNDED), str(LEFT_OUT)], "note_details": [BOUNDED.detail(), LEFT_OUT.detail()]}
+
+
+def test_a_release_shows_each_interval_as_the_server_sent_it_and_what_was_left_out(fresh_console) -> None:
+    job_id = released_job(fresh_console, HONEST)
+    client = fresh_console.client("developer")
+    page = client.get(f"/console/me/jobs/{job_id}").text
+    assert cells(page) == [["1980", "12 [5, 32]", "109,500,000 ± 3,700,000"],  # bias widens the count upwards
+                           ["1981", "suppressed", "suppressed"],
+                           ["1982", "30 [23, 57]", "0.51 [0.20, ∞)"]]  # an open end is unbounded
+    warning = re.findall(r'<p class="warning">(.*?)</p>', page, re.S)
+    assert [w.replace("&#39;", "'") for w in warning] == [f"⚠ {LEFT_OUT}"]  # the warning first, then the rest
+    assert f'<p class="hint">{BOUNDED}</p>' in page and "[lower, upper] when it is not" in page
+    chinese = client.get(f"/console/me/jobs/{job_id}", headers={"Accept-Language": "zh-CN"}).text
+    (said,) = re.findall(r'<p class="warning">(.*?)</p>', chinese, re.S)
+    assert said == ("⚠ 每个 person_id 最多保留 8 行，medical_visits 约有 46% 的行因此被舍去：计数和求和会偏低，"
+                    "区间已计入这一偏差；最多可要求 40（上限）以保留更多")
+    assert "每个 person_id 最多贡献 8 行，由带密钥的哈希选取" in chinese
+
+
+def test_a_release_without_rows_says_why(fresh_console) -> None:
+    """Failed before: an empty release is falsy (no rows), and the page showed no release at all."""
+    why = notes.note("no_groups.rows", threshold=53, unit="person_id")
+    empty = RESULT | {"rows": [], "half_widths": [], "lower": [], "upper": [], "suppressed": [],
+                      "notes": [str(why)], "note_details": [why.detail()]}
+    page = fresh_console.client("developer").get(f"/console/me/jobs/{released_job(fresh_console, empty)}").text
+    assert cells(page) == [["No rows were released."]]
+    assert "⚠ no group reached the release threshold for private keys: a group needs about 53 rows" in page
 
 
 def test_another_developers_job_is_not_found(fresh_console) -> None:

@@ -176,7 +176,7 @@ def test_the_sign_in_page_and_errors_are_translated(console) -> None:
 
 @pytest.mark.parametrize("language", ["zh-CN", "en"])
 def test_the_verify_badge_with_signed_checkpoints_in_both_languages(fresh_console, language: str) -> None:
-    from sandbox import checkpoints
+    from sandbox.audit import checkpoints
 
     settings = fresh_console.app.state.settings
     checkpoints.create(fresh_console.store, checkpoints.Signer.load_or_create(settings.data_dir),
