@@ -123,4 +123,9 @@ def test_banner_stop_restart_and_top_up(tmp_path: Path, demos: list[Demo]) -> No
     renewed = json.loads((data / "demo-tokens.json").read_text())
     assert renewed["agreement_id"] != tokens["agreement_id"] and renewed["developer"] == tokens["developer"]
     assert renewed["agreement_id"] in "\n".join(restarted.banner)
+    # The top-up was written on the server machine before the server started: into the server's
+    # journal too, so the log verifies (before, every later verify failed: events not in the journal).
+    verified = httpx.get(restarted.url + "/audit/verify", headers={"Authorization": f"Bearer {tokens['auditor']}"},
+                         timeout=60).json()
+    assert verified["ok"] is True, verified
     assert "Stopped the sandbox" in make_stop(data).stdout and restarted.process.wait(30) == 0
