@@ -36,6 +36,7 @@ __all__ = [
     "list_users",
     "open_session",
     "people",
+    "reinstate_licence",
     "require_licence",
     "session_user",
     "suspend_licence",
@@ -152,26 +153,40 @@ def _insert_licence(conn, by: User, developer: User, organisation: str, licence_
 
 
 def suspend_licence(db: Database, by: User, licence_id: str, reason: str) -> dict[str, Any]:
+    """The developer's jobs and requests are refused from now on, with this reason."""
+    return _licence_status(db, by, licence_id, reason, to="suspended", allowed="active", verb="suspend",
+                           done="suspended")
+
+
+def reinstate_licence(db: Database, by: User, licence_id: str, reason: str) -> dict[str, Any]:
+    """A suspended licence active again (its agreements are as they were; expired ones stay so)."""
+    return _licence_status(db, by, licence_id, reason, to="active", allowed="suspended", verb="reinstate",
+                           done="reinstated")
+
+
+def _licence_status(db: Database, by: User, licence_id: str, reason: str, *, to: str, allowed: str,
+                    verb: str, done: str) -> dict[str, Any]:
     if not by.manages:
-        raise Forbidden("Only operators suspend licences.")
+        raise Forbidden(f"Only operators {verb} licences.")
     if not reason.strip():
-        raise InvalidParameter("Give a reason for the suspension; the developer and the auditors will read it.",
+        raise InvalidParameter(f"Give a reason to {verb} the licence; the developer and the auditors will read it.",
                                parameter="reason")
     with writing(db) as conn:
         row = conn.execute(select(licences).where(licences.c.id == licence_id).with_for_update()).first()
         if row is None:
-            raise NotFound(f"No licence {licence_id}.")
-        if row.status != "active":
-            raise Conflict(f"Licence {licence_id} is {row.status}; only an active licence can be suspended.")
-        conn.execute(update(licences).where(licences.c.id == licence_id).values(status="suspended"))
+            raise NotFound(f"No licence {licence_id}; `GET /licences` lists them.")
+        if row.status != allowed:
+            raise Conflict(f"Licence {row.licence_number} is {row.status}; only {'an' if allowed == 'active' else 'a'}"
+                           f" {allowed} licence can be {done}.")
+        conn.execute(update(licences).where(licences.c.id == licence_id).values(status=to, status_reason=reason))
         audit.append(
             conn,
-            action="licence.suspended",
+            action=f"licence.{done}",
             actor=by.id,
             role=by.role,
             details={"licence_id": licence_id, "developer_id": row.user_id, "reason": reason},
         )
-    return dict(row._mapping) | {"status": "suspended"}
+    return dict(row._mapping) | {"status": to, "status_reason": reason}
 
 
 def licence_of(db: Database, user_id: str) -> dict[str, Any] | None:
@@ -204,7 +219,9 @@ def require_licence(db: Database, user: User, at: str | None = None) -> dict[str
     if licence is None:
         raise Forbidden("Your account has no developer licence; ask an operator to license your organisation.")
     if licence["status"] != "active":
-        raise Forbidden(f"Your licence {licence['licence_number']} is {licence['status']}; contact the operator.")
+        why = f" (the operator's reason: {licence['status_reason']})" if licence.get("status_reason") else ""
+        raise Forbidden(f"Your licence {licence['licence_number']} is {licence['status']}{why}; contact the operator "
+                        "to have it reinstated.")
     if not licence["valid_from"] <= at < licence["valid_to"]:
         raise Forbidden(
             f"Your licence {licence['licence_number']} is valid from {licence['valid_from']} to "

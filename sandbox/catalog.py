@@ -120,6 +120,8 @@ class Dataset:
             "name": self.name,
             "title": self.policy.title,
             "description": self.policy.description,
+            "title_zh": self.policy.title_zh,
+            "description_zh": self.policy.description_zh,
             "owner": self.policy.owner,
             "domain": self.policy.domain,
             "public": self.policy.public,
@@ -175,6 +177,17 @@ class Catalog:
 
     def list(self) -> list[Dataset]:
         return [self.get(name) for name in self.names()]
+
+    def scopes(self) -> dict[str, set[str]]:
+        """What an agreement may cover: each dataset that is not public, with its queryable columns."""
+        return {d.name: set(d.policy.queryable()) for d in self.list() if not d.policy.public}
+
+    def titled(self, text: str | None) -> list[str]:
+        """The datasets whose title, English or Chinese, contains `text` (ignoring case): a search
+        for 居民 finds what concerns `residents`."""
+        needle = (text or "").casefold()
+        return [d.name for d in self.list() if needle and any(
+            needle in (title or "").casefold() for title in (d.policy.title, d.policy.title_zh))]
 
     # -- registration ---------------------------------------------------------------------
     def register_directory(self, policies_dir: str | Path) -> list[Dataset]:

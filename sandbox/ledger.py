@@ -61,10 +61,13 @@ def commit(conn: Connection, job_id: str) -> None:
     conn.execute(update(ledger).where(ledger.c.job_id == job_id).values(state="committed", updated_at=now()))
     row = conn.execute(select(agreements).where(agreements.c.id == entry.agreement_id)).one()
     if row.status == "active" and row.spent_epsilon >= row.budget_epsilon:
-        # Compare-and-set on the status: two commits racing past the read above (PostgreSQL,
-        # read committed) must not both record the transition.
-        changed = conn.execute(update(agreements).where(agreements.c.id == row.id, agreements.c.status == "active")
-                               .values(status="exhausted", updated_at=now())).rowcount
+        # Compare-and-set on what the read above saw: two commits racing past it (PostgreSQL,
+        # read committed) must not both record the transition, and a top-up committed since
+        # (agreements.amend) must not be marked exhausted.
+        changed = conn.execute(update(agreements).where(
+            agreements.c.id == row.id, agreements.c.status == "active",
+            agreements.c.spent_epsilon >= agreements.c.budget_epsilon).values(
+                status="exhausted", updated_at=now())).rowcount
         if changed == 1:
             audit.append(conn, action="agreement.exhausted", role="system", agreement_id=row.id,
                          details={"spent_epsilon": row.spent_epsilon / EPSILON_UNIT})

@@ -5,10 +5,13 @@
     SELECT district, COUNT(*) FROM residents GROUP BY district
 
 `%%dpsql` runs the cell's SQL as a query under your agreement and displays the release (with
-its intervals and the budget left); `--explain` previews cost and accuracy instead, `--mock`
-runs the SQL over fake rows in the notebook (nothing spent), `-o NAME` also stores the result
-in a variable. The connection comes from SANDBOX_URL / SANDBOX_TOKEN / SANDBOX_AGREEMENT, or
-from `%dpsql_connect sb` with a `Sandbox` you made yourself (`use(sb)` does the same in Python).
+its intervals, what it leaves out and the budget left); `--explain` previews cost, accuracy and
+each contribution bound's noise instead, `--mock` runs the SQL over fake rows in the notebook
+(nothing spent), `-o NAME` also stores the result in a variable. Contribution bounds:
+`--max-rows medical_visits=10 --max-groups 6 --clamp residents.monthly_income=0,50000`. A
+query whose group keys are private is preceded by a warning (how large a group must be). The
+connection comes from SANDBOX_URL / SANDBOX_TOKEN / SANDBOX_AGREEMENT, or from
+`%dpsql_connect sb` with a `Sandbox` you made yourself (`use(sb)` does the same in Python).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from sandbox.client import Sandbox
+from sandbox import i18n
+from sandbox.client import Sandbox, parse_contribution
+from sandbox.errors import SandboxError
 
 __all__ = ["SandboxMagics", "load_ipython_extension", "use"]
 
@@ -37,6 +42,12 @@ def _sandbox() -> Sandbox:
     return _current if _current is not None else use(Sandbox())
 
 
+def _(message: str) -> str:
+    """In the language of the connection (or of the environment, before there is one)."""
+    lang = _current.lang if _current is not None else i18n.from_environment()
+    return i18n.translations(lang).gettext(message)
+
+
 @magics_class
 class SandboxMagics(Magics):
     @line_magic
@@ -48,11 +59,12 @@ class SandboxMagics(Magics):
         if args.variable:
             value = self.shell.user_ns.get(args.variable) if self.shell else None
             if not isinstance(value, Sandbox):
-                raise UsageError(f"{args.variable} is not a Sandbox; create one with sb = Sandbox(url, token).")
+                raise UsageError(_("{name} is not a Sandbox; create one with sb = Sandbox(url, token).").format(
+                    name=args.variable))
             use(value)
         else:
             use(Sandbox())
-        print(f"%%dpsql cells now use {_current!r}")
+        print(_("%%dpsql cells now use {sandbox}").format(sandbox=repr(_current)))
 
     @cell_magic
     @magic_arguments()
@@ -62,24 +74,35 @@ class SandboxMagics(Magics):
     @argument("--explain", action="store_true", help="preview cost and accuracy; spends nothing")
     @argument("--mock", action="store_true", help="run over fake rows in this notebook; spends nothing")
     @argument("--rows", type=int, default=1000, help="fake rows per dataset with --mock")
+    @argument("--max-rows", action="append", default=[], metavar="DATASET=ROWS",
+              help="rows per unit of a dataset, up to its policy's ceiling (repeat for more datasets)")
+    @argument("--max-groups", type=int, metavar="N", help="groups one unit may reach, up to the policy's ceiling")
+    @argument("--clamp", action="append", default=[], metavar="DATASET.COLUMN=LOW,HIGH",
+              help="tighter clamping bounds for a measure, inside its public bounds (repeat for more)")
     @argument("--out", "-o", help="also store the result in this variable")
     def dpsql(self, line: str, cell: str) -> Any:
         """Run the cell's SQL in the sandbox (or preview it with --explain, or mock it with --mock)."""
         args = parse_argstring(self.dpsql, line)
         sql = cell.strip()
         if not sql:
-            raise UsageError("The cell is empty: write one SELECT below %%dpsql.")
+            raise UsageError(_("The cell is empty: write one SELECT below %%dpsql."))
         if args.explain and args.mock:
-            raise UsageError("Choose --explain or --mock, not both.")
+            raise UsageError(_("Choose --explain or --mock, not both."))
         sandbox = _sandbox()
+        try:
+            bounds = parse_contribution(args.max_rows, args.max_groups, args.clamp, lang=sandbox.lang)
+        except SandboxError as exc:
+            raise UsageError(exc.message) from None
+        if args.mock and any(v is not None for v in bounds.values()):
+            raise UsageError(_("--mock reads every fake row: contribution bounds apply to --explain and queries."))
         if args.mock:
             result: Any = sandbox.mock_query(sql, rows=args.rows)
         elif args.epsilon is None:
-            raise UsageError("Say what the query may spend: %%dpsql --epsilon 0.5 (or use --mock / --explain).")
+            raise UsageError(_("Say what the query may spend: %%dpsql --epsilon 0.5 (or use --mock / --explain)."))
         elif args.explain:
-            result = sandbox.explain(sql, epsilon=args.epsilon, delta=args.delta, agreement=args.agreement)
+            result = sandbox.explain(sql, epsilon=args.epsilon, delta=args.delta, agreement=args.agreement, **bounds)
         else:
-            result = sandbox.query(sql, epsilon=args.epsilon, delta=args.delta, agreement=args.agreement)
+            result = sandbox.query(sql, epsilon=args.epsilon, delta=args.delta, agreement=args.agreement, **bounds)
         if args.out and self.shell is not None:
             self.shell.user_ns[args.out] = result
         return result

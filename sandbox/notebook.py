@@ -1,9 +1,12 @@
-"""`sandbox notebook`: a Jupyter server for licensed developers, configured for a running sandbox.
+"""`sandbox notebook` (`make notebook`): JupyterLab for licensed developers, configured for a
+running sandbox.
 
-The server (jupyter-server; JupyterLab's UI too when it is installed) listens on loopback only,
-serves `notebooks/`, and starts kernels whose environment holds exactly what the client needs —
-SANDBOX_URL, SANDBOX_TOKEN and SANDBOX_AGREEMENT — and nothing that points at the sandbox's
-data directory or metadata database: a notebook reaches the data only through the API.
+JupyterLab listens on loopback only, serves `notebooks/`, and starts kernels whose environment
+holds exactly what the client needs — SANDBOX_URL, SANDBOX_TOKEN and SANDBOX_AGREEMENT (and the
+language, SANDBOX_LANG) — and nothing that points at the sandbox's data directory or metadata
+database: a notebook reaches the data only through the API. The one URL it prints opens the
+quickstart notebook; JupyterLab's own update and news checks, which would call the internet,
+are off.
 """
 
 from __future__ import annotations
@@ -19,14 +22,16 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
-__all__ = ["NOTEBOOKS", "NotebookServer", "check_sandbox", "demo_tokens", "kernel_environment", "start", "wait"]
+__all__ = ["NOTEBOOKS", "QUICKSTART", "NotebookServer", "check_sandbox", "demo_tokens", "kernel_environment", "start",
+           "wait"]
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+QUICKSTART = "01_developer_quickstart.ipynb"
 HOST = "127.0.0.1"
 # Server-side settings a kernel must not inherit: they name the data directory and the database.
 _SERVER_ONLY = ("DATABASE_URL",)
@@ -39,7 +44,7 @@ def kernel_environment(
     """The Jupyter server's (and so every kernel's) environment: the caller's, without any
     SANDBOX_* server setting or database URL, plus the client's URL, token and agreement."""
     env = {k: v for k, v in (os.environ if base is None else base).items()
-           if not k.startswith("SANDBOX_") and k not in _SERVER_ONLY}
+           if (not k.startswith("SANDBOX_") or k == "SANDBOX_LANG") and k not in _SERVER_ONLY}
     env |= {"SANDBOX_URL": sandbox_url, "SANDBOX_TOKEN": token, "JUPYTER_PLATFORM_DIRS": "1"}
     if agreement:
         env["SANDBOX_AGREEMENT"] = agreement
@@ -67,8 +72,12 @@ class NotebookServer:
 
     @property
     def browser_url(self) -> str:
-        page = "lab" if find_spec("jupyterlab") else "tree" if find_spec("notebook") else "api/status"
-        return f"{self.url}{page}?token={self.token}"
+        """JupyterLab with the file browser on `root`."""
+        return f"{self.url}lab?token={self.token}"
+
+    def browser_url_for(self, notebook: str) -> str:
+        """JupyterLab with `notebook` (a path under `root`) open."""
+        return f"{self.url}lab/tree/{quote(notebook)}?token={self.token}"
 
     def api(self, method: str, path: str, **kwargs) -> httpx.Response:
         return httpx.request(method, self.url + path.lstrip("/"), headers={"Authorization": f"token {self.token}"},
@@ -100,15 +109,21 @@ def start(
     *, sandbox_url: str, token: str, agreement: str | None = None, extra_env: Mapping[str, str] | None = None,
     root: Path = NOTEBOOKS, port: int = 8888, startup_timeout: float = 60.0, quiet: bool = False,
 ) -> NotebookServer:
-    """Start jupyter-server on loopback with `root` as its root; returns once its API answers."""
+    """Start JupyterLab on loopback with `root` as its root; returns once its API answers."""
     runtime_dir = Path(tempfile.mkdtemp(prefix="sandbox-jupyter-"))
     env = kernel_environment(sandbox_url, token, agreement=agreement, extra=extra_env)
     env["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(filter(None, [str(_lab_config(runtime_dir)),
+                                                               env.get("JUPYTER_CONFIG_PATH")]))
     jupyter_token = secrets.token_urlsafe(24)
     command = [
-        sys.executable, "-m", "jupyter_server", "--no-browser", f"--ServerApp.ip={HOST}",
+        sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.ip={HOST}",
         f"--ServerApp.port={port}", "--ServerApp.port_retries=20", f"--ServerApp.root_dir={Path(root).resolve()}",
         f"--IdentityProvider.token={jupyter_token}",
+        # No calls to the internet: no update check, no news feed (and no question about it).
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.news_url=None",
+        # Workspaces (open tabs) per run, so the printed URL always opens the quickstart alone.
+        f"--LabApp.workspaces_dir={runtime_dir / 'workspaces'}",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers often run as root; the server is on loopback only
@@ -144,6 +159,16 @@ def start(
     tail = log.read_text(errors="replace")[-3000:]
     shutil.rmtree(runtime_dir, ignore_errors=True)
     raise RuntimeError(f"the Jupyter server did not answer within {startup_timeout:.0f} s:\n{tail}")
+
+
+def _lab_config(runtime_dir: Path) -> Path:
+    """Extra Jupyter configuration for this run: JupyterLab's announcements plugin (which asks
+    whether to fetch news from the internet) is disabled in its page config."""
+    config = runtime_dir / "config"
+    (config / "labconfig").mkdir(parents=True)
+    (config / "labconfig" / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+    return config
 
 
 def wait(server: NotebookServer) -> int:

@@ -170,6 +170,9 @@ class Policy(_Strict):
     name: str
     title: str
     description: str
+    # The same in Chinese (optional): readers of the console and the client in zh-CN see these.
+    title_zh: str | None = None
+    description_zh: str | None = None
     owner: str
     domain: str | None = None
     public: bool = False

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
         description="PostgreSQL URL for the metadata store; default: SQLite file DATA_DIR/sandbox.db",
     )
     policies_dir: Path = Field(default=REPO_POLICIES, description="dataset policies registered at start")
+    lang: str = Field(default="en", description="the console's language when the browser asks for none we have: "
+                                                "en or zh-CN (SANDBOX_LANG); each reader may choose their own")
     workers: int = Field(default=2, ge=1, le=32, description="isolated engine worker processes")
     query_seconds: float = Field(default=30.0, gt=0, description="hard wall-clock limit per job")
     query_memory_mb: int = Field(default=1024, ge=64, description="DuckDB memory limit per job")

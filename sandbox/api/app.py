@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox import __version__, web
@@ -46,6 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     abuse.install(app, settings)
     for exception, handler in ERROR_HANDLERS.items():
         app.add_exception_handler(exception, handler)
+
+    app.add_api_route("/", lambda: RedirectResponse("/console"), include_in_schema=False)  # people land on the console
 
     @app.get("/health", tags=["service"], summary="Liveness and catalog size")
     def health() -> Health:

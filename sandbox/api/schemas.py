@@ -94,6 +94,9 @@ class DatasetPublic(BaseModel):
     name: str = Field(examples=["residents"])
     title: str = Field(examples=["Resident registry (demo)"])
     description: str
+    title_zh: str | None = Field(default=None, description="the title in Chinese, if the policy has one",
+                                 examples=["居民户籍登记（演示）"])
+    description_zh: str | None = Field(default=None, description="the description in Chinese, if the policy has one")
     owner: str = Field(examples=["Xiamen Municipal Public Security Bureau"])
     domain: str | None = Field(examples=["person"])
     public: bool = Field(description="public data: no privacy unit, queried without noise")
@@ -154,6 +157,8 @@ class LicencePublic(BaseModel):
     status: Literal["active", "suspended"]
     created_by: str
     created_at: str
+    status_reason: str | None = Field(default=None, description="the operator's reason for the last suspension "
+                                      "or reinstatement")
 
 
 class LicenceCreated(BaseModel):
@@ -194,6 +199,25 @@ class AgreementApprove(BaseModel):
     reason: str = Field(default="", max_length=2000, examples=["approved with half the requested budget"])
 
 
+class AgreementAmend(BaseModel):
+    """An operator's amendment of an agreement in force (or ended by its budget or end date): give
+    what changes, and why. A budget is a new total (`epsilon`, `delta`) or a top-up (`epsilon_add`,
+    `delta_add`), never below what is spent; a scope stays within what the developer requested."""
+
+    model_config = _FORBID
+    reason: str = Field(min_length=1, max_length=2000, examples=["second phase of the study"])
+    epsilon: float | None = Field(default=None, gt=0, le=100, description="the new total budget", examples=[4.0])
+    epsilon_add: float | None = Field(default=None, gt=0, le=100, description="added to the budget", examples=[1.0])
+    delta: float | None = Field(default=None, ge=0, lt=1e-3, description="the new total delta", examples=[1e-5])
+    delta_add: float | None = Field(default=None, gt=0, lt=1e-3, description="added to delta", examples=[1e-6])
+    per_query_epsilon: float | None = Field(default=None, gt=0, examples=[0.5])
+    valid_to: Moment | None = Field(default=None, description="a new end (later extends it; exclusive)",
+                                    examples=["2027-06-30"])
+    datasets: dict[str, list[str] | None] | None = Field(
+        default=None, description="a new scope within the requested one (null columns: as requested)",
+        examples=[{"residents": ["district", "age", "monthly_income"]}])
+
+
 class AgreementPublic(BaseModel):
     id: str
     developer_id: str
@@ -214,10 +238,15 @@ class AgreementPublic(BaseModel):
     per_query_epsilon: float | None
     min_count: int
     round_to: int
-    decided_by: str | None
+    decided_by: str | None = Field(description="who made the last decision (approve, reject, revoke, amend)")
     decision_reason: str | None
+    decided_at: str | None = Field(default=None, description="when the last decision was made")
+    requested_datasets: dict[str, list[str] | None] = Field(
+        default_factory=dict, description="the scope as requested: an amendment may widen `datasets` up to it")
     created_at: str
     updated_at: str
+    developer_name: str | None = Field(default=None, description="in lists: the developer's name")
+    organisation: str | None = Field(default=None, description="in lists: the developer's organisation")
 
 
 class ContributionRequest(BaseModel):
@@ -285,6 +314,11 @@ class Release(BaseModel):
     delta: float
     notes: list[str] = Field(
         default_factory=list, description="what a reader must know: rows left out, values clamped, missing groups"
+    )
+    note_details: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the same notes as data, in the same order: {key, ...values} (sandbox/notes.py), for readers "
+                    "of other languages",
     )
     bias: list[dict[str, Any]] = Field(
         default_factory=list, description="estimated share of rows left out and of values clamped, per dataset"

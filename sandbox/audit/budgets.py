@@ -7,7 +7,7 @@ up to what was really spent. `verify` compares the two, and the ledger's own row
 
 What the events say, in integer units (sandbox/store/units.py):
 
-    details.budget    {"epsilon", "delta"}  the agreement's whole budget from now on (approval)
+    details.budget    {"epsilon", "delta"}  the agreement's whole budget from now on (approval, amendment)
     details.reserved  {"epsilon", "delta"}  added to spent (a job's reservation)
     details.refunded  {"epsilon", "delta"}  taken off spent (a job settled without reading data)
 

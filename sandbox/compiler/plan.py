@@ -5,7 +5,10 @@ by pickling and can be shown to the user by `explain`."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from sandbox.notes import Note
 
 __all__ = ["OutputColumn", "OutputRules", "Plan", "Primitive", "Selection"]
 
@@ -101,7 +104,7 @@ class Plan:
     outputs: tuple[OutputColumn, ...]
     max_rows: int
     scope: dict[str, tuple[str, ...]] = field(default_factory=dict)  # dataset -> base columns read anywhere
-    notes: tuple[str, ...] = ()
+    notes: tuple[Note, ...] = ()  # sandbox.notes: English in `notes`, {key, values} in `note_details`
     bias: tuple[dict[str, Any], ...] = ()  # what bounding and clamping are estimated to leave out
     choices: tuple[dict[str, Any], ...] = ()  # per dataset: noise and rows left out for each max_rows
 
@@ -130,7 +133,8 @@ class Plan:
             "selection": asdict(self.selection) if self.selection else None,
             "columns": [asdict(c) for c in self.outputs],
             "output_rules": {"min_count": self.min_count, "round_to": self.round_to},
-            "notes": list(self.notes),
+            "notes": [str(n) for n in self.notes],
+            "note_details": [n.detail() for n in self.notes],
             "bias": list(self.bias),
             "contribution_choices": list(self.choices),
         }

@@ -41,6 +41,7 @@ from sandbox.compiler.render import Renderer
 from sandbox.compiler.shape import matches_key
 from sandbox.compiler.vocabulary import is_aggregate
 from sandbox.errors import InvalidParameter, SQLRejected
+from sandbox.notes import Note, note
 from sandbox.policy import Column
 from sandbox.privacy.grid import GRID_UNITS, center_units, clamp_bounds, grid_step, quantize
 
@@ -185,7 +186,7 @@ def build_plan(
             replace(p, from_histogram=builder.counted_by[p.id]) if p.id in builder.counted_by else p for p in primitives
         ]
     outputs = [(name, expression, _with_count(column, paired)) for name, expression, column in outputs]
-    notes: list[str] = []
+    notes: list[Note] = []
     delta_used, selection = 0.0, None
     if selection_pid is not None:
         delta_used = default_delta if delta is None else delta
@@ -203,12 +204,8 @@ def build_plan(
                 parameter="delta",
             ) from None
         selection = Selection(selection_pid, l0, l1, linf, share, delta_used, scale, threshold)
-        who = f"{unit_relation.unit} values" if prim.kind == "units" else "rows"
-        notes.append(
-            f"the group keys are private: a group needs about {threshold:,} {who} (a noisy count) to be released, "
-            "so smaller groups never appear; to see every group, group by keys with a public key set (declared keys, "
-            "bounded integers or dates)"
-        )
+        counted = "units" if prim.kind == "units" else "rows"
+        notes.append(note(f"private_keys.{counted}", threshold=threshold, unit=unit_relation.unit))
 
     _check_work(bound, keys, public, primitives, groups_pass, memory_mb)
 
@@ -227,11 +224,9 @@ def build_plan(
         histograms = {
             p.id: generate.histogram_sql(relation, keys, p, render, colmap) for p in primitives if p.kind == "quantile"
         }
-        caps = " x ".join(f"{r.max_rows} ({r.dataset.name})" for r in scope.relations if r.kind == "private")
-        notes.append(
-            f"each {unit_relation.unit} contributes at most {m} joined rows: {caps}, each side's rows chosen by "
-            "their keyed-hash ranks before the join"
-        )
+        caps = " × ".join(f"{r.max_rows} ({r.dataset.name})" for r in scope.relations if r.kind == "private")
+        if caps:  # a pre-aggregation alone is fused too, but caps nothing: one row per unit
+            notes.append(note("joined_rows", unit=unit_relation.unit, rows=m, caps=caps))
     else:
         dataset = scope.base.dataset
         bounding = m < generate._stored_rows(dataset)  # the engine file already holds at most its ceiling
@@ -253,7 +248,7 @@ def build_plan(
             if p.kind == "quantile"
         }
         if bounding:
-            notes.append(f"each {unit_relation.unit} contributes at most {m} rows, chosen by a keyed hash")
+            notes.append(note("rows", unit=unit_relation.unit, rows=m))
     bias, bias_facts, bias_notes = _bias(scope, origins, columns, groups_pass, max_groups)
     choices = _choices(scope, share)
     notes.extend(bias_notes)
@@ -354,7 +349,7 @@ def _bias(scope, origins: dict, columns: dict, groups_pass: bool, max_groups: in
     registration (sandbox/metadata.py): the facts intervals use, the same facts for explain and
     the release, and warnings in plain words where they are material."""
     facts: list[dict] = []
-    notes: list[str] = []
+    notes: list[Note] = []
     kept = 1.0
     unit = scope.unit_relation.unit
     for relation in scope.relations:
@@ -374,18 +369,12 @@ def _bias(scope, origins: dict, columns: dict, groups_pass: bool, max_groups: in
             continue
         kept *= 1 - share
         if share >= MATERIAL_ROWS:
-            more = f"; ask for up to {ceiling} (the ceiling) to keep more" if relation.max_rows < ceiling else ""
-            notes.append(
-                f"about {share:.0%} of {relation.dataset.name}'s rows are left out by keeping at most "
-                f"{relation.max_rows} per {unit}: counts and sums come out low, and the intervals allow for it{more}"
-            )
+            key = "rows_left_out.below_ceiling" if relation.max_rows < ceiling else "rows_left_out"
+            notes.append(note(key, share=round(share, 4), dataset=relation.dataset.name, rows=relation.max_rows,
+                              unit=unit, ceiling=ceiling))
     if groups_pass:
         facts.append({"max_groups": max_groups})
-        notes.append(
-            f"each {unit} is counted in at most {max_groups} groups: one with more groups loses the rows of the "
-            "others (not included in the intervals); ask for a larger max_groups, up to the policy's ceiling, "
-            "if many do"
-        )
+        notes.append(note("max_groups", unit=unit, groups=max_groups))
     rows = 1 - kept
     per_column: dict[str, intervals.ColumnFacts] = {}
     for key, (relation, name) in origins.items():
@@ -425,11 +414,8 @@ def _bias(scope, origins: dict, columns: dict, groups_pass: bool, max_groups: in
             )
             for share, side, bound in ((above, "above", bounds[1]), (below, "below", bounds[0])):
                 if share >= MATERIAL_CLAMPED:
-                    direction = "low" if side == "above" else "high"
-                    notes.append(
-                        f"about {share:.1%} of {relation.dataset.name}.{name} values lie {side} {bound:g} and are "
-                        f"clamped to it: sums and averages of it come out {direction}, and the intervals allow for it"
-                    )
+                    column_name = f"{relation.dataset.name}.{name}"
+                    notes.append(note(f"clamped.{side}", share=round(share, 4), column=column_name, bound=bound))
     return intervals.Bias(rows, per_column), facts, notes
 
 

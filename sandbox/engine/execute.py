@@ -15,6 +15,7 @@ import pyarrow as pa
 from sandbox import privacy
 from sandbox.compiler.plan import Plan, Primitive
 from sandbox.errors import QueryFailed
+from sandbox.notes import Note, note
 
 __all__ = ["run_plan", "warm_up"]
 
@@ -36,7 +37,7 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[str, Any]:
         histograms[pid] = per_group
 
     noisy: dict[str, list[float | None]] = {}
-    notes: list[str] = []
+    notes: list[Note] = []
     if nkeys == 0:
         groups: list[tuple] = [()]
     elif plan.public_keys is not None:
@@ -50,11 +51,11 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[str, Any]:
         groups = sorted(result.released, key=_sort_key)
         noisy[sel.primitive] = [float(result.released[g]) for g in groups]
         if not groups:
-            notes.append(
-                f"no group reached the release threshold for private keys: a group needs about {sel.threshold:,} "
-                f"{'units' if sel.linf == 1 else 'rows'} (a noisy count) to appear, so nothing was released; "
-                "group by a coarser key, or one with a public key set"
-            )
+            # said as the plan said it before spending: "about N rows" or "about N <unit> values"
+            said = next((n for n in plan.notes if n.key.startswith("private_keys")), None)
+            counted = said.key.rpartition(".")[2] if said else ("units" if sel.linf == 1 else "rows")
+            unit = said.values.get("unit", "unit") if said else "unit"
+            notes.append(note(f"no_groups.{counted}", threshold=sel.threshold, unit=unit))
 
     for p in plan.primitives:
         if p.id in noisy:
@@ -83,7 +84,7 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[str, Any]:
     return {"table": table, "notes": notes}
 
 
-def _unbounded_notes(plan: Plan, table: pa.Table) -> list[str]:
+def _unbounded_notes(plan: Plan, table: pa.Table) -> list[Note]:
     """Say which released cells have an interval with an open end (a ratio whose denominator's
     interval reaches 0): a NULL end is not a missing interval, and the reader must be told."""
     notes = []
@@ -99,10 +100,7 @@ def _unbounded_notes(plan: Plan, table: pa.Table) -> list[str]:
             if v is not None and not hidden and None in (lo, hi)
         )
         if open_ends:
-            notes.append(
-                f"{open_ends} value(s) of {column.name} have no finite interval (a missing end means unbounded): "
-                "the interval of a denominator includes 0; a larger epsilon or larger groups narrow it"
-            )
+            notes.append(note("open_ends", n=open_ends, column=column.name))
     return notes
 
 

@@ -9,6 +9,7 @@ import polars as pl
 import pyarrow as pa
 
 from sandbox.compiler.plan import Plan
+from sandbox.notes import Note
 
 __all__ = ["Release"]
 
@@ -24,11 +25,11 @@ class Release:
     delta: float
     plan: Plan
     seconds: float = 0.0
-    notes: tuple[str, ...] = ()  # what the reader must know: bias, bounding, why groups are missing
+    notes: tuple[Note, ...] = ()  # what the reader must know: bias, bounding, why groups are missing
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_worker(cls, plan: Plan, output: pa.Table, seconds: float, notes: tuple[str, ...] = ()) -> Release:
+    def from_worker(cls, plan: Plan, output: pa.Table, seconds: float, notes: tuple[Note, ...] = ()) -> Release:
         names = _unique([c.name for c in plan.outputs])
         values = output.select(list(range(len(names)))).rename_columns(names)
 
@@ -50,7 +51,8 @@ class Release:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: rows of values, rows of half-widths, the charge."""
+        """JSON-ready: rows of values, rows of half-widths and of interval ends, the charge, and the
+        notes (English text, and as data for other languages: sandbox/notes.py)."""
         return {
             "columns": self.table.columns,
             "rows": self.table.rows(),
@@ -60,7 +62,8 @@ class Release:
             "suppressed": self.suppressed,
             "epsilon": self.epsilon,
             "delta": self.delta,
-            "notes": list(self.notes),
+            "notes": [str(n) for n in self.notes],
+            "note_details": [n.detail() for n in self.notes],
             "bias": list(self.plan.bias),
         }
 

@@ -7,6 +7,8 @@ already: each must check before it changes anything.
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import Connection, insert, inspect, select, text, update
 
 from sandbox.store import schema
@@ -50,6 +52,42 @@ def _v6_job_contribution(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE jobs ADD COLUMN contribution TEXT"))
 
 
+def _v7_amendments(conn: Connection) -> None:
+    """Amendments widen a scope up to the requested one, the history is searched by decision
+    date, a suspended developer is told why: three columns, filled in from the audit log."""
+    have = {t: {c["name"] for c in inspect(conn).get_columns(t)} for t in ("agreements", "licences")}
+    for table, name in (("agreements", "decided_at"), ("agreements", "requested_datasets"),
+                        ("licences", "status_reason")):
+        if name not in have[table]:
+            column = schema.metadata.tables[table].c[name]
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {column.type.compile(conn.dialect)}"))
+    next(i for i in schema.agreements.indexes if i.name == "agreements_decided").create(conn, checkfirst=True)
+    _backfill_decisions(conn)
+
+
+def _backfill_decisions(conn: Connection) -> None:
+    """What the new columns would have held, read from the events that recorded it (in chain
+    order, so the last decision wins); a row without such an event keeps what it has."""
+    events = schema.audit
+    agreements, licences = schema.agreements, schema.licences
+    decisions = ("agreement.requested", "agreement.approved", "agreement.rejected", "agreement.revoked")
+    for event in conn.execute(select(events.c.action, events.c.agreement_id, events.c.ts, events.c.details)
+                              .where(events.c.action.in_(decisions)).order_by(events.c.seq)).all():
+        details = json.loads(event.details)
+        if event.action == "agreement.requested":
+            values = {"requested_datasets": json.dumps(details.get("datasets"), sort_keys=True)}
+        else:
+            values = {"decided_at": event.ts}
+        conn.execute(update(agreements).where(agreements.c.id == event.agreement_id).values(**values))
+    conn.execute(update(agreements).where(agreements.c.requested_datasets.is_(None))
+                 .values(requested_datasets=agreements.c.datasets))
+    for event in conn.execute(select(events.c.details).where(events.c.action == "licence.suspended")
+                              .order_by(events.c.seq)).all():
+        details = json.loads(event.details)
+        conn.execute(update(licences).where(licences.c.id == details.get("licence_id"))
+                     .values(status_reason=details.get("reason")))
+
+
 MIGRATIONS = (
     _v1_initial,
     _v2_audit_job_index,
@@ -57,6 +95,7 @@ MIGRATIONS = (
     _v4_job_leases,
     _v5_console_sessions,
     _v6_job_contribution,
+    _v7_amendments,
 )
 
 

@@ -37,6 +37,9 @@ licences = Table(
     Column("status", String(20), nullable=False),
     Column("created_by", String(36), nullable=False),
     Column("created_at", String(32), nullable=False),
+    # The operator's reason for the licence's last suspension or reinstatement (told to a
+    # suspended developer; the audit log keeps every one).
+    Column("status_reason", Text, nullable=True),
 )
 
 agreements = Table(
@@ -58,10 +61,16 @@ agreements = Table(
     Column("per_query_epsilon", Float, nullable=True),
     Column("min_count", Integer, nullable=False, default=0),
     Column("round_to", Integer, nullable=False, default=1),
+    # The last operator decision (approve, reject, revoke, amend): who, why, when.
     Column("decided_by", String(36), nullable=True),
     Column("decision_reason", Text, nullable=True),
     Column("created_at", String(32), nullable=False),
     Column("updated_at", String(32), nullable=False),
+    Column("decided_at", String(32), nullable=True),
+    # The scope as the developer asked for it (JSON like `datasets`): an amendment may widen the
+    # agreement's scope up to it, never beyond.
+    Column("requested_datasets", Text, nullable=True),
+    Index("agreements_decided", "decided_at"),
 )
 
 jobs = Table(

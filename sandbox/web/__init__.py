@@ -1,6 +1,6 @@
 """The operator, auditor and developer console: server-rendered pages under /console.
 
-    common     sign in and out, start page, catalog          every role
+    common     sign in and out, language, start page, catalog   every role
     operator   request queue, decisions, licences            operator, admin
     auditor    audit log, event detail, verify, export, charts   auditor
     developer  own agreements with budget gauges, own jobs   developer

@@ -12,7 +12,9 @@ from fastapi import APIRouter, Request, Response
 from sandbox import accounts, audit, jobs, ledger
 from sandbox.api.deps import ServicesDep
 from sandbox.errors import InvalidParameter, NotFound
+from sandbox.i18n import translations
 from sandbox.web import charts
+from sandbox.web.i18n import locale_of
 from sandbox.web.render import HEADERS, ConsoleRoute, page
 from sandbox.web.session import Auditor
 
@@ -103,8 +105,11 @@ def charts_page(request: Request, svc: ServicesDep, user: Auditor) -> Response:
         label = f"{about['id'][:8]} · {about['developer']} · {about['purpose'][:48]}"
         spending.append((about, charts.Series(label, points)))
     rejections = jobs.rejections(svc.store)
+    _ = translations(locale_of(request)).gettext
     return page(request, "charts.html", user, spending=spending, rejections=rejections,
-                spending_chart=charts.steps([s for _, s in spending], unit="ε spent (cumulative)",
-                                            title="Privacy budget spent per agreement over time",
-                                            until=datetime.now(UTC).replace(tzinfo=None)),
-                rejections_chart=charts.bars(rejections, title="Rejected queries by reason"))
+                spending_chart=charts.steps([s for _, s in spending], unit=_("ε spent (cumulative)"),
+                                            title=_("Privacy budget spent per agreement over time"),
+                                            until=datetime.now(UTC).replace(tzinfo=None),
+                                            empty=_("Nothing spent yet.")),
+                rejections_chart=charts.bars(rejections, title=_("Rejected queries by reason"),
+                                             empty=_("No rejected queries.")))

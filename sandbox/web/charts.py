@@ -46,7 +46,8 @@ def _label(stamp: datetime, span: float) -> str:
     return stamp.strftime("%H:%M:%S" if span < 3600 else "%m-%d %H:%M" if span < 3 * 86400 else "%Y-%m-%d")
 
 
-def steps(series: Sequence[Series], *, title: str, unit: str, until: datetime | None = None) -> Markup:
+def steps(series: Sequence[Series], *, title: str, unit: str, until: datetime | None = None,
+          empty: str = "Nothing spent yet.") -> Markup:
     """Cumulative step lines over time, one per series, each held at its last value until `until`
     (now), with a legend underneath."""
     plot_h = 220
@@ -55,7 +56,7 @@ def steps(series: Sequence[Series], *, title: str, unit: str, until: datetime | 
     body: list[str] = []
     times = [t for s in series for t, _ in s.points]
     if not times:
-        body.append(f'<text x="{WIDTH / 2}" y="{TOP + plot_h / 2}" text-anchor="middle">Nothing spent yet.</text>')
+        body.append(f'<text x="{WIDTH / 2}" y="{TOP + plot_h / 2}" text-anchor="middle">{escape(empty)}</text>')
         return _svg(title, TOP + plot_h, body)
     t0 = min(times)
     t1 = max(max(times), until or t0)
@@ -95,10 +96,10 @@ def steps(series: Sequence[Series], *, title: str, unit: str, until: datetime | 
     return _svg(title, height, body)
 
 
-def bars(counts: Sequence[tuple[str, int]], *, title: str) -> Markup:
+def bars(counts: Sequence[tuple[str, int]], *, title: str, empty: str = "No rejected queries.") -> Markup:
     """Horizontal bars, largest first, each labelled with its count."""
     if not counts:
-        return _svg(title, 40, ['<text x="10" y="24">No rejected queries.</text>'])
+        return _svg(title, 40, [f'<text x="10" y="24">{escape(empty)}</text>'])
     label_w, row = 230, 26
     height = TOP + row * len(counts) + 8
     most = max(n for _, n in counts)

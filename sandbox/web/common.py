@@ -1,4 +1,5 @@
-"""Pages every role shares: sign in and out, the start page, the catalog, the style sheet."""
+"""Pages every role shares: sign in and out, the start page, the catalog, the style sheet, the
+language switch."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
 
-from sandbox import accounts
+from sandbox import accounts, i18n
 from sandbox.api.deps import ServicesDep
 from sandbox.errors import SandboxError
 from sandbox.policy import Role
+from sandbox.web.i18n import COOKIE as LANGUAGE_COOKIE
 from sandbox.web.render import ConsoleRoute, home, page, redirect
 from sandbox.web.session import (
     CSRF_FIELD,
@@ -46,6 +48,18 @@ def _safe_next(target: str | None) -> str | None:
 def style() -> Response:
     return Response(STYLE, media_type="text/css", headers={"Cache-Control": "public, max-age=3600",
                                                            "X-Content-Type-Options": "nosniff"})
+
+
+@router.get("/language")
+def choose_language(request: Request, to: str = "", next: str = "/console") -> Response:
+    """The language switch (header: English · 中文): remembers the choice for this browser and
+    goes back to the page."""
+    response = redirect(_safe_next(next) or "/console")
+    locale = i18n.normalize(to)
+    if locale:
+        response.set_cookie(LANGUAGE_COOKIE, locale, max_age=365 * 24 * 3600, path="/console", samesite="strict",
+                            httponly=True, secure=request.url.scheme == "https")
+    return response
 
 
 @router.get("/")

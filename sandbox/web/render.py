@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from sandbox.accounts import User
 from sandbox.errors import InternalError, SandboxError, Unauthorized
+from sandbox.web import i18n as web_i18n
 from sandbox.web.session import CSRF_FIELD, SESSION_COOKIE, csrf_token
 
 __all__ = ["ConsoleRoute", "HEADERS", "page"]
@@ -35,8 +36,10 @@ HEADERS = {
 
 # (label, path) per role; the first entry is the role's home page.
 NAV: dict[str, list[tuple[str, str]]] = {
-    "operator": [("Requests", "/console/queue"), ("Licences", "/console/licences"), ("Catalog", "/console/catalog")],
-    "auditor": [("Audit log", "/console/audit"), ("Charts", "/console/audit/charts"), ("Catalog", "/console/catalog")],
+    "operator": [("Requests", "/console/queue"), ("Agreements", "/console/agreements"),
+                 ("Licences", "/console/licences"), ("Catalog", "/console/catalog")],
+    "auditor": [("Audit log", "/console/audit"), ("Agreements", "/console/agreements"),
+                ("Charts", "/console/audit/charts"), ("Catalog", "/console/catalog")],
     "developer": [("My agreements", "/console/me"), ("Catalog", "/console/catalog")],
 }
 NAV["admin"] = NAV["operator"]
@@ -74,18 +77,20 @@ env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, 
 env.filters.update(epsilon=_epsilon, delta=_delta, when=_when, pretty=_pretty, query=_query,
                    short=lambda text: (text or "—")[:8], number=lambda n: f"{n:,}")
 env.globals.update(CSRF_FIELD=CSRF_FIELD)
+web_i18n.install(env)
 
 
 def page(request: Request, template: str, user: User | None, *, status: int = 200, seed: str | None = None,
-         **context: Any) -> HTMLResponse:
+         section: str | None = None, **context: Any) -> HTMLResponse:
     """Render `template` for `user`; `seed` is the session the forms' CSRF token derives from
-    (default: this request's cookie)."""
+    (default: this request's cookie); `section`, the menu entry the page belongs to (default: by
+    its path)."""
     nav = NAV.get(user.role, []) if user else []
-    path = request.url.path.replace("/console/agreements/", "/console/queue/")  # a request is part of the queue
+    path = section or request.url.path
     here = [href for _, href in nav if path.startswith(href)]
     html = env.get_template(template).render(
         request=request, user=user, nav=nav, current=max(here, key=len, default=None),
-        csrf=csrf_token(request, seed), **context)
+        csrf=csrf_token(request, seed), **web_i18n.context(request) | context)
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 

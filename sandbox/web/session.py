@@ -34,7 +34,8 @@ from sandbox.api.deps import ServicesDep
 from sandbox.errors import Forbidden, InvalidParameter
 from sandbox.private_files import create_once
 
-__all__ = ["Auditor", "ConsoleUser", "Developer", "Form", "Manager", "Reader", "csrf_token", "sign_in", "sign_out"]
+__all__ = ["Auditor", "ConsoleUser", "Developer", "Form", "Manager", "Overseer", "Reader", "csrf_token", "sign_in",
+           "sign_out"]
 
 SESSION_COOKIE = "sandbox_session"
 PRESESSION_COOKIE = "sandbox_presession"
@@ -113,6 +114,7 @@ Manager = _same_roles_as(deps.Manager)  # operator, admin
 Auditor = _same_roles_as(deps.Auditor)  # auditor
 Developer = _same_roles_as(deps.Developer)  # developer
 Reader = _same_roles_as(deps.Reader)  # every role
+Overseer = _same_roles_as(deps.Overseer)  # operator, admin, auditor
 
 
 async def checked_form(request: Request) -> dict[str, str]:

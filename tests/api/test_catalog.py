@@ -18,9 +18,9 @@ def test_the_catalog_lists_policies_not_rows(api: Api, demo_catalog) -> None:
     for dataset in listed:
         # no rows, and of the data only a public size class and the DP statistics released from
         # the policy's metadata allowance (sandbox/metadata.py)
-        assert set(dataset) == {"name", "title", "description", "owner", "domain", "public", "privacy_unit",
-                                "columns", "limits", "default_delta", "registered_at", "size_class",
-                                "metadata_epsilon", "metadata", "warnings"}, dataset["name"]
+        assert set(dataset) == {"name", "title", "description", "title_zh", "description_zh", "owner", "domain",
+                                "public", "privacy_unit", "columns", "limits", "default_delta", "registered_at",
+                                "size_class", "metadata_epsilon", "metadata", "warnings"}, dataset["name"]
 
 
 def test_one_dataset(api: Api) -> None:

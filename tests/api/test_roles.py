@@ -60,6 +60,12 @@ def _licence_to_suspend(api: Api, own: Own) -> tuple[str, dict[str, Any]]:
     return f"/licences/{licence['id']}/suspend", {"json": {"reason": "role matrix"}}
 
 
+def _licence_to_reinstate(api: Api, own: Own) -> tuple[str, dict[str, Any]]:
+    url, kwargs = _licence_to_suspend(api, own)
+    accounts.suspend_licence(api.store, api.users["operator"], url.split("/")[2], "role matrix")
+    return url.replace("/suspend", "/reinstate"), kwargs
+
+
 def _licence_body() -> dict[str, Any]:
     return {"json": {"name": "Dr. Matrix", "organisation": "Xiamen University",
                      "licence_number": f"XM-{uuid.uuid4().hex[:12]}", "valid_from": "2026-01-01",
@@ -76,6 +82,8 @@ ACCESS: dict[tuple[str, str], Entry] = {
     ("GET", "/docs"): Entry(_fixed("/docs"), EVERYONE, public=True),
     ("GET", "/docs/oauth2-redirect"): Entry(_fixed("/docs/oauth2-redirect"), EVERYONE, public=True),
     ("GET", "/redoc"): Entry(_fixed("/redoc"), EVERYONE, public=True),
+    # public: / leads to the console (its sign-in page without a session)
+    ("GET", "/"): Entry(_fixed("/", follow_redirects=True), EVERYONE, public=True),
     # everyone signed in: who am I, and the catalog (schemas, never rows)
     ("GET", "/me"): Entry(_fixed("/me"), EVERYONE),
     ("GET", "/datasets"): Entry(_fixed("/datasets"), EVERYONE),
@@ -86,6 +94,7 @@ ACCESS: dict[tuple[str, str], Entry] = {
     ("GET", "/licences"): Entry(_fixed("/licences"), {"operator": 200, "admin": 200, "auditor": 200}),
     ("POST", "/licences"): Entry(lambda api, own: ("/licences", _licence_body()), dict.fromkeys(MANAGERS, 201)),
     ("POST", "/licences/{licence_id}/suspend"): Entry(_licence_to_suspend, dict.fromkeys(MANAGERS, 200)),
+    ("POST", "/licences/{licence_id}/reinstate"): Entry(_licence_to_reinstate, dict.fromkeys(MANAGERS, 200)),
     # agreements: developers request, operators decide, everyone reads what they may
     ("POST", "/agreements"): Entry(_fixed("/agreements", json=_AGREEMENT_REQUEST), {"developer": 201}),
     ("GET", "/agreements"): Entry(_fixed("/agreements"), EVERYONE),
@@ -95,6 +104,9 @@ ACCESS: dict[tuple[str, str], Entry] = {
         dict.fromkeys(MANAGERS, 200)),
     ("POST", "/agreements/{agreement_id}/reject"): Entry(
         lambda api, own: (f"/agreements/{api.agreement(status='requested')}/reject", {"json": {"reason": "no"}}),
+        dict.fromkeys(MANAGERS, 200)),
+    ("POST", "/agreements/{agreement_id}/amend"): Entry(
+        lambda api, own: (f"/agreements/{api.agreement()}/amend", {"json": {"epsilon_add": 1.0, "reason": "more"}}),
         dict.fromkeys(MANAGERS, 200)),
     ("POST", "/agreements/{agreement_id}/revoke"): Entry(
         lambda api, own: (f"/agreements/{api.agreement()}/revoke", {"json": {"reason": "role matrix"}}),
@@ -239,7 +251,10 @@ def _console(routes: set[tuple[str, str]]) -> set[tuple[str, str]]:
 
 
 def _public_page(method: str, path: str) -> bool:
-    return (method, path) == ("GET", "/console/signin") or path.startswith("/console/static/")
+    """Pages anyone may see: signing in, the style sheet, and the language switch (a preference
+    of the browser, which then goes back to a console page)."""
+    return (method, path) in (("GET", "/console/signin"), ("GET", "/console/language")) or \
+        path.startswith("/console/static/")
 
 
 @pytest.mark.parametrize("who", [None, "developer", "auditor"], ids=["no-token", "developer", "auditor"])
@@ -254,7 +269,7 @@ def test_console_routes_need_a_session(api: Api, who: str | None) -> None:
             url = re.sub(r"\{[^}]+\}", "1", path)
             response = api.request(who, method, url, data={"reason": "x"} if method == "POST" else None)
             if _public_page(method, path):
-                assert response.status_code == 200, f"{method} {path}"
+                assert response.status_code == (303 if path == "/console/language" else 200), f"{method} {path}"
             elif method == "GET":
                 assert response.status_code == 303, f"{method} {path}: {response.status_code}"
                 assert response.headers["location"].startswith("/console/signin?next="), path

@@ -14,7 +14,7 @@ import pytest
 
 import sandbox.client
 from sandbox.client import Agreement, DatasetInfo, Explanation, NotConfigured, Release, Sandbox, Verification
-from sandbox.errors import AgreementInactive, DatasetNotFound, Forbidden
+from sandbox.errors import AgreementInactive, DatasetNotFound, Forbidden, InvalidParameter
 
 DISTRICTS = ["Haicang", "Huli", "Jimei", "Siming", "Tong'an", "Xiang'an"]
 SQL = "SELECT district, COUNT(*) AS residents, AVG(monthly_income) AS income FROM residents GROUP BY district"
@@ -106,7 +106,7 @@ def test_query_returns_a_release_with_intervals_and_budget(developer) -> None:
     assert (wide["residents_lo"] < wide["residents"]).all() and (wide["residents"] < wide["residents_hi"]).all()
     assert isinstance(release.to_arrow(), pa.Table) and release.to_arrow().num_rows == 6
     assert isinstance(release.to_pandas(), pd.DataFrame) and list(release.to_pandas().columns) == release.columns
-    assert "budget left ε" in repr(release) and "±" in repr(release)
+    assert "budget left ε" in repr(release) and ("±" in repr(release) or " [" in repr(release))
 
 
 def test_the_same_query_again_is_reused_at_no_cost(developer) -> None:
@@ -117,6 +117,9 @@ def test_the_same_query_again_is_reused_at_no_cost(developer) -> None:
     assert again.charge_epsilon == 0 and again.rows == first.rows
     assert again.remaining_epsilon == pytest.approx(first.remaining_epsilon)
     assert "reused" in again.footer()
+
+
+other_history_columns = {"developer_name", "organisation", "decided_at"}
 
 
 def test_agreement_lifecycle(live, operator) -> None:
@@ -138,6 +141,18 @@ def test_agreement_lifecycle(live, operator) -> None:
                               epsilon=0.5, agreement=request.id)
     assert all(row[1] % 10 == 0 for row in release.rows if row[1] is not None)  # the agreement rounds to 10
     assert developer.agreement(request.id).spent_epsilon == pytest.approx(0.5)
+
+    amended = operator.amend(request.id, epsilon_add=0.5, valid_to="2099-06-30", datasets=["residents"],
+                             reason="more for the second phase")
+    assert (amended.budget_epsilon, amended.valid_to, amended.datasets) == (2.0, "2099-06-30",
+                                                                           {"residents": ["age", "district"]})
+    assert developer.budget(request.id).remaining_epsilon == pytest.approx(1.5)
+    assert amended.decision_reason == "more for the second phase"
+    with pytest.raises(InvalidParameter, match="Column.s. sex of 'residents' were not requested"):
+        operator.amend(request.id, datasets={"residents": ["district", "sex"]}, reason="wider")
+    history = operator.agreements(search="lifecycle", decided=True)
+    assert request.id in set(history["id"]) and other_history_columns <= set(history.columns)
+    assert set(operator.agreements(["active"], search="lifecycle")["status"]) == {"active"}
 
     assert operator.revoke(request.id, reason="done").status == "revoked"
     with pytest.raises(AgreementInactive, match="revoked"):
@@ -172,8 +187,11 @@ def test_licensing_and_the_default_agreement(live, operator) -> None:
 
     suspended = operator.suspend_licence(licence["licence"]["id"], reason="end of project")
     assert suspended["status"] == "suspended"
-    with pytest.raises(Forbidden, match="suspended"):
+    with pytest.raises(Forbidden, match=r"suspended \(the operator's reason: end of project\)"):
         newcomer.query("SELECT COUNT(*) AS n FROM residents", epsilon=0.2, agreement=second.id)
+    reinstated = operator.reinstate_licence(licence["licence"]["id"], reason="project extended")
+    assert (reinstated["status"], reinstated["status_reason"]) == ("active", "project extended")
+    assert newcomer.query("SELECT COUNT(*) AS n FROM residents", epsilon=0.2, agreement=second.id).rows
 
 
 def test_jobs_job_and_cancel_of_a_finished_job(developer) -> None:

@@ -60,9 +60,11 @@ def test_a_real_release_renders_values_with_intervals_and_the_budget(developer) 
     assert page.headers == ["district", "people", "age"]
     assert sorted(row[0][1] for row in page.rows) == sorted(r[0] for r in release.rows)
     for row in page.rows:
-        assert "±" not in row[0][1]  # keys carry no interval
-        assert all("±" in text for _, text in row[1:])  # every aggregate does
-    assert page.by_class["pm"][0].startswith("± ")
+        assert "±" not in row[0][1] and "[" not in row[0][1]  # keys carry no interval
+        # every aggregate does: ± when symmetric, [lower, upper] when clipped to what the bounds allow
+        assert all("±" in text or "[" in text for _, text in row[1:])
+    assert all(text.startswith(("± ", "[")) for text in page.by_class["pm"])
+    assert len(page.by_class["pm"]) == 2 * len(release)
     footer = page.by_class["sandbox-footer"][0]
     assert f"ε {release.charge_epsilon:g} charged" in footer and "budget left ε" in footer and "95%" in footer
     assert "sandbox-banner" not in page.by_class
@@ -71,13 +73,14 @@ def test_a_real_release_renders_values_with_intervals_and_the_budget(developer) 
 def test_suppressed_rows_are_marked_and_markup_is_escaped() -> None:
     release = Release(columns=["<b>key</b>", "n"], rows=[["a&b", 120.0], ["rare", None]],
                       half_widths=[[None, 9.87], [None, 9.87]], suppressed=[False, True], charge_epsilon=0.5,
-                      remaining_epsilon=1.5, budget_epsilon=2.0)
+                      remaining_epsilon=1.5, budget_epsilon=2.0, lang="en", keys=["<b>key</b>"],
+                      columns_noise=[{"name": "n", "kind": "aggregate", "function": "count"}])
     page = Page(release._repr_html_())
     assert page.headers == ["<b>key</b>", "n"]
     assert page.rows[0] == [("", "a&b"), ("", "120 ± 9.9")]
     assert page.rows[1] == [("", "rare"), ("suppressed", "suppressed")]
     assert page.row_classes == ["", "suppressed"]
-    assert "1 row(s) suppressed" in page.by_class["sandbox-footer"][0]
+    assert "1 row suppressed" in page.by_class["sandbox-footer"][0]
     assert "budget left ε 1.5 of 2" in page.by_class["sandbox-footer"][0]
 
 
@@ -102,8 +105,14 @@ def test_catalog_explain_agreement_and_verification(developer, auditor) -> None:
 
     explanation = Page(developer.explain("SELECT hospital, COUNT(*) AS n FROM medical_visits GROUP BY hospital",
                                          epsilon=0.4)._repr_html_())
-    assert explanation.headers == ["column", "aggregate", "expected 95% interval"]
+    # the expected accuracy per column, then the contribution bounds the query could ask for
+    assert explanation.headers == ["column", "aggregate", "expected 95% interval", "dataset",
+                                   "max_rows (rows per unit)", "COUNT's expected 95% interval",
+                                   "rows left out (estimated)"]
     assert explanation.rows[1][2][1].startswith("± ")
+    choices = [[text for _, text in row] for row in explanation.rows[2:]]
+    assert [row[1] for row in choices if row[1].endswith(" ✓")] == ["40 ✓"]  # the ceiling, used by default
+    assert all(row[0] == "medical_visits" and row[2].startswith("± ") for row in choices)
     assert "would cost ε 0.4" in explanation.by_class["sandbox-explain"][0]
     assert "SELECT" in explanation.by_class["sandbox-explain"][0]  # the bounded SQL, folded away
 

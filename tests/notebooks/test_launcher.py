@@ -98,7 +98,7 @@ def test_sandbox_notebook_command(live) -> None:
             printed += process.stdout.readline()
         match = re.search(r"(http://127\.0\.0\.1:\d+/)\S*\?token=(\S+)", printed)
         assert match, printed
-        assert "Jupyter for Demo developer (developer)" in printed
+        assert "JupyterLab for Demo developer (developer)" in printed
         base, token = match.groups()
         status = httpx.get(base + "api/status", headers={"Authorization": f"token {token}"}, timeout=10)
         assert status.status_code == 200
@@ -122,7 +122,7 @@ def test_sandbox_notebook_fails_early_without_a_sandbox(live, tmp_path) -> None:
         [sys.executable, "-m", "sandbox.cli", "notebook", "--data-dir", str(live.data_dir), "--url",
          f"http://127.0.0.1:{free_port()}"], cwd=REPO, env=env | {"COLUMNS": "200"}, capture_output=True, text=True,
         timeout=60)
-    assert done.returncode == 1 and "Cannot reach the sandbox" in done.stdout
+    assert done.returncode == 1 and "Cannot reach the sandbox" in done.stderr and len(done.stderr.splitlines()) == 1
     missing = subprocess.run([sys.executable, "-m", "sandbox.cli", "notebook", "--data-dir", str(tmp_path)], cwd=REPO,
                              env=env | {"COLUMNS": "200"}, capture_output=True, text=True, timeout=60)
-    assert missing.returncode == 1 and "demo-tokens.json does not exist" in missing.stdout
+    assert missing.returncode == 1 and "demo-tokens.json does not exist" in missing.stderr

@@ -20,6 +20,11 @@ from tests.support.live import REPO
 
 NOTEBOOKS = REPO / "notebooks"
 DISTRICTS = ["Haicang", "Huli", "Jimei", "Siming", "Tong'an", "Xiang'an"]
+JOIN = ("SELECT r.district, COUNT(*) AS visits FROM residents r JOIN medical_visits m ON r.person_id = m.person_id "
+        "GROUP BY r.district")
+# Each person's total cost to the yuan: private keys, every group far below the threshold.
+RARE = ("SELECT FLOOR(total) AS total, COUNT(*) AS people FROM (SELECT person_id, SUM(cost) AS total "
+        "FROM medical_visits GROUP BY person_id) t GROUP BY 1")
 PROBE = "PROBE:"
 
 
@@ -76,18 +81,28 @@ def test_developer_quickstart(live) -> None:
         "widths": release.half_width("residents") + release.half_width("avg_income"),
         "charge": release.charge_epsilon, "reused": again.reused, "again_charge": again.charge_epsilon,
         "by_sex": [type(by_sex).__name__, len(by_sex)],
-        "fused": sorted(fused.to_polars()["district"]), "fused_charge": fused.charge_epsilon}""")
+        "fused": sorted(fused.to_polars()["district"]), "fused_charge": fused.charge_epsilon,
+        "choices": preview.choices().filter(preview.choices()["dataset"] == "medical_visits").rows(named=True),
+        "visits": [visits.contribution, sorted(visits.to_polars()["district"]), visits.charge_epsilon]}""")
     result = probed(nb)
     assert result["districts"] == DISTRICTS
     assert all(w is not None and math.isfinite(w) and w > 0 for w in result["widths"])
     assert result["reused"] is True and result["again_charge"] == 0
     assert result["by_sex"] == ["Release", 2]
     assert result["fused"] == DISTRICTS and result["fused_charge"] == 0.5  # three datasets fused
+    # choosing contribution bounds with explain: each max_rows with its noise and what it leaves out
+    choices = {c["max_rows"]: c for c in result["choices"]}
+    assert {1, 8, 40} <= set(choices) and [k for k, c in choices.items() if c["chosen"]] == [40]
+    assert choices[8]["count_half_width"] < choices[40]["count_half_width"]
+    assert choices[1]["rows_left_out"] > choices[40]["rows_left_out"]
+    assert result["visits"] == [{"max_rows": {"medical_visits": 8}}, DISTRICTS, 0.3]
+    assert "rows left out (estimated)" in html_of(cell_with(nb, "preview = sb.explain(visits_sql"))
+    assert "at most 8 joined rows" in html_of(cell_with(nb, "visits = sb.query(visits_sql"))
 
     assert "MOCK DATA — not real" in html_of(cell_with(nb, "sb.mock_query(sql"))
     assert "would cost ε 0.5" in html_of(cell_with(nb, "sb.explain(sql"))
     shown = html_of(cell_with(nb, "release = sb.query"))
-    assert "±" in shown and "budget left ε" in shown
+    assert 'class="pm"' in shown and "budget left ε" in shown  # values with their intervals
     plot = cell_with(nb, "yerr=release.half_width")
     assert any("image/png" in o.get("data", {}) for o in outputs(plot))
     assert "would cost ε 0.3" in html_of(cell_with(nb, "%%dpsql --explain"))
@@ -106,12 +121,16 @@ def test_operator_workflow(live) -> None:
     nb = execute(load("02_operator_workflow.ipynb"), live, probe="""{
         "approved": [approved.status, approved.budget_epsilon, approved.per_query_epsilon],
         "spent": operator.agreement(approved.id).spent_epsilon, "visits": len(visits),
+        "amended": [amended.budget_epsilon, amended.remaining_epsilon, amended.decision_reason],
+        "history": approved.id in set(operator.agreements(search="Xiamen University", decided=True)["id"]),
         "rejected": rejected.status, "revoked": revoked.status,
         "licensed": licence["licence"]["id"] in set(operator.licences()["id"])}""")
     assert errors(nb) == []
     result = probed(nb)
     assert result["approved"] == ["active", 2.0, 0.5]
     assert result["spent"] == pytest.approx(0.5) and result["visits"] == 8
+    assert result["amended"] == [3.0, 2.5, "First results reviewed: one more epsilon and another half year."]
+    assert result["history"] is True
     assert (result["rejected"], result["revoked"], result["licensed"]) == ("rejected", "revoked", True)
     refused = cell_with(nb, "except AgreementInactive")
     assert "is revoked" in "".join(o.text for o in outputs(refused) if o.output_type == "stream")
@@ -140,21 +159,35 @@ def test_the_magic_in_a_real_kernel(live) -> None:
         f"%%dpsql --epsilon 0.2 -o counted\n{sql}",
         f"%%dpsql --explain -e 0.2\n{sql}",
         f"%%dpsql --mock --rows 80 -o fake\n{sql}",
+        f"%%dpsql --epsilon 0.1 --max-rows medical_visits=2 --max-groups 1 -o bounded\n{JOIN}",
+        f"%%dpsql --explain -e 0.1 --max-rows medical_visits=2 --clamp residents.monthly_income=0,50000\n{JOIN}",
+        f"%%dpsql --epsilon 0.1 -o empty\n{RARE}",  # private keys: warned first, then it runs, and says why
         f"%%dpsql\n{sql}",  # no epsilon: a usage error that says what to write
+        f"%%dpsql --epsilon 0.1 --max-rows medical_visits:2\n{JOIN}",  # a malformed bound: a usage error
         "%%dpsql --epsilon 0.1\nSELECT *\nFROM residents",
     ]
     nb.cells = [new_code_cell(s) for s in sources]
-    for cell in nb.cells[-2:]:
+    for cell in nb.cells[-3:]:
         cell.metadata["tags"] = ["raises-exception"]
     execute(nb, live, probe="""{
         "counted": [type(counted).__name__, counted.mock, len(counted), counted.charge_epsilon],
-        "fake": [fake.mock, sum(r[1] for r in fake.rows)]}""")
+        "fake": [fake.mock, sum(r[1] for r in fake.rows)],
+        "bounded": bounded.contribution, "empty": [len(empty), empty.charge_epsilon]}""")
     result = probed(nb)
     assert result["counted"] == ["Release", False, 8, pytest.approx(0.2)]
     assert result["fake"] == [True, 80]
-    assert "± " in html_of(nb.cells[3]) and "would cost ε 0.2" in html_of(nb.cells[4])
+    assert result["bounded"] == {"max_rows": {"medical_visits": 2}, "max_groups": 1}
+    assert "of medical_visits&#x27;s rows are left out by keeping at most 2" in html_of(nb.cells[6])
+    assert "2 ✓" in html_of(nb.cells[7]) and "rows left out (estimated)" in html_of(nb.cells[7])
+    warned = "".join(o.text for o in outputs(nb.cells[8]) if o.output_type == "stream" and o.name == "stderr")
+    assert warned.startswith("⚠ Before this query spends ε 0.1: the group keys are private: a group needs about ")
+    assert result["empty"] == [0, pytest.approx(0.1)] and "no group reached the release threshold" in html_of(
+        nb.cells[8])
+    malformed = "".join(o.text for o in outputs(nb.cells[10]) if o.output_type == "stream")
+    assert "UsageError: --max-rows takes DATASET=ROWS" in malformed
+    assert 'class="pm"' in html_of(nb.cells[3]) and "would cost ε 0.2" in html_of(nb.cells[4])
     assert "MOCK DATA — not real" in html_of(nb.cells[5])
-    usage = "".join(o.text for o in outputs(nb.cells[6]) if o.output_type == "stream")  # IPython prints these
+    usage = "".join(o.text for o in outputs(nb.cells[9]) if o.output_type == "stream")  # IPython prints these
     assert "UsageError: Say what the query may spend: %%dpsql --epsilon 0.5" in usage
     (rejected,) = errors(nb)
     assert rejected.ename == "SQLRejected" and "line 1, column 8" in "\n".join(rejected.traceback)

@@ -65,7 +65,7 @@ def free_port() -> int:
 
 def prepare(data_dir: Path) -> dict[str, str]:
     """Demo city at a small scale, every policy registered, the demo accounts and agreement."""
-    from sandbox.cli import _demo_accounts
+    from sandbox.cli.demo import demo_accounts as _demo_accounts
 
     build_demo(data_dir / "demo", scale=SCALE)
     Catalog(data_dir).register_directory(POLICIES)

@@ -77,7 +77,7 @@ def test_reject_needs_a_reason_then_revoke_an_active_agreement(fresh_console) ->
                             data={"csrf": token, "reason": "Licence under review"})
     assert revoked.headers["location"].endswith("?done=revoked")
     again = operator.post(f"/console/agreements/{active}/revoke", data={"csrf": token, "reason": "twice"})
-    assert again.status_code == 409 and "only a active agreement can be revoked" in again.text
+    assert again.status_code == 409 and "only an active agreement can be revoked" in again.text
 
 
 def test_a_new_licence_shows_its_token_once_and_the_token_signs_in(fresh_console) -> None:

@@ -20,9 +20,13 @@ def _pages(console) -> list[tuple[str, tuple[str, str, dict | None]]]:
     auditor_route = ("GET", "/audit?limit=1", None)  # auditor
     developer_route = ("POST", "/jobs/no-such-job/cancel", None)  # developer
     reader_route = ("GET", "/datasets", None)  # every role
+    overseer_route = ("GET", "/licences", None)  # operator, admin, auditor
     return [
         ("/console/queue", manager_route),
-        (f"/console/agreements/{pp.pending_id}", manager_route),
+        (f"/console/agreements/{pp.pending_id}", overseer_route),  # auditors read it, without the forms
+        (f"/console/agreements/{pp.active_id}", overseer_route),
+        ("/console/agreements", overseer_route),
+        ("/console/agreements?q=income&status=active&decided_from=2020-01-01&decided_to=2100-01-01", overseer_route),
         ("/console/licences", manager_route),
         ("/console/audit", auditor_route),
         ("/console/audit?verify=1", auditor_route),

@@ -56,3 +56,9 @@ def list_licences(svc: ServicesDep, _: Overseer) -> list[LicencePublic]:
              responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}})
 def suspend_licence(licence_id: LicenceId, body: Reason, svc: ServicesDep, operator: Manager) -> LicencePublic:
     return LicencePublic(**accounts.suspend_licence(svc.store, operator, licence_id, body.reason))
+
+
+@router.post("/licences/{licence_id}/reinstate", summary="Reinstate a suspended licence (operator)",
+             responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}})
+def reinstate_licence(licence_id: LicenceId, body: Reason, svc: ServicesDep, operator: Manager) -> LicencePublic:
+    return LicencePublic(**accounts.reinstate_licence(svc.store, operator, licence_id, body.reason))

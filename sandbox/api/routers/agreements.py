@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from sandbox import agreements
 from sandbox.api.deps import Developer, Manager, Reader, ServicesDep
-from sandbox.api.schemas import AgreementApprove, AgreementId, AgreementPublic, AgreementRequest, ErrorBody, Reason
+from sandbox.api.schemas import (
+    AgreementAmend,
+    AgreementApprove,
+    AgreementId,
+    AgreementPublic,
+    AgreementRequest,
+    ErrorBody,
+    Limit,
+    Moment,
+    Offset,
+    Reason,
+)
 
 router = APIRouter(prefix="/agreements", tags=["agreements"],
                    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody},
@@ -19,17 +30,44 @@ Status = Literal["requested", "active", "rejected", "revoked", "expired", "exhau
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Request an agreement (developer)")
 def request_agreement(body: AgreementRequest, svc: ServicesDep, developer: Developer) -> AgreementPublic:
-    known = {d.name: set(d.policy.queryable()) for d in svc.catalog.list() if not d.policy.public}
-    return AgreementPublic(**agreements.request(svc.store, developer, known=known, **body.model_dump()))
+    requested = agreements.request(svc.store, developer, known=svc.catalog.scopes(), **body.model_dump())
+    return AgreementPublic(**requested)
 
 
-@router.get("", summary="Agreements: a developer's own; all for operators and auditors")
+@router.get("", summary="Agreements: a developer's own; all for operators and auditors; search and pages",
+            description="Every filter given must hold; text filters match anywhere, ignoring case. The response "
+                        "header `X-Total-Count` is the number of agreements that match (the page holds at most "
+                        "`limit`). Sorted by request (oldest first), or with `order=decided` by the last decision "
+                        "(newest first).")
 def list_agreements(
-    svc: ServicesDep, user: Reader,
-    status_: Annotated[Status | None, Query(alias="status", description="only this status",
-                                            examples=["requested"])] = None,
+    response: Response, svc: ServicesDep, user: Reader,
+    status_: Annotated[list[Status] | None, Query(alias="status", description="only these statuses",
+                                                  examples=[["active", "exhausted"]])] = None,
+    q: Annotated[str | None, Query(max_length=200, description="any of organisation, developer, dataset (name or "
+                                   "title), purpose", examples=["income"])] = None,
+    organisation: Annotated[str | None, Query(max_length=200, description="the developer's organisation (part)",
+                                              examples=["Xiamen University"])] = None,
+    developer: Annotated[str | None, Query(max_length=200, description="the developer's name (part) or account id",
+                                           examples=["Lin"])] = None,
+    dataset: Annotated[str | None, Query(max_length=100, description="this dataset in scope",
+                                         examples=["residents"])] = None,
+    purpose: Annotated[str | None, Query(max_length=200, description="the purpose (part)",
+                                         examples=["inequality"])] = None,
+    decided: Annotated[bool, Query(description="only agreements an operator has decided", examples=[True])] = False,
+    decided_since: Annotated[Moment | None, Query(description="decided at or after (ISO-8601)",
+                                                  examples=["2026-01-01"])] = None,
+    decided_until: Annotated[Moment | None, Query(description="decided before (ISO-8601, exclusive)",
+                                                  examples=["2026-07-01"])] = None,
+    order: Annotated[Literal["created", "decided"], Query(description="by request, or by last decision",
+                                                          examples=["decided"])] = "created",
+    limit: Limit = 1000, offset: Offset = 0,
 ) -> list[AgreementPublic]:
-    return [AgreementPublic(**a) for a in agreements.list_for(svc.store, user, status_)]
+    where = agreements.Search(text=q, organisation=organisation, developer=developer, dataset=dataset, purpose=purpose,
+                              status=tuple(status_ or ()), decided=decided, decided_since=decided_since,
+                              decided_until=decided_until, text_datasets=tuple(svc.catalog.titled(q)))
+    found, total = agreements.search(svc.store, user, where, limit=limit, offset=offset, order=order)
+    response.headers["X-Total-Count"] = str(total)
+    return [AgreementPublic(**a) for a in found]
 
 
 @router.get("/{agreement_id}", summary="One agreement with its budget")
@@ -40,7 +78,15 @@ def get_agreement(agreement_id: AgreementId, svc: ServicesDep, user: Reader) -> 
 @router.post("/{agreement_id}/approve", summary="Approve, possibly with less budget or scope (operator)",
              responses={409: {"model": ErrorBody}})
 def approve(agreement_id: AgreementId, body: AgreementApprove, svc: ServicesDep, operator: Manager) -> AgreementPublic:
-    return AgreementPublic(**agreements.approve(svc.store, operator, agreement_id, **body.model_dump()))
+    return AgreementPublic(**agreements.approve(svc.store, operator, agreement_id, **body.model_dump(),
+                                                known=svc.catalog.scopes()))
+
+
+@router.post("/{agreement_id}/amend", summary="Amend an agreement: top-up, later end, scope within the request "
+             "(operator)", responses={409: {"model": ErrorBody}})
+def amend(agreement_id: AgreementId, body: AgreementAmend, svc: ServicesDep, operator: Manager) -> AgreementPublic:
+    amended = agreements.amend(svc.store, operator, agreement_id, **body.model_dump(), known=svc.catalog.scopes())
+    return AgreementPublic(**amended)
 
 
 @router.post("/{agreement_id}/reject", summary="Reject with a reason (operator)", responses={409: {"model": ErrorBody}})
