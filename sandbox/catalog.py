@@ -7,9 +7,12 @@ Registration is where the expensive, data-independent-of-the-query work happens 
   `__rank <= max_rows` instead of a window over the whole table;
 - facts the compiler may rely on are verified and recorded: the largest number of rows any unit
   has, and which dimensions are constant within a unit (grouping by them needs no max_groups pass);
-- the managed Parquet is written (the portable copy, e.g. for a Spark backend) and a read-only
-  DuckDB file is built from it for the local engine, which attaches it read-only and then
-  switches its file system off.
+- the managed `data.parquet` keeps every row with its rank; the portable engine artefact
+  `engine.parquet` keeps only the rows bounding can ever keep (rank <= max_rows) with each
+  measure clamped and quantized (`__q_<col>`), which is what every backend queries: DuckDB
+  through `engine.duckdb`, built from it and attached read-only with the file system switched
+  off; Spark reads it directly. Registration on Spark (engine/spark_registration.py) produces
+  the same artefact bit for bit.
 
 The listing shows schemas and policies, never rows.
 """
@@ -27,7 +30,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -36,11 +39,19 @@ from sandbox.errors import DatasetNotFound, SchemaMismatch
 from sandbox.policy import Policy, Role, load_policies
 from sandbox.privacy.grid import clamp_bounds, clamped_sql, grid_step
 
-__all__ = ["QUANTIZED_PREFIX", "RANK_COLUMN", "Catalog", "Dataset"]
+if TYPE_CHECKING:
+    from sandbox.engine.backend import BackendChoice
+
+__all__ = ["ENGINE_ARTEFACT", "QUANTIZED_PREFIX", "RANK_COLUMN", "ROW_TEXT_ENCODING", "Catalog", "Dataset"]
 
 RANK_COLUMN = "__rank"
 QUANTIZED_PREFIX = "__q_"
-_MANIFEST_VERSION = 6
+ENGINE_ARTEFACT = "engine.parquet"
+# How the text a row's keyed hash is taken of is built: DuckDB's CAST(row(...) AS VARCHAR).
+# A registration on another engine builds the same text (sandbox/engine/spark_registration.py);
+# changing it changes every rank, so it is versioned in the manifest.
+ROW_TEXT_ENCODING = "duckdb-row-text-1"
+_MANIFEST_VERSION = 7
 MAX_ROWS = 2**40  # with at most 2**20 grid steps per value, any sum fits in 64 bits
 
 
@@ -63,6 +74,17 @@ class Dataset:
     @property
     def engine_path(self) -> Path:
         return self.directory / "engine.duckdb"
+
+    @property
+    def artefact_path(self) -> Path:
+        """The portable engine artefact: the rows bounding can keep (rank <= max_rows), with the
+        quantized columns; a file (DuckDB registration) or a directory of parts (Spark's)."""
+        return self.directory / self.manifest.get("artefact", {}).get("file", ENGINE_ARTEFACT)
+
+    @property
+    def backend(self) -> str:
+        """The backend that registered this dataset and serves its queries."""
+        return str(self.manifest.get("backend", "duckdb"))
 
     @property
     def rows(self) -> int:
@@ -131,12 +153,24 @@ class Dataset:
 class Catalog:
     """The datasets under one data directory."""
 
-    def __init__(self, data_dir: str | Path) -> None:
+    def __init__(self, data_dir: str | Path, *, backends: BackendChoice | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.datasets_dir = self.data_dir / "datasets"
         self.datasets_dir.mkdir(parents=True, exist_ok=True)
         self._secret = _load_or_create_secret(self.data_dir / "secret.key")
         self._cache: dict[str, Dataset] = {}
+        self._backends = backends
+
+    @property
+    def backends(self) -> BackendChoice:
+        """Which backend registers and serves each dataset: given, or from the settings
+        (SANDBOX_BACKEND, SANDBOX_DATASET_BACKENDS, SANDBOX_SPARK_REMOTE)."""
+        if self._backends is None:
+            from sandbox.engine.backend import BackendChoice
+            from sandbox.settings import Settings
+
+            self._backends = BackendChoice.from_settings(Settings(), data_dir=self.data_dir)
+        return self._backends
 
     # -- reading --------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -290,13 +324,24 @@ class Catalog:
                 )
         select = ", ".join(["*", *extra])
         where = f" WHERE {RANK_COLUMN} <= {policy.privacy_unit.max_rows}" if not policy.public else ""
+        artefact = engine.with_name(ENGINE_ARTEFACT)
         db = duckdb.connect(str(engine))
         try:
-            db.execute(f"CREATE TABLE data AS SELECT {select} FROM '{_sql_path(parquet)}'{where}")
+            db.execute(
+                f"COPY (SELECT {select} FROM '{_sql_path(parquet)}'{where}) TO '{_sql_path(artefact)}' "
+                "(FORMAT parquet, COMPRESSION zstd)"
+            )
+            db.execute(f"CREATE TABLE data AS SELECT * FROM '{_sql_path(artefact)}'")
             engine_rows = db.execute("SELECT count(*) FROM data").fetchone()[0]
         finally:
             db.close()
-        return {"quantized": quantized, "prebounded": not policy.public, "size_class": size_class(engine_rows)}
+        return {
+            "quantized": quantized,
+            "prebounded": not policy.public,
+            "size_class": size_class(engine_rows),
+            "engine_rows": engine_rows,
+            "artefact": {"file": ENGINE_ARTEFACT, "row_text": ROW_TEXT_ENCODING, "built_by": "duckdb"},
+        }
 
     @staticmethod
     def _check_non_null(con: duckdb.DuckDBPyConnection, policy: Policy, parquet: Path) -> list[str]:
