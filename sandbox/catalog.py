@@ -50,7 +50,7 @@ ENGINE_ARTEFACT = "engine.parquet"
 # How the text a row's keyed hash is taken of is built: DuckDB's CAST(row(...) AS VARCHAR).
 # A registration on another engine builds the same text (sandbox/engine/spark_registration.py);
 # changing it changes every rank, so it is versioned in the manifest.
-ROW_TEXT_ENCODING = "duckdb-row-text-1"
+ROW_TEXT_ENCODING = "duckdb-row-text-of-policy-types-1"
 _MANIFEST_VERSION = 7
 MAX_ROWS = 2**40  # with at most 2**20 grid steps per value, any sum fits in 64 bits
 
@@ -222,11 +222,17 @@ class Catalog:
                 return self.get(policy.name)
             staged = work / "staged"
             staged.mkdir()
-            manifest = self._ingest(policy, snapshot.parquet, staged, origin, spill=work / "spill")
+            backend = self.backends.of(policy.name)
+            if backend == "spark":
+                manifest = self._ingest_on_spark(policy, snapshot.parquet, staged)
+            else:
+                manifest = self._ingest(policy, snapshot.parquet, staged, origin, spill=work / "spill")
             manifest["fingerprint"] = fingerprint
+            manifest["backend"] = backend
             (staged / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
             for file in staged.iterdir():
-                file.chmod(stat.S_IRUSR | stat.S_IRGRP)
+                if file.is_file():
+                    file.chmod(stat.S_IRUSR | stat.S_IRGRP)
             if target.exists():
                 _make_writable(target)
                 shutil.rmtree(target)
@@ -234,9 +240,24 @@ class Catalog:
         self._cache.pop(policy.name, None)
         return self.get(policy.name)
 
+    def _ingest_on_spark(self, policy: Policy, source: Path, out: Path) -> dict[str, Any]:
+        """The same facts and engine artefact, computed by Spark jobs (engine/spark_registration.py)."""
+        from sandbox.engine.spark_backend import connect
+        from sandbox.engine.spark_registration import register_on_spark
+
+        options = self.backends.spark
+        assert options is not None  # BackendChoice.check: a Spark backend has a server
+        session = connect(options)
+        try:
+            facts = register_on_spark(session, policy, source, out, options, self._secret)
+        finally:
+            session.stop()
+        return {"version": _MANIFEST_VERSION, **facts}
+
     def _fingerprint(self, policy: Policy, source: Path) -> str:
         digest = hashlib.sha256()
         digest.update(str(_MANIFEST_VERSION).encode())
+        digest.update(self.backends.of(policy.name).encode())
         digest.update(policy.model_dump_json().encode())
         digest.update(hashlib.sha256(self._secret).digest())
         files = sorted(source.rglob("*.parquet")) if source.is_dir() else [source]
@@ -249,9 +270,7 @@ class Catalog:
 
     def _ingest(self, policy: Policy, source: Path, out: Path, origin: str, *, spill: Path) -> dict[str, Any]:
         pattern = str(source / "**" / "*.parquet") if source.is_dir() else str(source)
-        columns = ", ".join(
-            f"CAST({_quote(name)} AS {column.type}) AS {_quote(name)}" for name, column in policy.columns.items()
-        )
+        columns = ", ".join(f"{_typed(name, column.type)} AS {_quote(name)}" for name, column in policy.columns.items())
         parquet = out / "data.parquet"
         # Sorting 100M rows by their keyed hash spills: into the registration's own scratch
         # directory (removed with it), not DuckDB's default `.tmp` in the working directory.
@@ -259,10 +278,14 @@ class Catalog:
             config={"threads": str(os.cpu_count() or 2), "memory_limit": "2GB", "temp_directory": str(spill)}
         )
         try:
-            con.execute(f"CREATE TEMP VIEW src AS SELECT * FROM read_parquet('{_sql_path(Path(pattern))}')")
+            # Every column as the policy types it: the rank hashes the registered values, not however
+            # the source happened to store them (a FLOAT source of a DOUBLE column prints otherwise).
+            con.execute(
+                f"CREATE TEMP VIEW src AS SELECT {columns} FROM read_parquet('{_sql_path(Path(pattern))}')"
+            )
             facts: dict[str, Any] = {}
             if policy.public:
-                select = f"SELECT {columns} FROM src"
+                select = "SELECT * FROM src"
             else:
                 unit = _quote(policy.unit)
                 # Rows without a unit are treated as one unit, as SQL groups NULLs: they are
@@ -274,7 +297,7 @@ class Catalog:
                 # and it does not matter which of them is kept.
                 content = ", ".join(_quote(name) for name in policy.columns)
                 select = (
-                    f"SELECT {columns}, CAST(row_number() OVER (PARTITION BY {unit} ORDER BY "
+                    f"SELECT *, CAST(row_number() OVER (PARTITION BY {unit} ORDER BY "
                     f"sha256(concat($secret, CAST(row({content}) AS VARCHAR)))) AS INTEGER) "
                     f"AS {RANK_COLUMN} FROM src"
                 )
@@ -353,15 +376,7 @@ class Catalog:
             return []
         counts = ", ".join(f"count(*) FILTER (WHERE {_quote(n)} IS NULL)" for n in declared)
         nulls = con.execute(f"SELECT {counts} FROM '{_sql_path(parquet)}'").fetchone()
-        for name, n in zip(declared, nulls, strict=True):
-            if n:
-                raise SchemaMismatch(
-                    f"{policy.name}: column {name!r} has {n} NULL value(s) but is not declared nullable; "
-                    f"add `nullable: true` to it in the policy, or fix the source",
-                    dataset=policy.name,
-                    column=name,
-                )
-        return declared
+        return verify_non_null(policy, dict(zip(declared, nulls, strict=True)))
 
     @staticmethod
     def _unit_facts(con: duckdb.DuckDBPyConnection, policy: Policy, parquet: Path) -> dict[str, Any]:
@@ -382,21 +397,41 @@ class Catalog:
                 f"SELECT {worst} FROM (SELECT {per_unit} FROM '{_sql_path(parquet)}' GROUP BY {unit})"
             ).fetchone()
             constant = [d for d, n in zip(dims, row, strict=True) if n <= 1]
-        declared = [n for n, c in policy.columns.items() if c.constant_per_unit]
-        broken = [n for n in declared if n not in constant]
-        if broken:
+        return verify_units(policy, max_rows=max_rows, units=units, rows_total=rows_total, constant=constant)
+
+
+def verify_non_null(policy: Policy, nulls: dict[str, int]) -> list[str]:
+    """Columns not declared nullable (with their NULL counts, however counted) must have none."""
+    for name, n in nulls.items():
+        if n:
             raise SchemaMismatch(
-                f"{policy.name}: column {broken[0]!r} is declared constant_per_unit, but some {policy.unit} has "
-                "several values; remove the declaration or fix the source",
+                f"{policy.name}: column {name!r} has {n} NULL value(s) but is not declared nullable; "
+                f"add `nullable: true` to it in the policy, or fix the source",
                 dataset=policy.name,
-                column=broken[0],
+                column=name,
             )
-        if rows_total >= MAX_ROWS:
-            raise SchemaMismatch(
-                f"{policy.name}: {rows_total} rows exceed the supported {MAX_ROWS}; split it", dataset=policy.name
-            )
-        constant = declared
-        return {"units": units or 0, "max_rows_per_unit": max_rows or 0, "constant_dimensions": constant}
+    return list(nulls)
+
+
+def verify_units(
+    policy: Policy, *, max_rows: int | None, units: int | None, rows_total: int | None, constant: list[str]
+) -> dict[str, Any]:
+    """The unit facts the compiler relies on, from counts however computed (DuckDB or Spark):
+    refuses a broken constant_per_unit declaration or too many rows."""
+    declared = [n for n, c in policy.columns.items() if c.constant_per_unit]
+    broken = [n for n in declared if n not in constant]
+    if broken:
+        raise SchemaMismatch(
+            f"{policy.name}: column {broken[0]!r} is declared constant_per_unit, but some {policy.unit} has "
+            "several values; remove the declaration or fix the source",
+            dataset=policy.name,
+            column=broken[0],
+        )
+    if (rows_total or 0) >= MAX_ROWS:
+        raise SchemaMismatch(
+            f"{policy.name}: {rows_total} rows exceed the supported {MAX_ROWS}; split it", dataset=policy.name
+        )
+    return {"units": units or 0, "max_rows_per_unit": max_rows or 0, "constant_dimensions": declared}
 
 
 def size_class(rows: int) -> int:
@@ -404,6 +439,15 @@ def size_class(rows: int) -> int:
     the compiler's worst-case estimates depend on a coarse class fixed at registration, never on
     the current count."""
     return max(1024, 2 ** math.ceil(math.log2(max(rows, 1))))
+
+
+def _typed(name: str, type_: str) -> str:
+    """A source column as the policy types it; every NaN as the one positive NaN, so neither its
+    text in the ranked row nor its bits depend on the engine or the source's NaN payloads."""
+    value = f"CAST({_quote(name)} AS {type_})"
+    if type_ in ("DOUBLE", "FLOAT"):
+        return f"CASE WHEN isnan({value}) THEN CAST('nan' AS {type_}) ELSE {value} END"
+    return value
 
 
 def _quote(identifier: str) -> str:
@@ -416,7 +460,8 @@ def _sql_path(path: Path) -> str:
 
 def _make_writable(directory: Path) -> None:
     for file in directory.iterdir():
-        file.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        if file.is_file():
+            file.chmod(stat.S_IRUSR | stat.S_IWUSR)
 
 
 def _load_or_create_secret(path: Path) -> bytes:
