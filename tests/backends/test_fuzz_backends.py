@@ -1,0 +1,120 @@
+"""The fuzzer's queries (tests/fuzz/grammar.py) on the fuzzer's adversarial data (data.py) give
+bit-identical exact aggregates on DuckDB and Spark, or are refused for Spark at compile time.
+
+The data is data.py's, with DATE and TIMESTAMP values kept within the years 1 to 9999, the range
+a Spark-backed dataset may hold (registration on Spark refuses others); everything else (NaN and
+infinities, integer extremes, text that looks like numbers and dates, NULLs) is as the fuzzer
+makes it. `make test` runs FUZZ_SPARK_EXAMPLES (default 300) queries; the `slow` campaign in
+`make bench` runs 1,500 and must compare at least 1,000 on both engines. Figures:
+tests/output/fuzz-backends.txt.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+from sandbox.compiler import compile_query
+from sandbox.engine.backend import SparkOptions
+from sandbox.engine.lockdown import open_locked_connection
+from sandbox.engine.worker import Limits
+from sandbox.errors import BudgetExceeded, InvalidParameter, SQLRejected
+from tests.backends.conftest import comparable, duckdb_exact, spark_exact
+from tests.conftest import POLICIES, REPO
+from tests.fuzz import data as fuzz_data
+from tests.fuzz.grammar import Schema, queries
+
+EXAMPLES = int(os.environ.get("FUZZ_SPARK_EXAMPLES", "300"))
+CAMPAIGN = int(os.environ.get("FUZZ_SPARK_CAMPAIGN", "1500"))
+CAMPAIGN_MIN_COMPARED = 1000
+REFUSALS = (SQLRejected, BudgetExceeded, InvalidParameter)
+SPARK_DATES = ["1970-01-01", "2024-02-29", "0001-01-01", "9999-12-31", "1582-10-10", "1900-02-28"]
+SPARK_TIMESTAMPS = [
+    "1970-01-01 00:00:00",
+    "2024-02-29 12:34:56.789",
+    "0001-01-01 00:00:00",
+    "9999-12-31 23:59:59.999999",
+]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, spark_session: Any, spark_options: SparkOptions):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fuzz_data, "_DATE", SPARK_DATES)
+        patch.setattr(fuzz_data, "_TIMESTAMP", SPARK_TIMESTAMPS)
+        catalog = fuzz_data.build_catalog(POLICIES, tmp_path_factory.mktemp("fuzz-backends"))
+    locked = open_locked_connection({d.name: d.engine_path for d in catalog.list()}, Limits(threads=1))
+    state = {
+        "catalog": catalog,
+        "schema": Schema.of(catalog),
+        "locked": locked,
+        "session": spark_session,
+        "options": spark_options,
+        "tally": Counter(),
+        "started": time.monotonic(),
+    }
+    yield state
+    locked.close()
+    _report(state)
+
+
+def check(world: dict, sql: str) -> None:
+    tally = world["tally"]
+    tally["generated"] += 1
+    try:
+        plan = compile_query(sql, world["catalog"], epsilon=1.0)
+    except REFUSALS:
+        tally["refused by the compiler"] += 1
+        return
+    try:
+        on_spark = spark_exact(world["session"], world["options"], world["catalog"], plan)
+    except SQLRejected as refusal:
+        assert refusal.fields["rule"] == "spark_dialect" and refusal.message.endswith("."), refusal.message
+        tally["refused for Spark"] += 1
+        return
+    on_duckdb = duckdb_exact(world["locked"], plan)
+    assert comparable(on_spark) == comparable(on_duckdb), f"exact aggregates differ\nSQL: {sql}\n{plan.aggregate_sql}"
+    tally["compared, identical"] += 1
+
+
+def _run(world: dict, examples: int) -> None:
+    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def campaign(data: st.DataObject) -> None:
+        sql = data.draw(queries(world["schema"]), label="query")
+        note(f"SQL: {sql}")
+        check(world, sql)
+
+    campaign()
+
+
+def test_generated_queries_agree(world: dict) -> None:
+    _run(world, EXAMPLES)
+    assert world["tally"]["compared, identical"] >= EXAMPLES // 4, world["tally"]
+
+
+@pytest.mark.slow
+def test_campaign_of_a_thousand(world: dict) -> None:
+    before = world["tally"]["compared, identical"]
+    _run(world, CAMPAIGN)
+    assert world["tally"]["compared, identical"] - before >= CAMPAIGN_MIN_COMPARED, world["tally"]
+
+
+def _report(world: dict) -> None:
+    tally = world["tally"]
+    seconds = time.monotonic() - world["started"]
+    lines = [
+        f"DuckDB vs Spark on the fuzzer's queries: {tally['generated']} generated in {seconds:.0f} s",
+        f"compared, bit-identical exact aggregates: {tally['compared, identical']}",
+        f"refused by the compiler: {tally['refused by the compiler']}; refused for Spark: {tally['refused for Spark']}",
+    ]
+    report = REPO / "tests" / "output" / "fuzz-backends.txt"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text("\n".join(lines) + "\n")
+    print("\n" + "\n".join(lines))
