@@ -24,13 +24,16 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# PostgreSQL is needed by the test suite (a real server, started by the tests themselves), and
-# Debian's Chromium by the console's browser tests (Playwright drives it; it never downloads one).
+# PostgreSQL is needed by the test suite (a real server, started by the tests themselves),
+# Debian's Chromium by the console's browser tests (Playwright drives it; it never downloads one),
+# and a Java 17 runtime by the Spark backend's tests (pyspark's own Spark Connect server).
 sysdeps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
 	@test -x /usr/bin/chromium || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@command -v java >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null)
 
 demo: install
 	$(VENV)/bin/sandbox demo --data-dir $(DATA) --port $(PORT)
@@ -69,8 +72,9 @@ fuzz: install
 lint: install
 	$(VENV)/bin/ruff check sandbox connectors tests benchmarks
 
-bench: install
+bench: install sysdeps
 	$(PY) -m benchmarks.run
+	$(PY) -m pytest -m slow tests/backends -q $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

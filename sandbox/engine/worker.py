@@ -36,7 +36,7 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -417,8 +417,8 @@ def post_connection() -> duckdb.DuckDBPyConnection:
     """A locked database with nothing attached, kept for the whole process: post-processing
     over noisy values runs here, never on a connection that holds data."""
     global _POST
-    if _POST is None:
-        _POST = attach_and_lock(new_connection(job_limits()), {})
+    if _POST is None:  # one thread: its tables have a row per group, and threads cost more than they save
+        _POST = attach_and_lock(new_connection(replace(job_limits(), threads=1)), {})
     return _POST
 
 
