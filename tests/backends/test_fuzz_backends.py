@@ -4,7 +4,7 @@ bit-identical exact aggregates on DuckDB and Spark, or are refused for Spark at 
 The data is data.py's, with DATE and TIMESTAMP values kept within the years 1 to 9999, the range
 a Spark-backed dataset may hold (registration on Spark refuses others); everything else (NaN and
 infinities, integer extremes, text that looks like numbers and dates, NULLs) is as the fuzzer
-makes it. `make test` runs FUZZ_SPARK_EXAMPLES (default 300) queries; the `slow` campaign in
+makes it. `make test` runs FUZZ_SPARK_EXAMPLES (default 200) queries; the `slow` campaign in
 `make bench` runs 1,500 and must compare at least 1,000 on both engines. Figures:
 tests/output/fuzz-backends.txt.
 """
@@ -30,7 +30,7 @@ from tests.conftest import POLICIES, REPO
 from tests.fuzz import data as fuzz_data
 from tests.fuzz.grammar import Schema, queries
 
-EXAMPLES = int(os.environ.get("FUZZ_SPARK_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("FUZZ_SPARK_EXAMPLES", "200"))
 CAMPAIGN = int(os.environ.get("FUZZ_SPARK_CAMPAIGN", "1500"))
 CAMPAIGN_MIN_COMPARED = 1000
 REFUSALS = (SQLRejected, BudgetExceeded, InvalidParameter)
