@@ -69,7 +69,10 @@ def demo_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("name", ["residents", "social_insurance", "enterprises", "medical_visits", "district_reference"])
+DEMO = ["residents", "social_insurance", "enterprises", "medical_visits", "district_reference"]
+
+
+@pytest.mark.parametrize("name", DEMO)
 def test_demo_registers_identically(name: str, demo_sources: Path, spark_options: SparkOptions) -> None:
     duck, spark = _pair(demo_sources, spark_options)
     policy, _ = load_policies(POLICIES)[name]  # sources at {data_dir}/demo/, built beside each catalog
