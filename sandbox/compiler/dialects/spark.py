@@ -247,7 +247,6 @@ _PLAIN: frozenset[type[exp.Expression]] = frozenset(
         exp.Column,
         exp.Identifier,
         exp.Star,
-        exp.Literal,
         exp.Null,
         exp.Boolean,
         exp.DataType,
@@ -302,6 +301,15 @@ def _table(s: _Spark, node: exp.Table) -> exp.Expression:
         db=exp.Identifier(this="parquet"),
         alias=node.args.get("alias").copy() if node.args.get("alias") else None,
     )
+
+
+@_rule(exp.Literal)
+def _literal(s: _Spark, node: exp.Literal) -> exp.Expression:
+    """A number written with more than 38 digits is a DOUBLE to DuckDB and an error to Spark
+    (its DECIMAL stops at 38 digits): say DOUBLE."""
+    if not node.is_string and "e" not in node.this.lower() and sum(c.isdigit() for c in node.this) > 38:
+        return _double(node.this)
+    return node.copy()
 
 
 @_rule(exp.DenseRank)
