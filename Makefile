@@ -60,11 +60,12 @@ audit: install
 # random seed; figures in tests/output/fuzz-1.txt and fuzz-2.txt.
 FUZZ_EXAMPLES ?= 65000
 FUZZ_MIN_ACCEPTED ?= 50000
+FUZZ_NEIGHBOURS ?= 1
 fuzz: install
 	@mkdir -p tests/output; \
 	for shard in 1 2; do \
-	  FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_MIN_ACCEPTED=$(FUZZ_MIN_ACCEPTED) FUZZ_NEIGHBOURS=2 FUZZ_REPORT=tests/output/fuzz-$$shard.txt \
-	    $(PY) -m pytest -m fuzz tests/fuzz -p no:cacheprovider -q -k "generated or campaign" $(PYTEST_ARGS) & \
+	  FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_MIN_ACCEPTED=$(FUZZ_MIN_ACCEPTED) FUZZ_NEIGHBOURS=$(FUZZ_NEIGHBOURS) FUZZ_REPORT=tests/output/fuzz-$$shard.txt \
+	    $(PY) -m pytest -m fuzz tests/fuzz -p no:cacheprovider -q --timeout=0 -k "generated or campaign" $(PYTEST_ARGS) & \
 	  pids="$$pids $$!"; \
 	done; status=0; for pid in $$pids; do wait $$pid || status=1; done; \
 	cat tests/output/fuzz-1.txt tests/output/fuzz-2.txt; exit $$status

@@ -38,7 +38,7 @@ from rich.table import Table
 
 from sandbox.catalog import Catalog, Dataset
 from sandbox.demo import build_demo
-from sandbox.engine import Engine, Limits
+from sandbox.engine import Engine, WorkerLimits
 from sandbox.policy import load_policy
 
 __all__ = ["CASES", "main", "parse_size"]
@@ -48,7 +48,7 @@ POLICIES = HERE.parent / "policies"
 DATA_DIR = HERE / "data"
 RESULTS_DIR = HERE / "results"
 WORKERS = 2
-THREADS = Limits().threads  # the exact baseline gets exactly what one engine job gets
+THREADS = WorkerLimits().threads  # the exact baseline gets exactly what one engine job gets
 SOCIAL_ROWS_PER_SCALE = 4.15  # social_insurance rows per resident in the demo city
 CONTENDERS = ("exact", "exact_parquet", "bounded", "engine")
 

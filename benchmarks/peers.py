@@ -356,6 +356,6 @@ def store_accuracy(accuracy: dict[str, Any] | None, out_dir: Path = RESULTS_DIR)
 
 
 def _memory_limit_mb() -> int:
-    from sandbox.engine import Limits
+    from sandbox.engine import WorkerLimits
 
-    return Limits().memory_mb
+    return WorkerLimits().memory_mb

@@ -1,4 +1,12 @@
-"""Accounts, roles and developer licences. Tokens are shown once and stored as SHA-256."""
+"""Accounts, roles, developer licences and console sessions: who may act, and how they prove it.
+
+API tokens are shown once and stored as SHA-256. A console session is a random id in an HttpOnly
+cookie, stored as SHA-256 too, with an expiry, ended in the database when its user signs out: a
+leaked cookie is not the API token, and it stops working at sign-out or expiry.
+
+Each action is one function that takes a `Database` (sandbox/store): a Store, and it runs in its
+own transaction; a Connection, and it runs in the caller's. Every change is audited in it.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +16,28 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from sandbox import audit
 from sandbox.errors import Conflict, Forbidden, InvalidParameter, NotFound, Unauthorized
-from sandbox.store import now
-from sandbox.store.schema import licences, users
+from sandbox.store import Database, now, reading, writing
+from sandbox.store.schema import console_sessions, licences, users
 
 __all__ = [
     "ROLES",
     "User",
     "authenticate",
+    "close_session",
     "create_licence",
     "create_user",
     "hash_token",
     "licence_of",
     "list_licences",
+    "list_users",
+    "open_session",
+    "people",
     "require_licence",
+    "session_user",
     "suspend_licence",
 ]
 
@@ -47,9 +60,14 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_user(conn: Connection, name: str, role: str, *, by: User | None = None) -> tuple[User, str]:
+def create_user(db: Database, name: str, role: str, *, by: User | None = None) -> tuple[User, str]:
     if role not in ROLES:
         raise InvalidParameter(f"unknown role {role!r}; use one of {', '.join(ROLES)}", parameter="role")
+    with writing(db) as conn:
+        return _create_user(conn, name, role, by)
+
+
+def _create_user(conn, name: str, role: str, by: User | None) -> tuple[User, str]:
     token = "sbx_" + secrets.token_urlsafe(32)
     user = User(str(uuid.uuid4()), name, role)
     conn.execute(
@@ -67,10 +85,11 @@ def create_user(conn: Connection, name: str, role: str, *, by: User | None = Non
     return user, token
 
 
-def authenticate(conn: Connection, token: str | None) -> User:
+def authenticate(db: Database, token: str | None) -> User:
     if not token:
         raise Unauthorized("No bearer token. Send 'Authorization: Bearer <token>'; ask an operator for one.")
-    row = conn.execute(select(users).where(users.c.token_hash == hash_token(token))).first()
+    with reading(db) as conn:
+        row = conn.execute(select(users).where(users.c.token_hash == hash_token(token))).first()
     if row is None or not row.active:
         raise Unauthorized(
             "Unknown or disabled token. Check the token you were given, or ask an operator for a new one."
@@ -79,7 +98,7 @@ def authenticate(conn: Connection, token: str | None) -> User:
 
 
 def create_licence(
-    conn: Connection,
+    db: Database,
     by: User,
     *,
     name: str,
@@ -93,9 +112,16 @@ def create_licence(
         raise Forbidden("Only operators create developer licences.")
     if valid_to <= valid_from:
         raise InvalidParameter("valid_to must be after valid_from.", parameter="valid_to")
-    if conn.execute(select(licences.c.id).where(licences.c.licence_number == licence_number)).first():
-        raise Conflict(f"Licence number {licence_number!r} is already registered; licence numbers are unique.")
-    developer, token = create_user(conn, name, "developer", by=by)
+    with writing(db) as conn:
+        if conn.execute(select(licences.c.id).where(licences.c.licence_number == licence_number)).first():
+            raise Conflict(f"Licence number {licence_number!r} is already registered; licence numbers are unique.")
+        developer, token = _create_user(conn, name, "developer", by)
+        licence = _insert_licence(conn, by, developer, organisation, licence_number, valid_from, valid_to)
+    return licence, developer, token
+
+
+def _insert_licence(conn, by: User, developer: User, organisation: str, licence_number: str, valid_from: str,
+                    valid_to: str) -> dict[str, Any]:
     licence = {
         "id": str(uuid.uuid4()),
         "user_id": developer.id,
@@ -122,41 +148,59 @@ def create_licence(
             "valid_to": valid_to,
         },
     )
-    return licence, developer, token
+    return licence
 
 
-def suspend_licence(conn: Connection, by: User, licence_id: str, reason: str) -> dict[str, Any]:
+def suspend_licence(db: Database, by: User, licence_id: str, reason: str) -> dict[str, Any]:
     if not by.manages:
         raise Forbidden("Only operators suspend licences.")
-    row = conn.execute(select(licences).where(licences.c.id == licence_id).with_for_update()).first()
-    if row is None:
-        raise NotFound(f"No licence {licence_id}.")
-    if row.status != "active":
-        raise Conflict(f"Licence {licence_id} is {row.status}; only an active licence can be suspended.")
-    conn.execute(update(licences).where(licences.c.id == licence_id).values(status="suspended"))
-    audit.append(
-        conn,
-        action="licence.suspended",
-        actor=by.id,
-        role=by.role,
-        details={"licence_id": licence_id, "developer_id": row.user_id, "reason": reason},
-    )
+    if not reason.strip():
+        raise InvalidParameter("Give a reason for the suspension; the developer and the auditors will read it.",
+                               parameter="reason")
+    with writing(db) as conn:
+        row = conn.execute(select(licences).where(licences.c.id == licence_id).with_for_update()).first()
+        if row is None:
+            raise NotFound(f"No licence {licence_id}.")
+        if row.status != "active":
+            raise Conflict(f"Licence {licence_id} is {row.status}; only an active licence can be suspended.")
+        conn.execute(update(licences).where(licences.c.id == licence_id).values(status="suspended"))
+        audit.append(
+            conn,
+            action="licence.suspended",
+            actor=by.id,
+            role=by.role,
+            details={"licence_id": licence_id, "developer_id": row.user_id, "reason": reason},
+        )
     return dict(row._mapping) | {"status": "suspended"}
 
 
-def licence_of(conn: Connection, user_id: str) -> dict[str, Any] | None:
-    row = conn.execute(select(licences).where(licences.c.user_id == user_id)).first()
+def licence_of(db: Database, user_id: str) -> dict[str, Any] | None:
+    with reading(db) as conn:
+        row = conn.execute(select(licences).where(licences.c.user_id == user_id)).first()
     return dict(row._mapping) if row else None
 
 
-def list_licences(conn: Connection) -> list[dict[str, Any]]:
-    return [dict(r._mapping) for r in conn.execute(select(licences).order_by(licences.c.created_at))]
+def list_licences(db: Database) -> list[dict[str, Any]]:
+    with reading(db) as conn:
+        return [dict(r._mapping) for r in conn.execute(select(licences).order_by(licences.c.created_at))]
 
 
-def require_licence(conn: Connection, user: User, at: str | None = None) -> dict[str, Any]:
+def list_users(db: Database) -> list[dict[str, Any]]:
+    """Every account: id, name, role, active, created_at (never its token)."""
+    columns = (users.c.id, users.c.name, users.c.role, users.c.active, users.c.created_at)
+    with reading(db) as conn:
+        return [dict(r._mapping) for r in conn.execute(select(*columns).order_by(users.c.created_at))]
+
+
+def people(db: Database) -> dict[str, dict[str, str]]:
+    """Every account's name and role by id, to show names instead of ids."""
+    return {u["id"]: {"name": u["name"], "role": u["role"]} for u in list_users(db)}
+
+
+def require_licence(db: Database, user: User, at: str | None = None) -> dict[str, Any]:
     """A developer acts only under an active licence valid today."""
     at = at or now()
-    licence = licence_of(conn, user.id)
+    licence = licence_of(db, user.id)
     if licence is None:
         raise Forbidden("Your account has no developer licence; ask an operator to license your organisation.")
     if licence["status"] != "active":
@@ -167,3 +211,48 @@ def require_licence(conn: Connection, user: User, at: str | None = None) -> dict
             f"{licence['valid_to']}; ask the operator to renew it."
         )
     return licence
+
+
+# -- console sessions ---------------------------------------------------------------------------
+
+
+def open_session(db: Database, user: User, *, hours: float) -> str:
+    """A new console session for `user`, valid `hours`; returns its id (the cookie), shown once.
+    Sessions that ended or expired more than a day ago are forgotten here."""
+    session_id = secrets.token_urlsafe(32)
+    with writing(db) as conn:
+        conn.execute(delete(console_sessions).where(console_sessions.c.expires_at < now(-86_400)))
+        conn.execute(insert(console_sessions).values(id_hash=hash_token(session_id), user_id=user.id,
+                                                     created_at=now(), expires_at=now(hours * 3600)))
+        audit.append(conn, action="session.opened", actor=user.id, role=user.role, details={"hours": hours})
+    return session_id
+
+
+def session_user(db: Database, session_id: str | None) -> User:
+    """The account of a live console session; Unauthorized if it ended, expired or never was."""
+    stale = Unauthorized("Your console session has ended or expired. Sign in again with your token.")
+    if not session_id:
+        raise Unauthorized("Sign in with your token.")
+    with reading(db) as conn:
+        row = conn.execute(
+            select(users, console_sessions.c.expires_at, console_sessions.c.ended_at)
+            .join(console_sessions, console_sessions.c.user_id == users.c.id)
+            .where(console_sessions.c.id_hash == hash_token(session_id))
+        ).first()
+    if row is None or row.ended_at is not None or row.expires_at <= now() or not row.active:
+        raise stale
+    return User(row.id, row.name, row.role)
+
+
+def close_session(db: Database, session_id: str | None) -> None:
+    """End a console session in the database (sign-out): its cookie no longer works anywhere."""
+    if not session_id:
+        return
+    with writing(db) as conn:
+        row = conn.execute(select(console_sessions).where(console_sessions.c.id_hash == hash_token(session_id),
+                                                          console_sessions.c.ended_at.is_(None))).first()
+        if row is None:
+            return
+        conn.execute(update(console_sessions).where(console_sessions.c.id_hash == row.id_hash).values(ended_at=now()))
+        user = conn.execute(select(users.c.role).where(users.c.id == row.user_id)).scalar_one()
+        audit.append(conn, action="session.closed", actor=row.user_id, role=user, details={})

@@ -4,7 +4,9 @@
         |                    |--(valid_to passed)--> expired
         +--reject--> rejected +--(budget spent)----> exhausted (ledger.commit)
 
-Every transition is an audit event with who, when and why, in the same transaction.
+Every transition is an audit event with who, when and why, in the same transaction; an
+approval's event carries the budget it grants in store units (`budget`), which `verify`
+(audit/budgets.py) holds the agreement's row to. Each action takes a `Database` (sandbox/store).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from sqlalchemy import Connection, insert, select, update
 from sandbox import audit
 from sandbox.accounts import User, require_licence
 from sandbox.errors import AgreementInactive, BudgetExhausted, Conflict, Forbidden, InvalidParameter, NotFound
-from sandbox.store import now
+from sandbox.store import Database, now, reading, writing
 from sandbox.store.schema import DELTA_UNIT, EPSILON_UNIT, agreements
+from sandbox.store.units import budget_units
 
 __all__ = ["approve", "exhausted", "expire", "get", "list_for", "public", "reject", "request", "revoke", "usable"]
 
@@ -59,7 +62,7 @@ def _check_budget(epsilon: float, delta: float) -> None:
 
 
 def request(
-    conn: Connection,
+    db: Database,
     developer: User,
     *,
     purpose: str,
@@ -73,13 +76,19 @@ def request(
 ) -> dict[str, Any]:
     if developer.role != "developer":
         raise Forbidden("Only licensed developers request agreements.")
-    require_licence(conn, developer)
     _check_budget(epsilon, delta)
     if not purpose.strip() or not legal_basis.strip():
         raise InvalidParameter("State the purpose and the legal basis of the data use.", parameter="purpose")
     if valid_to <= valid_from:
         raise InvalidParameter("valid_to must be after valid_from.", parameter="valid_to")
     _check_scope(datasets, known)
+    with writing(db) as conn:
+        require_licence(conn, developer)
+        return _insert_request(conn, developer, purpose, legal_basis, datasets, valid_from, valid_to, epsilon, delta)
+
+
+def _insert_request(conn: Connection, developer: User, purpose: str, legal_basis: str, datasets: Scope,
+                    valid_from: str, valid_to: str, epsilon: float, delta: float) -> dict[str, Any]:
     stamp = now()
     values = {
         "id": str(uuid.uuid4()),
@@ -135,7 +144,7 @@ def _check_scope(datasets: Scope, known: dict[str, set[str]]) -> None:
 
 
 def approve(
-    conn: Connection,
+    db: Database,
     operator: User,
     agreement_id: str,
     *,
@@ -150,9 +159,41 @@ def approve(
 ) -> dict[str, Any]:
     if not operator.manages:
         raise Forbidden("Only operators decide agreements.")
-    row = _row(conn, agreement_id, lock=True)
-    if row.status != "requested":
-        raise Conflict(f"Agreement {agreement_id} is {row.status}; only a requested agreement can be approved.")
+    decision = {"epsilon": epsilon, "delta": delta, "per_query_epsilon": per_query_epsilon, "datasets": datasets,
+                "valid_to": valid_to, "min_count": min_count, "round_to": round_to, "reason": reason}
+    with writing(db) as conn:
+        row = _row(conn, agreement_id, lock=True)
+        if row.status != "requested":
+            raise Conflict(f"Agreement {agreement_id} is {row.status}; only a requested agreement can be approved.")
+        values = _approval(row, **decision)
+        conn.execute(update(agreements).where(agreements.c.id == agreement_id).values(**values, decided_by=operator.id,
+                                                                                    updated_at=now()))
+        audit.append(
+            conn,
+            action="agreement.approved",
+            actor=operator.id,
+            role=operator.role,
+            agreement_id=agreement_id,
+            details={
+                "epsilon": decision["epsilon"] if epsilon is not None else row.requested_epsilon,
+                "delta": decision["delta"] if delta is not None else row.requested_delta,
+                "budget": {"epsilon": values["budget_epsilon"], "delta": values["budget_delta"]},
+                "per_query_epsilon": per_query_epsilon,
+                "datasets": json.loads(values["datasets"]),
+                "valid_to": values["valid_to"],
+                "min_count": min_count,
+                "round_to": round_to,
+                "reason": reason,
+                "requested_epsilon": row.requested_epsilon,
+            },
+        )
+        return public(_row(conn, agreement_id))
+
+
+def _approval(row: Any, *, epsilon: float | None, delta: float | None, per_query_epsilon: float | None,
+              datasets: Scope | None, valid_to: str | None, min_count: int, round_to: int,
+              reason: str) -> dict[str, Any]:
+    """The agreement's new values, after checking the decision against the request."""
     epsilon = row.requested_epsilon if epsilon is None else epsilon
     delta = row.requested_delta if delta is None else delta
     _check_budget(epsilon, delta)
@@ -176,39 +217,18 @@ def approve(
         )
     if min_count < 0 or round_to < 1:
         raise InvalidParameter("min_count must be >= 0 and round_to >= 1.", parameter="min_count")
-    values = {
+    budget_epsilon, budget_delta = budget_units(epsilon, delta)
+    return {
         "status": "active",
-        "budget_epsilon": math.floor(epsilon * EPSILON_UNIT + 1e-6),
-        "budget_delta": math.floor(delta * DELTA_UNIT + 1e-6),
+        "budget_epsilon": budget_epsilon,
+        "budget_delta": budget_delta,
         "per_query_epsilon": per_query_epsilon,
         "datasets": json.dumps(scope, sort_keys=True),
         "valid_to": valid_to,
         "min_count": min_count,
         "round_to": round_to,
-        "decided_by": operator.id,
         "decision_reason": reason,
-        "updated_at": now(),
     }
-    conn.execute(update(agreements).where(agreements.c.id == agreement_id).values(**values))
-    audit.append(
-        conn,
-        action="agreement.approved",
-        actor=operator.id,
-        role=operator.role,
-        agreement_id=agreement_id,
-        details={
-            "epsilon": epsilon,
-            "delta": delta,
-            "per_query_epsilon": per_query_epsilon,
-            "datasets": scope,
-            "valid_to": valid_to,
-            "min_count": min_count,
-            "round_to": round_to,
-            "reason": reason,
-            "requested_epsilon": row.requested_epsilon,
-        },
-    )
-    return public(_row(conn, agreement_id))
 
 
 def exhausted(row) -> BudgetExhausted:
@@ -241,54 +261,55 @@ def expire(conn: Connection, agreement_id: str) -> bool:
     return bool(changed)
 
 
-def _decide(
-    conn: Connection, operator: User, agreement_id: str, *, to: str, allowed: str, reason: str
-) -> dict[str, Any]:
+def _decide(db: Database, operator: User, agreement_id: str, *, to: str, allowed: str, reason: str) -> dict[str, Any]:
     if not operator.manages:
         raise Forbidden("Only operators decide agreements.")
     if not reason.strip():
         raise InvalidParameter("Give a reason; the developer and the auditors will read it.", parameter="reason")
-    row = _row(conn, agreement_id, lock=True)
-    if row.status != allowed:
-        raise Conflict(f"Agreement {agreement_id} is {row.status}; only a {allowed} agreement can be {to}.")
-    conn.execute(
-        update(agreements)
-        .where(agreements.c.id == agreement_id)
-        .values(status=to, decided_by=operator.id, decision_reason=reason, updated_at=now())
-    )
-    audit.append(
-        conn,
-        action=f"agreement.{to}",
-        actor=operator.id,
-        role=operator.role,
-        agreement_id=agreement_id,
-        details={"reason": reason},
-    )
-    return public(_row(conn, agreement_id))
+    with writing(db) as conn:
+        row = _row(conn, agreement_id, lock=True)
+        if row.status != allowed:
+            raise Conflict(f"Agreement {agreement_id} is {row.status}; only a {allowed} agreement can be {to}.")
+        conn.execute(
+            update(agreements)
+            .where(agreements.c.id == agreement_id)
+            .values(status=to, decided_by=operator.id, decision_reason=reason, updated_at=now())
+        )
+        audit.append(
+            conn,
+            action=f"agreement.{to}",
+            actor=operator.id,
+            role=operator.role,
+            agreement_id=agreement_id,
+            details={"reason": reason},
+        )
+        return public(_row(conn, agreement_id))
 
 
-def reject(conn: Connection, operator: User, agreement_id: str, reason: str) -> dict[str, Any]:
-    return _decide(conn, operator, agreement_id, to="rejected", allowed="requested", reason=reason)
+def reject(db: Database, operator: User, agreement_id: str, reason: str) -> dict[str, Any]:
+    return _decide(db, operator, agreement_id, to="rejected", allowed="requested", reason=reason)
 
 
-def revoke(conn: Connection, operator: User, agreement_id: str, reason: str) -> dict[str, Any]:
-    return _decide(conn, operator, agreement_id, to="revoked", allowed="active", reason=reason)
+def revoke(db: Database, operator: User, agreement_id: str, reason: str) -> dict[str, Any]:
+    return _decide(db, operator, agreement_id, to="revoked", allowed="active", reason=reason)
 
 
-def get(conn: Connection, user: User, agreement_id: str) -> dict[str, Any]:
-    row = _row(conn, agreement_id)
+def get(db: Database, user: User, agreement_id: str) -> dict[str, Any]:
+    with reading(db) as conn:
+        row = _row(conn, agreement_id)
     if user.role == "developer" and row.developer_id != user.id:
         raise NotFound(f"No agreement {agreement_id}.", agreement_id=agreement_id)  # never confirm others' ids
     return public(row)
 
 
-def list_for(conn: Connection, user: User, status: str | None = None) -> list[dict[str, Any]]:
+def list_for(db: Database, user: User, status: str | None = None) -> list[dict[str, Any]]:
     query = select(agreements).order_by(agreements.c.created_at)
     if user.role == "developer":
         query = query.where(agreements.c.developer_id == user.id)
     if status:
         query = query.where(agreements.c.status == status)
-    return [public(r) for r in conn.execute(query)]
+    with reading(db) as conn:
+        return [public(r) for r in conn.execute(query)]
 
 
 def usable(

@@ -22,7 +22,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import math
 import os
 import shutil
 import stat
@@ -35,24 +34,40 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from connectors import check_schema, get_connector
-from sandbox.errors import DatasetNotFound, SchemaMismatch
+from sandbox.artefact import (
+    ENGINE_ARTEFACT,
+    MAX_ROWS,
+    QUANTIZED_PREFIX,
+    RANK_COLUMN,
+    ROW_TEXT_ENCODING,
+    size_class,
+    verify_non_null,
+    verify_out_of_range,
+    verify_units,
+)
+from sandbox.errors import DatasetNotFound
+from sandbox.metadata import advice, release_metadata
 from sandbox.policy import Policy, Role, load_policies
 from sandbox.privacy.grid import clamp_bounds, clamped_sql, grid_step
+from sandbox.private_files import create_once
 
 if TYPE_CHECKING:
     from sandbox.engine.backend import BackendChoice
 
-__all__ = ["ENGINE_ARTEFACT", "QUANTIZED_PREFIX", "RANK_COLUMN", "ROW_TEXT_ENCODING", "Catalog", "Dataset"]
+# The artefact's layout lives in sandbox/artefact.py; its names stay importable from here.
+__all__ = [
+    "ENGINE_ARTEFACT",
+    "MAX_ROWS",
+    "QUANTIZED_PREFIX",
+    "RANK_COLUMN",
+    "ROW_TEXT_ENCODING",
+    "Catalog",
+    "Dataset",
+    "size_class",
+]
 
-RANK_COLUMN = "__rank"
-QUANTIZED_PREFIX = "__q_"
-ENGINE_ARTEFACT = "engine.parquet"
-# How the text a row's keyed hash is taken of is built: DuckDB's CAST(row(...) AS VARCHAR).
-# A registration on another engine builds the same text (sandbox/engine/spark_registration.py);
-# changing it changes every rank, so it is versioned in the manifest.
-ROW_TEXT_ENCODING = "duckdb-row-text-of-policy-types-1"
-_MANIFEST_VERSION = 7
-MAX_ROWS = 2**40  # with at most 2**20 grid steps per value, any sum fits in 64 bits
+_MANIFEST_VERSION = 10
+
 
 
 @dataclass(frozen=True)
@@ -95,8 +110,13 @@ class Dataset:
         """A public upper bound on the rows a query can read: the engine file's row count rounded
         up to a power of two at registration (older manifests: from all rows). The compiler's
         worst-case memory estimate uses it (compiler/work.py); the catalog shows it."""
-        
+
         return int(self.manifest.get("size_class") or size_class(int(self.manifest.get("rows", 0))))
+
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        """The DP statistics released at registration (sandbox/metadata.py), if any."""
+        return self.manifest.get("metadata")
 
     def multiplicity(self, column: str) -> int:
         """Public datasets: the most rows sharing one value of `column` (what one private row
@@ -129,7 +149,8 @@ class Dataset:
         return frozenset(self.manifest.get("non_null", ()))
 
     def describe(self) -> dict[str, Any]:
-        """Schema and policy for the catalog listing: never rows, never data statistics."""
+        """Schema and policy for the catalog listing: never rows; of the data, only the public size
+        class and the DP statistics released from the metadata allowance."""
         return {
             "name": self.name,
             "title": self.policy.title,
@@ -146,6 +167,9 @@ class Dataset:
             "limits": self.policy.limits.model_dump(),
             "default_delta": self.policy.default_delta,
             "size_class": self.size_bound,  # public: what queries are planned against, not a count
+            "metadata_epsilon": self.policy.metadata_epsilon,  # spent once, at registration
+            "metadata": self.metadata,  # the noisy statistics themselves (public once released)
+            "warnings": self.manifest.get("warnings", []),  # for the data steward (metadata.advice)
             "registered_at": self.manifest.get("registered_at"),
         }
 
@@ -242,8 +266,8 @@ class Catalog:
 
     def _ingest_on_spark(self, policy: Policy, source: Path, out: Path) -> dict[str, Any]:
         """The same facts and engine artefact, computed by Spark jobs (engine/spark_registration.py)."""
-        from sandbox.engine.spark_backend import connect
         from sandbox.engine.spark_registration import register_on_spark
+        from sandbox.engine.spark_session import connect
 
         options = self.backends.spark
         assert options is not None  # BackendChoice.check: a Spark backend has a server
@@ -270,7 +294,9 @@ class Catalog:
 
     def _ingest(self, policy: Policy, source: Path, out: Path, origin: str, *, spill: Path) -> dict[str, Any]:
         pattern = str(source / "**" / "*.parquet") if source.is_dir() else str(source)
-        columns = ", ".join(f"{_typed(name, column.type)} AS {_quote(name)}" for name, column in policy.columns.items())
+        columns = ", ".join(
+            f"{_stored(name, column.type)} AS {_quote(name)}" for name, column in policy.columns.items()
+        )
         parquet = out / "data.parquet"
         # Sorting 100M rows by their keyed hash spills: into the registration's own scratch
         # directory (removed with it), not DuckDB's default `.tmp` in the working directory.
@@ -278,12 +304,11 @@ class Catalog:
             config={"threads": str(os.cpu_count() or 2), "memory_limit": "2GB", "temp_directory": str(spill)}
         )
         try:
-            # Every column as the policy types it: the rank hashes the registered values, not however
-            # the source happened to store them (a FLOAT source of a DOUBLE column prints otherwise).
-            con.execute(
-                f"CREATE TEMP VIEW src AS SELECT {columns} FROM read_parquet('{_sql_path(Path(pattern))}')"
-            )
-            facts: dict[str, Any] = {}
+            con.execute(f"CREATE TEMP VIEW raw AS SELECT * FROM read_parquet('{_sql_path(Path(pattern))}')")
+            facts: dict[str, Any] = {"out_of_range": self._out_of_range(con, policy)}
+            # Every column as stored: the rank hashes the registered values, not however the source
+            # happened to hold them (a FLOAT source of a DOUBLE column prints otherwise).
+            con.execute(f"CREATE TEMP VIEW src AS SELECT {columns} FROM raw")
             if policy.public:
                 select = "SELECT * FROM src"
             else:
@@ -318,6 +343,9 @@ class Catalog:
                 row = con.execute(f"SELECT {counts}").fetchone()
                 facts["multiplicity"] = dict(zip(policy.columns, (int(n) for n in row), strict=True))
             facts |= self._build_engine_file(policy, parquet, out / "engine.duckdb")
+            con.execute(f"CREATE TEMP VIEW ranked AS SELECT * FROM '{_sql_path(parquet)}'")
+            facts["metadata"] = release_metadata(policy, lambda sql: con.execute(sql).fetchall())  # DP
+            facts["warnings"] = advice(policy, facts["metadata"])
         finally:
             con.close()
         return {
@@ -367,6 +395,23 @@ class Catalog:
         }
 
     @staticmethod
+    def _out_of_range(con: duckdb.DuckDBPyConnection, policy: Policy) -> dict[str, int]:
+        """Dates and timestamps outside 0001-01-01 .. 9999-12-31 (DuckDB also has years in the
+        millions, BC dates and +-infinity) are stored as NULL: there DuckDB's date functions
+        fail even under TRY (its statistics propagation evaluates them on a column's min and
+        max), and no other engine can represent them. How many is recorded; a column declared
+        not nullable refuses them (verify_out_of_range)."""
+        counts: dict[str, int] = {}
+        for name, column in policy.columns.items():
+            if column.type not in ("DATE", "TIMESTAMP"):
+                continue
+            raw = f"CAST({_quote(name)} AS {column.type})"
+            counts[name] = con.execute(
+                f"SELECT count(*) FROM raw WHERE {raw} IS NOT NULL AND {_stored(name, column.type)} IS NULL"
+            ).fetchone()[0]
+        return verify_out_of_range(policy, counts)
+
+    @staticmethod
     def _check_non_null(con: duckdb.DuckDBPyConnection, policy: Policy, parquet: Path) -> list[str]:
         """Columns not declared `nullable` must hold no NULL: the compiler then counts COUNT(x)
         as COUNT(*) (one noisy count instead of two). Declared, verified, never inferred: the
@@ -400,53 +445,21 @@ class Catalog:
         return verify_units(policy, max_rows=max_rows, units=units, rows_total=rows_total, constant=constant)
 
 
-def verify_non_null(policy: Policy, nulls: dict[str, int]) -> list[str]:
-    """Columns not declared nullable (with their NULL counts, however counted) must have none."""
-    for name, n in nulls.items():
-        if n:
-            raise SchemaMismatch(
-                f"{policy.name}: column {name!r} has {n} NULL value(s) but is not declared nullable; "
-                f"add `nullable: true` to it in the policy, or fix the source",
-                dataset=policy.name,
-                column=name,
-            )
-    return list(nulls)
-
-
-def verify_units(
-    policy: Policy, *, max_rows: int | None, units: int | None, rows_total: int | None, constant: list[str]
-) -> dict[str, Any]:
-    """The unit facts the compiler relies on, from counts however computed (DuckDB or Spark):
-    refuses a broken constant_per_unit declaration or too many rows."""
-    declared = [n for n, c in policy.columns.items() if c.constant_per_unit]
-    broken = [n for n in declared if n not in constant]
-    if broken:
-        raise SchemaMismatch(
-            f"{policy.name}: column {broken[0]!r} is declared constant_per_unit, but some {policy.unit} has "
-            "several values; remove the declaration or fix the source",
-            dataset=policy.name,
-            column=broken[0],
-        )
-    if (rows_total or 0) >= MAX_ROWS:
-        raise SchemaMismatch(
-            f"{policy.name}: {rows_total} rows exceed the supported {MAX_ROWS}; split it", dataset=policy.name
-        )
-    return {"units": units or 0, "max_rows_per_unit": max_rows or 0, "constant_dimensions": declared}
-
-
-def size_class(rows: int) -> int:
-    """The public size bound registration publishes: the next power of two (at least 1024), so
-    the compiler's worst-case estimates depend on a coarse class fixed at registration, never on
-    the current count."""
-    return max(1024, 2 ** math.ceil(math.log2(max(rows, 1))))
-
-
-def _typed(name: str, type_: str) -> str:
-    """A source column as the policy types it; every NaN as the one positive NaN, so neither its
-    text in the ranked row nor its bits depend on the engine or the source's NaN payloads."""
+def _stored(name: str, type_: str) -> str:
+    """A source column as the managed copy stores it: cast to its policy type; every NaN as the
+    one positive NaN, so neither its text in the ranked row nor its bits depend on the engine or
+    the source's NaN payloads; dates and timestamps outside the range every engine shares set to
+    NULL (see _out_of_range). Spark registration mirrors it (spark_registration._stored)."""
     value = f"CAST({_quote(name)} AS {type_})"
     if type_ in ("DOUBLE", "FLOAT"):
         return f"CASE WHEN isnan({value}) THEN CAST('nan' AS {type_}) ELSE {value} END"
+    if type_ == "DATE":
+        return f"CASE WHEN {value} BETWEEN DATE '0001-01-01' AND DATE '9999-12-31' THEN {value} END"
+    if type_ == "TIMESTAMP":
+        return (
+            f"CASE WHEN {value} BETWEEN TIMESTAMP '0001-01-01 00:00:00' AND TIMESTAMP '9999-12-31 23:59:59.999999' "
+            f"THEN {value} END"
+        )
     return value
 
 
@@ -465,11 +478,6 @@ def _make_writable(directory: Path) -> None:
 
 
 def _load_or_create_secret(path: Path) -> bytes:
-    """The bounding key: never leaves the server; changing it re-ranks every dataset."""
-    if path.exists():
-        return path.read_bytes()
-    secret = os.urandom(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(secret)
-    return secret
+    """The bounding key: never leaves the server; changing it re-ranks every dataset. Servers
+    starting together on a new data directory agree on one (private_files.create_once)."""
+    return create_once(path, lambda: os.urandom(32))

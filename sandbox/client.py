@@ -346,8 +346,12 @@ class DatasetInfo:
         return f"{self.name} — {self.title}\n{self._summary()}\n{self.to_polars()}"
 
 
-def _bounds(bounds: Sequence[float] | None) -> str:
-    return "" if not bounds else f"[{_fmt(float(bounds[0]))}, {_fmt(float(bounds[1]))}]"
+def _bounds(bounds: Sequence[float | str] | None) -> str:
+    if not bounds:
+        return ""
+    if isinstance(bounds[0], str):  # a DATE dimension's published range
+        return f"[{bounds[0]}, {bounds[1]}]"
+    return f"[{_fmt(float(bounds[0]))}, {_fmt(float(bounds[1]))}]"
 
 
 def _keys(keys: Sequence[Any] | None) -> str:

@@ -5,6 +5,7 @@ its message ends with what the user should do instead. Error text never contains
 private rows.
 
     SandboxError                      500 internal
+    ├── InternalError                 500 internal             (a bug of ours: id of the logged traceback)
     ├── PolicyError                   400 policy_invalid       (file, field, problem)
     ├── ConnectorError                400 connector_failed     (source could not be read)
     │   └── SchemaMismatch            400 schema_mismatch      (data does not match its policy)
@@ -29,9 +30,12 @@ private rows.
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 __all__ = [
+    "InternalError",
     "AgreementInactive",
     "BudgetExceeded",
     "BudgetExhausted",
@@ -79,6 +83,18 @@ def _rebuild(cls: type[SandboxError], message: str, fields: dict[str, Any]) -> S
     err = cls.__new__(cls)
     SandboxError.__init__(err, message, **fields)
     return err
+
+
+class InternalError(SandboxError):
+    """Not the user's doing, and never disguised as a refusal: the unexpected exception is logged
+    with its traceback under a new id, which the message names for the operators."""
+
+    @classmethod
+    def logged(cls, exc: BaseException) -> InternalError:
+        error_id = uuid.uuid4().hex[:12]
+        logging.getLogger("sandbox").error("unexpected error %s", error_id, exc_info=exc)
+        return cls(f"An unexpected error occurred in the sandbox (error id {error_id}); it has been logged. "
+                   "Try again later, and give the operators this id if it persists.", id=error_id)
 
 
 class PolicyError(SandboxError):

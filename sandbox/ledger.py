@@ -1,27 +1,29 @@
 """The privacy-budget ledger: reserve before the engine runs, commit with the release, refund
-only when no data was read. Amounts are integers (nano-epsilon, atto-delta), and a reservation
-is one compare-and-set UPDATE, so concurrent jobs can never overspend an agreement."""
+only when no data was read. Amounts are integers (nano-epsilon, atto-delta: store/units.py),
+and a reservation is one compare-and-set UPDATE, so concurrent jobs can never overspend an
+agreement. Each change is written in the caller's transaction, next to the audit event that
+records it (whose `reserved` / `refunded` amounts audit/budgets.py adds up again)."""
 
 from __future__ import annotations
 
-import math
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from sandbox import audit
 from sandbox.errors import BudgetExhausted
-from sandbox.store import now
+from sandbox.store import Database, now, reading
 from sandbox.store.schema import DELTA_UNIT, EPSILON_UNIT, agreements, ledger
+from sandbox.store.units import charge_units
 
-__all__ = ["commit", "refund", "remaining", "reserve", "to_units"]
+__all__ = ["Units", "commit", "refund", "remaining", "reserve", "spending", "units"]
+
+Units = dict[str, int]  # {"epsilon": nano-epsilon, "delta": atto-delta}, as the audit events carry them
 
 
-def to_units(epsilon: float, delta: float) -> tuple[int, int]:
-    """Charges round up, budgets round down (see agreements.approve): never in the user's favour.
-    The tolerance absorbs float noise (0.1 * 1e9 is 100000000.00000001); a positive amount
-    always costs at least one unit, so no release is ever free however small its epsilon."""
-    eps, dlt = math.ceil(epsilon * EPSILON_UNIT - 1e-6), math.ceil(delta * DELTA_UNIT - 1e-6)
-    return (max(eps, 1) if epsilon > 0 else eps), (max(dlt, 1) if delta > 0 else dlt)
+def units(epsilon: int, delta: int) -> Units:
+    return {"epsilon": int(epsilon), "delta": int(delta)}
 
 
 def remaining(row) -> tuple[float, float]:
@@ -29,7 +31,7 @@ def remaining(row) -> tuple[float, float]:
 
 
 def reserve(conn: Connection, *, agreement_id: str, job_id: str, epsilon: float, delta: float) -> tuple[int, int]:
-    eps, dlt = to_units(epsilon, delta)
+    eps, dlt = charge_units(epsilon, delta)
     changed = conn.execute(
         update(agreements)
         .where(agreements.c.id == agreement_id, agreements.c.status == "active",
@@ -68,10 +70,11 @@ def commit(conn: Connection, job_id: str) -> None:
                          details={"spent_epsilon": row.spent_epsilon / EPSILON_UNIT})
 
 
-def refund(conn: Connection, job_id: str) -> None:
+def refund(conn: Connection, job_id: str) -> Units | None:
+    """Give a reservation back; returns the amounts refunded (None: nothing was reserved)."""
     entry = conn.execute(select(ledger).where(ledger.c.job_id == job_id, ledger.c.state == "reserved")).first()
     if entry is None:
-        return
+        return None
     conn.execute(update(ledger).where(ledger.c.job_id == job_id).values(state="refunded", updated_at=now()))
     conn.execute(update(agreements).where(agreements.c.id == entry.agreement_id).values(
         spent_epsilon=agreements.c.spent_epsilon - entry.epsilon, spent_delta=agreements.c.spent_delta - entry.delta,
@@ -86,3 +89,36 @@ def refund(conn: Connection, job_id: str) -> None:
     if reactivated:
         audit.append(conn, action="agreement.reactivated", role="system", agreement_id=entry.agreement_id,
                      details={"refunded_job": job_id})
+    return units(entry.epsilon, entry.delta)
+
+
+def spending(db: Database, top: int = 6) -> list[tuple[dict[str, Any], list[tuple[datetime, float]]]]:
+    """Cumulative epsilon charged over time for the `top` agreements that spent most: ledger
+    entries not refunded (reserved or committed), as the agreement's own `spent` counts them.
+    One scan of the ledger, summed per hour in the database (per day beyond 200 hours)."""
+    with reading(db) as conn:
+        chosen = {r.id: dict(r._mapping) for r in conn.execute(
+            select(agreements.c.id, agreements.c.purpose, agreements.c.developer_id, agreements.c.status,
+                   agreements.c.budget_epsilon, agreements.c.spent_epsilon)
+            .where(agreements.c.spent_epsilon > 0).order_by(agreements.c.spent_epsilon.desc()).limit(top))}
+        if not chosen:
+            return []
+        hour = func.substr(ledger.c.created_at, 1, 13)  # '2026-11-22T14'
+        rows = conn.execute(select(ledger.c.agreement_id, hour.label("bucket"), func.sum(ledger.c.epsilon).label("eps"))
+                            .where(ledger.c.state != "refunded", ledger.c.agreement_id.in_(list(chosen)))
+                            .group_by(ledger.c.agreement_id, hour).order_by(hour)).all()
+    width = 10 if len({r.bucket for r in rows}) > 200 else 13  # days or hours
+    sums: dict[str, dict[str, int]] = {a: {} for a in chosen}
+    for r in rows:
+        bucket = r.bucket[:width]
+        sums[r.agreement_id][bucket] = sums[r.agreement_id].get(bucket, 0) + int(r.eps)
+    out = []
+    for agreement_id, about in chosen.items():
+        total, points = 0, []
+        for bucket, eps in sums[agreement_id].items():  # in time order, as the query sorted them
+            total += eps
+            points.append((datetime.fromisoformat(bucket), total / EPSILON_UNIT))
+        about |= {"budget": about["budget_epsilon"] / EPSILON_UNIT, "spent": about["spent_epsilon"] / EPSILON_UNIT}
+        if points:
+            out.append((about, points))
+    return out

@@ -33,9 +33,16 @@ import polars as pl
 __all__ = ["POLARS_TYPES", "mock_frame"]
 
 POLARS_TYPES: dict[str, pl.DataType] = {
-    "TINYINT": pl.Int8(), "SMALLINT": pl.Int16(), "INTEGER": pl.Int32(), "BIGINT": pl.Int64(),
-    "FLOAT": pl.Float32(), "DOUBLE": pl.Float64(), "BOOLEAN": pl.Boolean(), "VARCHAR": pl.String(),
-    "DATE": pl.Date(), "TIMESTAMP": pl.Datetime("us"),
+    "TINYINT": pl.Int8(),
+    "SMALLINT": pl.Int16(),
+    "INTEGER": pl.Int32(),
+    "BIGINT": pl.Int64(),
+    "FLOAT": pl.Float32(),
+    "DOUBLE": pl.Float64(),
+    "BOOLEAN": pl.Boolean(),
+    "VARCHAR": pl.String(),
+    "DATE": pl.Date(),
+    "TIMESTAMP": pl.Datetime("us"),
 }
 _INTEGER_RANGE = {"TINYINT": 2**7 - 1, "SMALLINT": 2**15 - 1, "INTEGER": 2**31 - 1, "BIGINT": 2**63 - 1}
 _NULL_SHARE = 0.05
@@ -63,8 +70,16 @@ def mock_frame(policy: Mapping[str, Any], rows: int = 1000, seed: int = 0) -> pl
         if column.get("nullable"):
             values = [None if rng.random() < _NULL_SHARE else v for v in values]
         data[name] = values
-    return pl.DataFrame({name: pl.Series(name, values, dtype=POLARS_TYPES[policy["columns"][name]["type"]])
-                         for name, values in data.items()}) if data else pl.DataFrame()
+    return (
+        pl.DataFrame(
+            {
+                name: pl.Series(name, values, dtype=POLARS_TYPES[policy["columns"][name]["type"]])
+                for name, values in data.items()
+            }
+        )
+        if data
+        else pl.DataFrame()
+    )
 
 
 def _units(rng: random.Random, rows: int, max_rows: int) -> list[int]:
@@ -93,6 +108,9 @@ def _generator(rng: random.Random, name: str, column: Mapping[str, Any]) -> Call
     if kind == "VARCHAR":
         return lambda: f"{name}_{min(int(rng.paretovariate(1.0)), 99):02d}"
     if kind == "DATE":
+        if bounds is not None:  # published: the dates lie in this range
+            first, last = (_typed(b, "DATE") for b in bounds)
+            return lambda: first + dt.timedelta(days=rng.randrange((last - first).days + 1))
         if "month" in name:
             return lambda: dt.date(2024 + (m := rng.randrange(24)) // 12, m % 12 + 1, 1)
         return lambda: _EPOCH + dt.timedelta(days=rng.randrange(731))

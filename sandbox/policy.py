@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,9 @@ from sandbox.errors import PolicyError
 
 __all__ = [
     "Column",
-    "Limits",
     "Policy",
     "PrivacyUnit",
+    "QueryLimits",
     "Role",
     "Source",
     "load_policies",
@@ -66,7 +67,9 @@ class Column(_Strict):
     role: Role
     type: str
     description: str = ""
-    bounds: tuple[float, float] | None = None
+    # Public bounds: numbers clamp aggregated values; for a DATE dimension, the range its values
+    # are published to lie in (so date_trunc/YEAR keys over it form a public key set).
+    bounds: tuple[float, float] | tuple[date, date] | None = None
     keys: tuple[Any, ...] | None = None
     nullable: bool = False
     # Declared (and verified at registration): every unit has one value. Grouping by such columns
@@ -83,12 +86,28 @@ class Column(_Strict):
             raise ValueError(f"unknown type {value!r}; use one of {', '.join(sorted(TYPES))}")
         return name
 
+    @field_validator("bounds", mode="before")
+    @classmethod
+    def _typed_bounds(cls, value: Any, info: Any) -> Any:
+        """Dates for a DATE column (ISO text in YAML), numbers otherwise."""
+        kind = _ALIASES.get(str(info.data.get("type", "")).strip().upper(), str(info.data.get("type", "")).upper())
+        if value is None or kind != "DATE":
+            return value
+        try:
+            return tuple(v if isinstance(v, date) else date.fromisoformat(str(v)) for v in value)
+        except (TypeError, ValueError):
+            raise ValueError("bounds of a DATE column are two dates, e.g. [2020-01-01, 2025-12-31]") from None
+
     @field_validator("bounds")
     @classmethod
-    def _ordered_bounds(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+    def _ordered_bounds(cls, value: tuple | None) -> tuple | None:
         if value is None:
             return value
         lo, hi = value
+        if isinstance(lo, date):
+            if lo >= hi:
+                raise ValueError(f"bounds are reversed or empty ([{lo}, {hi}]); write [first, last] with first < last")
+            return value
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise ValueError("bounds must be finite numbers")
         if lo >= hi:
@@ -99,8 +118,12 @@ class Column(_Strict):
     def _role_rules(self) -> Column:
         if self.role is Role.measure and self.bounds is None:
             raise ValueError("a measure needs public `bounds: [low, high]` to clamp its values")
-        if self.bounds is not None and self.type not in NUMERIC_TYPES:
-            raise ValueError(f"`bounds` only apply to numeric columns, not {self.type}")
+        if self.bounds is not None and self.type not in NUMERIC_TYPES | {"DATE"}:
+            raise ValueError(f"`bounds` only apply to numeric and DATE columns, not {self.type}")
+        if self.bounds is not None and (self.type == "DATE") != isinstance(self.bounds[0], date):
+            raise ValueError("`bounds` of a DATE column are dates; of a numeric column, numbers")
+        if self.type == "DATE" and self.bounds is not None and self.role is not Role.dimension:
+            raise ValueError("only a DATE dimension may declare `bounds`")
         if self.keys is not None:
             if self.role is not Role.dimension:
                 raise ValueError("only a dimension may declare public `keys`")
@@ -119,7 +142,7 @@ class Column(_Strict):
     @property
     def aggregable(self) -> bool:
         """SUM/AVG/quantiles need public bounds; identifiers and hidden columns never qualify."""
-        return self.bounds is not None and self.role in (Role.measure, Role.dimension)
+        return self.bounds is not None and self.is_numeric and self.role in (Role.measure, Role.dimension)
 
 
 class PrivacyUnit(_Strict):
@@ -135,7 +158,9 @@ class Source(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class Limits(_Strict):
+class QueryLimits(_Strict):
+    """A dataset's limits on every query (the policy's `limits:` key)."""
+
     max_epsilon_per_query: float = Field(default=1.0, gt=0, le=10)
     min_count: int = Field(default=0, ge=0, description="noisy counts below this are suppressed")
     round_to: int = Field(default=1, ge=1, description="released counts are rounded to this")
@@ -151,8 +176,12 @@ class Policy(_Strict):
     source: Source
     privacy_unit: PrivacyUnit | None = None
     columns: dict[str, Column]
-    limits: Limits = Limits()
+    limits: QueryLimits = QueryLimits()
     default_delta: float = Field(default=1e-7, gt=0, lt=1e-3)
+    # Spent once, at registration, on dataset-wide DP statistics (rows per unit, values beyond the
+    # bounds) from which every release estimates the bias of its bounding and clamping
+    # (sandbox/metadata.py). Shown in the catalog; 0 switches the statistics off.
+    metadata_epsilon: float = Field(default=0.2, ge=0, le=1)
 
     @field_validator("name")
     @classmethod

@@ -27,7 +27,13 @@ class Settings(BaseSettings):
     query_memory_mb: int = Field(default=1024, ge=64, description="DuckDB memory limit per job")
     max_wait_seconds: float = Field(default=60.0, gt=0, description="longest synchronous wait for a job")
 
-    # Abuse controls (sandbox/limits.py). The rate limit is a token bucket in each server
+    # Several server processes may share one database (and one data directory): each owns the jobs
+    # it accepted under a lease it renews; when a process dies, the others settle its jobs.
+    job_lease_seconds: float = Field(
+        default=30.0, ge=0.5, description="how long a job stays its process's after the last heartbeat")
+    console_session_hours: float = Field(default=8.0, gt=0, description="a console sign-in lasts this long")
+
+    # Abuse controls (sandbox/abuse.py). The rate limit is a token bucket in each server
     # process: N processes behind a balancer let a developer through N times as fast.
     jobs_per_minute: float = Field(
         default=120, ge=0,
@@ -38,7 +44,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1 << 20, ge=1024, description="largest HTTP request body (SQL itself stops at 20,000 characters)")
 
-    # Signed audit checkpoints (sandbox/checkpoints.py), with the key DATA_DIR/audit-signing.key.
+    # Signed audit checkpoints (sandbox/audit/checkpoints.py), with the key DATA_DIR/audit-signing.key.
     checkpoint_every_events: int = Field(default=100, ge=1, description="sign the audit head after this many events")
     checkpoint_every_seconds: float = Field(
         default=300.0, gt=0, description="... or this long after the last checkpoint, if the head has moved")

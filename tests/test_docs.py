@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from sandbox.api import create_app
-from sandbox.policy import Column, Limits, Policy, PrivacyUnit, Source
+from sandbox.policy import Column, Policy, PrivacyUnit, QueryLimits, Source
 from sandbox.settings import Settings
 from tests.conftest import REPO
 
@@ -23,7 +23,7 @@ def test_every_route_is_documented(tmp_path) -> None:
 
 def test_every_policy_key_is_documented() -> None:
     keys = set()
-    for model in (Policy, Source, PrivacyUnit, Column, Limits):
+    for model in (Policy, Source, PrivacyUnit, Column, QueryLimits):
         keys |= set(model.model_fields)
     missing = {k for k in keys if f"`{k}`" not in README and f"`{k}:" not in README}
     assert not missing, f"README's Policies section lacks {sorted(missing)}"

@@ -88,7 +88,7 @@ CASES: list[tuple[str, Edit, str, str]] = [
     ("duplicate-keys", _set("columns.district.keys", ["Huli", "Huli"]),
      "columns.district", "without duplicates"),
     ("bounds-on-text", _set("columns.district.bounds", [0, 1]),
-     "columns.district", "only apply to numeric columns"),
+     "columns.district", "only apply to numeric and DATE columns"),
     ("max-rows-zero", _set("privacy_unit.max_rows", 0), "privacy_unit.max_rows", "greater than"),
     ("max-groups-zero", _set("privacy_unit.max_groups", 0),
      "privacy_unit.max_groups", "greater than"),

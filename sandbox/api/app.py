@@ -12,11 +12,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox import __version__, web
-from sandbox.api import limits
+from sandbox.api import abuse
 from sandbox.api.deps import Services
 from sandbox.api.routers import accounts, agreements, audit, catalog, jobs
 from sandbox.api.schemas import Health
-from sandbox.errors import SandboxError, TooManyRequests
+from sandbox.errors import InternalError, SandboxError, TooManyRequests
 from sandbox.settings import Settings
 
 log = logging.getLogger("sandbox.api")
@@ -33,9 +33,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        closed = services.jobs.recover()
+        closed = services.jobs.start()
         if closed:
-            log.warning("closed %d job(s) left open by an earlier stop", closed)
+            log.warning("settled %d job(s) whose server process stopped (lease expired)", closed)
         services.checkpointer.start()
         yield
         services.close()
@@ -43,48 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Xiamen public-data sandbox", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     app.state.settings = settings
-    limits.install(app, settings)
-
-    @app.exception_handler(SandboxError)
-    async def sandbox_error(_: Request, exc: SandboxError) -> JSONResponse:
-        # RFC 9110: a 401 names the scheme the client should use.
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        if isinstance(exc, TooManyRequests):  # RFC 9110: when to come back
-            headers = {"Retry-After": str(exc.retry_after)}
-        return JSONResponse(status_code=exc.status, content={"error": exc.to_dict()}, headers=headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "problem": e["msg"]}
-                    for e in exc.errors()]
-        first = problems[0] if problems else {"field": "body", "problem": "invalid"}
-        message = f"{first['field']}: {first['problem']}. Fix the request; see /docs for the expected shape."
-        return JSONResponse(status_code=422, content={"error": {"code": "invalid_request", "message": message,
-                                                                "problems": problems}})
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        # Errors raised by the framework itself (unknown route, wrong method, a body that is not
-        # UTF-8 JSON) take the same shape as ours; the console keeps its own pages.
-        if request.url.path.startswith("/console"):
-            return await http_exception_handler(request, exc)
-        if exc.status_code == 400:  # FastAPI could not parse the body at all
-            problem = {"field": "body", "problem": "the body is not valid UTF-8 JSON"}
-            message = "body: the body is not valid UTF-8 JSON. Send a JSON object; see /docs for the expected shape."
-            return JSONResponse(status_code=422, content={"error": {
-                "code": "invalid_request", "message": message, "problems": [problem]}})
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
-        message = {404: f"There is no {request.url.path}. See /docs for the API's paths.",
-                   405: f"{request.method} is not allowed on {request.url.path}. See /docs for the methods."}.get(
-            exc.status_code, str(exc.detail))
-        return JSONResponse(status_code=exc.status_code, content={"error": {"code": code, "message": message}},
-                            headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return JSONResponse(status_code=500, content={"error": {
-            "code": "internal", "message": "An unexpected error occurred; it has been logged. Try again later."}})
+    abuse.install(app, settings)
+    for exception, handler in ERROR_HANDLERS.items():
+        app.add_exception_handler(exception, handler)
 
     @app.get("/health", tags=["service"], summary="Liveness and catalog size")
     def health() -> Health:
@@ -94,3 +55,50 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(web.router)
     return app
+
+
+# -- one JSON shape for every error ---------------------------------------------------------------
+
+
+async def sandbox_error(_: Request, exc: SandboxError) -> JSONResponse:
+    # RFC 9110: a 401 names the scheme the client should use.
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if isinstance(exc, TooManyRequests):  # RFC 9110: when to come back
+        headers = {"Retry-After": str(exc.retry_after)}
+    return JSONResponse(status_code=exc.status, content={"error": exc.to_dict()}, headers=headers)
+
+
+async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "problem": e["msg"]}
+                for e in exc.errors()]
+    first = problems[0] if problems else {"field": "body", "problem": "invalid"}
+    message = f"{first['field']}: {first['problem']}. Fix the request; see /docs for the expected shape."
+    return JSONResponse(status_code=422, content={"error": {"code": "invalid_request", "message": message,
+                                                            "problems": problems}})
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """Errors raised by the framework itself (unknown route, wrong method, a body that is not
+    UTF-8 JSON) take the same shape as ours; the console keeps its own pages."""
+    if request.url.path.startswith("/console"):
+        return await http_exception_handler(request, exc)
+    if exc.status_code == 400:  # FastAPI could not parse the body at all
+        problem = {"field": "body", "problem": "the body is not valid UTF-8 JSON"}
+        message = "body: the body is not valid UTF-8 JSON. Send a JSON object; see /docs for the expected shape."
+        return JSONResponse(status_code=422, content={"error": {
+            "code": "invalid_request", "message": message, "problems": [problem]}})
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
+    message = {404: f"There is no {request.url.path}. See /docs for the API's paths.",
+               405: f"{request.method} is not allowed on {request.url.path}. See /docs for the methods."}.get(
+        exc.status_code, str(exc.detail))
+    return JSONResponse(status_code=exc.status_code, content={"error": {"code": code, "message": message}},
+                        headers=getattr(exc, "headers", None))
+
+
+async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    """A bug of ours: 500 `internal` with the id its traceback was logged under, never a refusal."""
+    return JSONResponse(status_code=500, content={"error": InternalError.logged(exc).to_dict()})
+
+
+ERROR_HANDLERS = {SandboxError: sandbox_error, RequestValidationError: invalid_request,
+                  StarletteHTTPException: http_error, Exception: unexpected}

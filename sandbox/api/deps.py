@@ -9,10 +9,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from sandbox import accounts, checkpoints
+from sandbox import accounts
 from sandbox.accounts import User
+from sandbox.audit import checkpoints
+from sandbox.audit.journal import Journal
 from sandbox.catalog import Catalog
 from sandbox.errors import Forbidden
+from sandbox.private_files import private_dir
 from sandbox.settings import Settings
 from sandbox.store import Store
 
@@ -20,24 +23,27 @@ _bearer = HTTPBearer(auto_error=False, description="a token from `sandbox users`
 
 
 class Services:
-    """Everything a request may need, built once per app; the engine's workers start lazily."""
+    """Everything a request may need, built once per app; the engine's workers start lazily.
+    The data directory is made owner-only (0700): it holds the database, keys and audit records."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        private_dir(settings.data_dir)
         self.catalog = Catalog(settings.data_dir)
-        self.store = Store(settings.database)
+        self.journal = Journal.of(settings.data_dir, settings.database)
+        self.store = Store(settings.database, journal=self.journal)
 
     @cached_property
     def jobs(self):
-        from sandbox.engine import Engine, Limits
+        from sandbox.engine import Engine, WorkerLimits
         from sandbox.jobs import JobService
 
-        engine = Engine(self.catalog, workers=self.settings.workers, limits=Limits(
+        engine = Engine(self.catalog, workers=self.settings.workers, limits=WorkerLimits(
             wall_seconds=self.settings.query_seconds, memory_mb=self.settings.query_memory_mb))
         return JobService(self.store, self.catalog, engine, parallel=self.settings.workers,
-                          max_active=self.settings.max_active_jobs)
+                          max_active=self.settings.max_active_jobs, lease_seconds=self.settings.job_lease_seconds)
 
-    # -- signed audit checkpoints (sandbox/checkpoints.py) -------------------------------------
+    # -- signed audit checkpoints (sandbox/audit/checkpoints.py) -------------------------------
     @cached_property
     def signer(self) -> checkpoints.Signer:
         return checkpoints.Signer.load_or_create(self.settings.data_dir)
@@ -48,17 +54,18 @@ class Services:
         return checkpoints.Checkpointer(
             self.store, self.signer, every_events=self.settings.checkpoint_every_events,
             every_seconds=self.settings.checkpoint_every_seconds,
-            witness=checkpoints.witness_path(self.settings.data_dir, self.settings.database))
+            witness=checkpoints.witness_path(self.settings.data_dir, self.settings.database), journal=self.journal)
 
     def trust(self) -> checkpoints.Trust:
-        """This server's key and its own copies of the checkpoints it signed, for `verify`."""
+        """This server's key, its own copies of the checkpoints it signed and its journal, for `verify`."""
         witness = checkpoints.witness_path(self.settings.data_dir, self.settings.database)
-        return checkpoints.Trust.of(self.signer, checkpoints.read_witness(witness))
+        return checkpoints.Trust.of(self.signer, checkpoints.read_witness(witness), self.journal)
 
     def close(self) -> None:
         if "jobs" in self.__dict__:
             self.jobs.close()
-            self.jobs.engine.close()
+            if self.jobs.engine is not None:
+                self.jobs.engine.close()
         if "checkpointer" in self.__dict__:
             self.checkpointer.stop()  # signs the events of the last moments
         self.store.close()
@@ -74,8 +81,7 @@ ServicesDep = Annotated[Services, Depends(services)]
 def current_user(
     svc: ServicesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
-    with svc.store.read() as conn:
-        return accounts.authenticate(conn, credentials.credentials if credentials else None)
+    return accounts.authenticate(svc.store, credentials.credentials if credentials else None)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -72,19 +72,24 @@ class ColumnPublic(BaseModel):
     role: Literal["identifier", "dimension", "measure"] = Field(examples=["measure"])
     type: str = Field(examples=["DOUBLE"])
     description: str = ""
-    bounds: list[float] | None = Field(default=None, description="public clamping bounds", examples=[[0, 100000]])
+    bounds: list[float] | list[date] | None = Field(
+        default=None,
+        description="public bounds: clamping bounds of a number, the range of a date",
+        examples=[[0, 100000]],
+    )
     keys: list[Any] | None = Field(default=None, description="public group keys", examples=[["F", "M"]])
     nullable: bool = False
 
 
-class LimitsPublic(BaseModel):
+class QueryLimitsPublic(BaseModel):
     max_epsilon_per_query: float = Field(examples=[1.0])
     min_count: int = Field(description="noisy counts below this are suppressed", examples=[10])
     round_to: int = Field(description="released counts are rounded to this", examples=[1])
 
 
 class DatasetPublic(BaseModel):
-    """A dataset's schema and policy: never rows, never statistics of the data."""
+    """A dataset's schema and policy: never rows; of the data, only a public size class and the DP
+    statistics released once from the policy's metadata allowance."""
 
     name: str = Field(examples=["residents"])
     title: str = Field(examples=["Resident registry (demo)"])
@@ -94,15 +99,30 @@ class DatasetPublic(BaseModel):
     public: bool = Field(description="public data: no privacy unit, queried without noise")
     privacy_unit: PrivacyUnitPublic | None
     columns: dict[str, ColumnPublic]
-    limits: LimitsPublic
+    limits: QueryLimitsPublic
     default_delta: float = Field(examples=[1e-7])
     registered_at: str | None
+    size_class: int | None = Field(
+        default=None, description="public upper bound on rows, a power of two fixed at registration", examples=[32768]
+    )
+    metadata_epsilon: float | None = Field(
+        default=None, description="epsilon spent once, at registration, on the DP statistics below", examples=[0.2]
+    )
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="DP statistics (rows per unit, values beyond the bounds) releases estimate bias from"
+    )
+    warnings: list[str] = Field(default_factory=list, description="advice for the data steward")
 
 
 class UserPublic(BaseModel):
     id: str
     name: str
     role: Literal["developer", "operator", "auditor", "admin"]
+
+
+class UserListed(UserPublic):
+    active: bool
+    created_at: str
 
 
 class UserCreate(BaseModel):
@@ -200,6 +220,23 @@ class AgreementPublic(BaseModel):
     updated_at: str
 
 
+class ContributionRequest(BaseModel):
+    """Contribution bounds for one query, within the policies' ceilings: fewer rows per unit of a
+    dataset, fewer groups per unit, or tighter clamping bounds for a measure. Less noise, more
+    left out; `POST /explain` shows both for every choice before anything is spent."""
+
+    model_config = _FORBID
+    max_rows: dict[str, int] | None = Field(
+        default=None, description="rows per unit, by dataset (1 to its ceiling)", examples=[{"medical_visits": 10}]
+    )
+    max_groups: int | None = Field(default=None, ge=1, description="groups one unit may reach", examples=[2])
+    clamp: dict[str, tuple[float, float]] | None = Field(
+        default=None,
+        description="clamping bounds inside a measure's public bounds, by dataset.column",
+        examples=[{"residents.monthly_income": [0, 50000]}],
+    )
+
+
 class QueryRequest(BaseModel):
     model_config = _FORBID
     sql: str = Field(min_length=1, max_length=20_000,
@@ -210,6 +247,11 @@ class QueryRequest(BaseModel):
                                 description="for private GROUP BY keys; default: the dataset's")
     agreement_id: str | None = Field(default=None, max_length=36, description="applies its output rules and cap",
                                      examples=[_ID])
+    contribution: ContributionRequest | None = Field(
+        default=None,
+        description="contribution bounds for this query; default: the policies' ceilings",
+        examples=[{"max_rows": {"medical_visits": 10}}],
+    )
 
 
 class JobCreate(QueryRequest):
@@ -234,9 +276,19 @@ class Release(BaseModel):
     columns: list[str]
     rows: list[list[Any]]
     half_widths: list[list[float | None]] = Field(description="95% interval half-width per cell; null if none")
+    lower: list[list[float | None]] = Field(
+        default_factory=list, description="95% interval per cell, covering noise and estimated bias: lower end"
+    )
+    upper: list[list[float | None]] = Field(default_factory=list, description="... and upper end (null: unbounded)")
     suppressed: list[bool]
     epsilon: float
     delta: float
+    notes: list[str] = Field(
+        default_factory=list, description="what a reader must know: rows left out, values clamped, missing groups"
+    )
+    bias: list[dict[str, Any]] = Field(
+        default_factory=list, description="estimated share of rows left out and of values clamped, per dataset"
+    )
 
 
 class JobPublic(BaseModel):
@@ -248,6 +300,7 @@ class JobPublic(BaseModel):
     compiled_sql: str | None
     epsilon: float
     delta: float | None
+    contribution: dict[str, Any] | None = Field(default=None, description="the contribution bounds asked for")
     status: Literal["queued", "running", "released", "rejected", "failed", "cancelled"]
     error: dict[str, Any] | None
     result: Release | None
@@ -285,6 +338,10 @@ class AuditPage(BaseModel):
 
 
 class Verification(BaseModel):
+    """What `GET /audit/verify` found. A failing budget check names its agreement in `reason`
+    (the library's `audit.Verification` also has `kind` and `agreement_id`; they join this shape
+    once `sandbox.client`, which builds its Verification from exactly these fields, accepts more)."""
+
     ok: bool
     events: int
     head_hash: str

@@ -10,6 +10,8 @@ from sqlglot import exp
 
 from sandbox.compiler.bind import bind
 from sandbox.compiler.context import Context
+from sandbox.compiler.contribution import Contribution
+from sandbox.compiler.dialects import check_backend
 from sandbox.compiler.parse import parse
 from sandbox.compiler.plan import OutputColumn, OutputRules, Plan, Primitive, Selection
 from sandbox.compiler.planner import build_plan
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from sandbox.catalog import Catalog
 
 __all__ = [
+    "Contribution",
     "OutputColumn",
     "OutputRules",
     "Plan",
@@ -70,20 +73,24 @@ def compile_query(
     delta: float | None = None,
     rules: OutputRules | None = None,
     memory_mb: int = DEFAULT_MEMORY_MB,
+    contribution: Contribution | dict | None = None,
 ) -> Plan:
     """Validate `sql` against the catalog's policies (and an agreement's `rules`) and plan it.
     Touches no data. The pipeline: parse -> syntax rules -> bind (lineage and types) -> rules
-    on the bound query -> plan -> generate."""
+    on the bound query -> plan -> generate -> the backend's check (one backend per query; on
+    Spark, every construct rendered with DuckDB's meaning or refused)."""
     rules = rules or OutputRules()
     epsilon, delta = check_parameters(epsilon, delta)
+    contribution = Contribution.parse(contribution)
     query = _normalize(parse(sql))
-    ctx = Context(sql=sql, catalog=catalog)
+    ctx = Context(sql=sql, catalog=catalog, contribution=contribution)
     for rule in SYNTAX:
         rule.check(query, ctx)
     bind(query, ctx)
     ctx.group_keys = list(query.args["group"].expressions) if query.args.get("group") else []
     for rule in RULES:
         rule.check(query, ctx)
+    contribution.check(catalog, {d.name for d in ctx.scope.datasets()})
     policies = [dataset.policy for dataset in ctx.scope.datasets()]
     cap = min([rules.max_epsilon or math.inf, *(p.limits.max_epsilon_per_query for p in policies)])
     if epsilon > cap:
@@ -94,4 +101,6 @@ def compile_query(
             requested=epsilon,
             cap=cap,
         )
-    return build_plan(query, ctx.group_keys, ctx.bound, sql, epsilon, delta, rules, memory_mb)
+    plan = build_plan(query, ctx.group_keys, ctx.bound, sql, epsilon, delta, rules, memory_mb, contribution)
+    check_backend(plan, catalog)
+    return plan

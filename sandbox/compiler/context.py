@@ -13,6 +13,7 @@ from sandbox.errors import SQLRejected
 if TYPE_CHECKING:
     from sandbox.catalog import Catalog
     from sandbox.compiler.bind import Bound
+    from sandbox.compiler.contribution import Contribution
 
 __all__ = ["Context", "position", "suggest"]
 
@@ -42,6 +43,7 @@ class Context:
     sql: str
     catalog: Catalog
     bound: Bound | None = None
+    contribution: Contribution | None = None
     group_keys: list[exp.Expression] = field(default_factory=list)
 
     def reject(self, node: exp.Expression | None, construct: str, reason: str, fix: str, rule: str) -> NoReturn:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlglot import exp, parse_one
 
 from sandbox.catalog import QUANTIZED_PREFIX, RANK_COLUMN, Dataset
+from sandbox.compiler import intervals
 from sandbox.compiler.plan import Primitive
 from sandbox.compiler.render import Renderer
 from sandbox.compiler.scope import Relation, Scope
@@ -72,7 +73,10 @@ def bounded_relation(
 
 def _clamped(p: Primitive, ref: str | None = None) -> str:
     value = clamped_sql(ref or _q(p.column), p.lo, p.hi)
-    return value if p.power == 1 else f"({value} * {value})"
+    if p.power == 1:
+        return value
+    deviation = f"({value} - {_num(p.shift)})" if p.shift else value
+    return f"({deviation} * {deviation})"
 
 
 def _primitive_sql(p: Primitive, unit_column: str, dataset: Dataset | None, colmap: dict[str, str] | None) -> str:
@@ -105,7 +109,11 @@ def aggregate_sql(
 ) -> str:
     grouped = [_key_sql(k, i, colmap, render) for i, k in enumerate(keys)]
     columns = [f"{_transported(g, k, render)} AS __k{i}" for i, (g, k) in enumerate(zip(grouped, keys, strict=True))]
-    columns += [f"{_primitive_sql(p, unit, dataset, colmap)} AS {p.id}" for p in primitives if p.kind != "quantile"]
+    columns += [
+        f"{_primitive_sql(p, unit, dataset, colmap)} AS {p.id}"
+        for p in primitives
+        if p.kind != "quantile" and p.from_histogram is None
+    ]
     if len(columns) == len(keys):
         columns.append("COUNT(*) AS __rows")
     sql = f"SELECT {', '.join(columns)} FROM ({relation}) AS b"
@@ -178,14 +186,21 @@ def fused_rows(
     max_groups: int,
 ) -> tuple[str, dict[str, str]]:
     """Joined (or pre-aggregated) rows, projected to what the query needs: the unit of each
-    row, the fused datasets' keyed-hash ranks, the group keys and the aggregated columns. Then
-    each unit keeps at most m rows (the tightest max_rows), ordered by those ranks, so the
-    joined rows one unit contributes are bounded exactly as the noise plan assumes."""
+    row, an order over each unit's joined rows, the group keys and the aggregated columns.
+
+    Each private relation is capped *before* the join: its engine file holds at most its
+    ceiling of rows per unit, and a query asking for fewer keeps those of rank <= k. So a unit's
+    joined rows are at most the product m of the caps, with no window. Only a public table whose
+    joined value repeats can multiply rows beyond that (`cap`): then each unit keeps its first m
+    joined rows in that order."""
 
     def relation_sql(relation: Relation) -> str:
         if relation.kind == "derived":
             return f"({_derived_sql(relation, render)}) AS {_q(relation.alias)}"
-        return f"{_q(relation.dataset.name)}.main.data AS {_q(relation.alias)}"
+        table = f"{_q(relation.dataset.name)}.main.data"
+        if relation.kind == "private" and relation.max_rows < _stored_rows(relation.dataset):
+            table = f"(SELECT * FROM {table} WHERE {RANK_COLUMN} <= {relation.max_rows})"
+        return f"{table} AS {_q(relation.alias)}"
 
     parts = [relation_sql(scope.base)]
     for join in scope.joins:
@@ -193,12 +208,17 @@ def fused_rows(
             f"{'LEFT ' if join.kind == 'left' else ''}JOIN {relation_sql(join.relation)} ON {render.sql(join.on)}"
         )
     unit_relation = scope.unit_relation
-    # Keyed-hash ranks order each unit's joined rows; a public table's own columns break the ties
-    # its duplicated keys create, so the choice is deterministic.
-    ranks = [f"{_q(r.alias)}.{RANK_COLUMN}" for r in scope.relations if r.kind == "private"]
-    ranks += [f"{_q(r.alias)}.{_q(c)}" for r in scope.relations if r.kind == "public" for c in r.columns]
-    select = [f"{_q(unit_relation.alias)}.{_q(unit_relation.unit)} AS __unit"]
-    select += [f"{rank} AS __o{i}" for i, rank in enumerate(ranks)]
+    # One order key per joined row, unique within a unit when only private relations are joined:
+    # each relation's rank is unique within the unit, so (rank_1, rank_2, ...) is, and it is
+    # packed into one integer (ranks are at most the ceilings). A public table's own columns
+    # break the ties its repeated keys create, so the choice stays deterministic.
+    order = "0"
+    for relation in (r for r in scope.relations if r.kind == "private"):
+        width = _stored_rows(relation.dataset) + 1
+        order = f"({order}) * {width} + COALESCE({_q(relation.alias)}.{RANK_COLUMN}, 0)"
+    ties = [f"{_q(r.alias)}.{_q(c)}" for r in scope.relations if r.kind == "public" for c in r.columns]
+    select = [f"{_q(unit_relation.alias)}.{_q(unit_relation.unit)} AS __unit", f"{order} AS __o"]
+    select += [f"{tie} AS __t{i}" for i, tie in enumerate(ties)]
     select += [f"{render.sql(k)} AS __k{i}" for i, k in enumerate(keys)]
     colmap: dict[str, str] = {}
     for p in primitives:
@@ -209,21 +229,29 @@ def fused_rows(
     rows = f"SELECT {', '.join(select)} FROM {' '.join(parts)}"
     if where is not None:
         rows += f" WHERE {render.sql(where.this)}"
-    order = ", ".join(f"__o{i}" for i in range(len(ranks))) or "__unit"
+    rank = "__o"
     if cap:
+        ordering = ", ".join(["__o", *(f"__t{i}" for i in range(len(ties)))])
         rows = (
-            f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY __unit ORDER BY {order}) AS __n "
+            f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY __unit ORDER BY {ordering}) AS __n "
             f"FROM ({rows}) AS j) AS c WHERE __n <= {m}"
         )
+        rank = "__n"
     if groups_pass:
         key_list = ", ".join(f"__k{i}" for i in range(len(keys)))
-        rank = "__n" if cap else order.split(",")[0]
         rows = (
             f"SELECT * FROM (SELECT *, dense_rank() OVER (PARTITION BY __unit ORDER BY __group_rank) AS __group_index "
             f"FROM (SELECT *, min({rank}) OVER (PARTITION BY __unit, {key_list}) AS __group_rank FROM ({rows}) AS r) "
             f"AS g) AS h WHERE __group_index <= {max_groups}"
         )
     return rows, colmap
+
+
+def _stored_rows(dataset: Dataset) -> int:
+    """Rows per unit the engine file holds: the policy's ceiling (or, for an engine file built
+    before registration bounded it, every row)."""
+    ceiling = dataset.policy.privacy_unit.max_rows
+    return ceiling if dataset.prebounded else max(dataset.max_rows_per_unit, ceiling)
 
 
 _PER_UNIT_SQL = {exp.Count: "COUNT", exp.Sum: "SUM", exp.Avg: "AVG", exp.Min: "MIN", exp.Max: "MAX"}
@@ -264,8 +292,8 @@ def _derived_sql(relation: Relation, render: Render) -> str:
     sql = f"SELECT {', '.join(items)} FROM {_q(relation.dataset.name)}.main.data AS {_q(table.alias or table.name)}"
     conditions = []
     dataset = relation.dataset
-    if dataset.max_rows_per_unit > policy.privacy_unit.max_rows and not dataset.prebounded:
-        conditions.append(f"{RANK_COLUMN} <= {policy.privacy_unit.max_rows}")
+    if relation.inner_rows < _stored_rows(dataset):
+        conditions.append(f"{RANK_COLUMN} <= {relation.inner_rows}")
     if inner.args.get("where") is not None:
         conditions.append(f"({render.sql(inner.args['where'].this)})")
     if conditions:
@@ -301,17 +329,22 @@ class _Released:
         return p.center * p.step
 
 
+def count_ref(node: exp.Count, ctx: _Released) -> str:
+    """The primitive a COUNT is released from."""
+    inner = node.this
+    if isinstance(inner, exp.Star):
+        return ctx.ref("count")
+    if isinstance(inner, exp.Distinct):
+        return ctx.ref("units", ctx.key_of(inner.expressions[0]))
+    return ctx.ref("count", ctx.key_of(inner))
+
+
 def _formula(node: exp.Expression, ctx: _Released) -> exp.Expression:
-    """An aggregate of the user's query, as arithmetic over released (noisy) primitives."""
+    """An aggregate of the user's query, as arithmetic over released (noisy) primitives, clipped
+    to what the bounds make possible (a count >= 0, a sum of non-negative values >= 0, an
+    average inside the bounds): post-processing, free, and never further from the truth."""
     if isinstance(node, exp.Count):
-        inner = node.this
-        if isinstance(inner, exp.Star):
-            text = ctx.ref("count")
-        elif isinstance(inner, exp.Distinct):
-            text = ctx.ref("units", ctx.key_of(inner.expressions[0]))
-        else:
-            text = ctx.ref("count", ctx.key_of(inner))
-        return exp.column(text)
+        return exp.Paren(this=_parsed(intervals.at_least(count_ref(node, ctx), 0)).copy())
     column = ctx.key_of(node.this)
     lo, hi = ctx.columns[column].bounds
     if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile):
@@ -319,7 +352,12 @@ def _formula(node: exp.Expression, ctx: _Released) -> exp.Expression:
         return exp.column(ctx.ref("quantile", column, alpha=alpha))
     if isinstance(node, exp.Sum):
         s = ctx.ref("sum", column)
-        return exp.column(s) if s not in ctx.paired else exp.Paren(this=_parsed(ctx.plain_sum(column)).copy())
+        text = s if s not in ctx.paired else ctx.plain_sum(column)
+        if lo >= 0:
+            text = intervals.at_least(text, 0)
+        elif hi <= 0:
+            text = intervals.at_most(text, 0)
+        return exp.Paren(this=_parsed(text).copy())
     n = ctx.ref("count", column)
     if isinstance(node, exp.Avg):
         s = ctx.ref("sum", column)
@@ -328,7 +366,11 @@ def _formula(node: exp.Expression, ctx: _Released) -> exp.Expression:
             mean = f"{_num(ctx.center(s))} + {mean}"
         text = clamped_sql(mean, lo, hi)
     else:
-        s, s2 = ctx.plain_sum(column), ctx.ref("sum", column, power=2)
+        # Q = sum of (x - c)^2 and S = sum of (x - c), for c the middle the squares were taken
+        # from: VAR = (Q - S^2 / n) / (n - 1), whatever c is
+        s2 = ctx.ref("sum", column, power=2)
+        c = ctx.by_id[s2].shift
+        s = f"({ctx.plain_sum(column)} - {_num(c)} * {n})" if c else ctx.plain_sum(column)
         denominator = (
             f"GREATEST({n}, 1)" if isinstance(node, exp.VariancePop | exp.StddevPop) else f"GREATEST({n} - 1, 1)"
         )
@@ -376,14 +418,23 @@ def output_sql(
     round_to: int = 1,
     key_of=lambda c: c.name,
     paired: dict[str, str] | None = None,
+    bias: intervals.Bias | None = None,
 ) -> str:
-    """Post-processing over the noisy table `released`: the user's SELECT list, HAVING (as a
-    filter on released values), ORDER BY and LIMIT. Runs after the noise, so it is free."""
+    """Post-processing over the noisy table `released`: the user's SELECT list (each value with
+    the two ends of its interval, intervals.py), HAVING (as a filter on released values),
+    ORDER BY and LIMIT. Runs after the noise, so it is free."""
     key_types = [temporal(k, render) for k in keys]
     ctx = _Released(keys, needs, columns, {p.id: p for p in primitives}, paired or {}, key_of, key_types)
+    bias = bias or intervals.Bias()
     items = [f"{_sql(_rewrite(expression, ctx))} AS {_q(name)}" for name, expression, _ in outputs]
     widths = [f"{_half_width_sql(column, ctx, round_to)} AS __hw_{i}" for i, (_, _, column) in enumerate(outputs)]
-    sql = f"SELECT {', '.join(items + widths)}, __suppressed FROM released"
+    ends = []
+    for i, (_, expression, column) in enumerate(outputs):
+        lo, hi = (None, None) if column.kind == "key" else _interval(expression, ctx, bias, round_to)
+        # a suppressed cell has no interval (GREATEST and LEAST skip its NULLs and would make one up)
+        ends.append(f"CAST(CASE WHEN __suppressed THEN NULL ELSE {lo or 'NULL'} END AS DOUBLE) AS __lo_{i}")
+        ends.append(f"CAST(CASE WHEN __suppressed THEN NULL ELSE {hi or 'NULL'} END AS DOUBLE) AS __hi_{i}")
+    sql = f"SELECT {', '.join(items + widths + ends)}, __suppressed FROM released"
     having = query.args.get("having")
     if having is not None:
         sql += f" WHERE {_sql(_rewrite(having.this, ctx))}"
@@ -400,6 +451,71 @@ def output_sql(
             value = clause.expression if clause.expression is not None else clause.this
             sql += f" {key.upper()} {int(value.this)}"
     return sql
+
+
+def _interval(expression: exp.Expression, ctx: _Released, bias: intervals.Bias, round_to: int) -> intervals.Interval:
+    """The 95% interval of one output: each aggregate's (noise and estimated bias), combined by
+    interval arithmetic, each of the k noisy statistics taken at 1 - 0.05 / k."""
+    alpha = intervals.LEVEL / intervals.noisy_quantities(expression)
+    parts: dict[int, intervals.Interval] = {}
+    points: dict[int, str] = {}
+    for node in expression.walk():
+        index = matches_key(node, ctx.keys)
+        if index is not None and not ctx.key_types[index]:
+            points[id(node)] = f"__k{index}"
+        elif is_aggregate(node) and not any(id(a) in parts for a in _ancestors(node)):
+            parts[id(node)] = _aggregate_interval(node, ctx, bias, alpha, round_to)
+    return intervals.combine(expression, parts, points)
+
+
+def _ancestors(node: exp.Expression):
+    node = node.parent
+    while node is not None:
+        yield node
+        node = node.parent
+
+
+def _aggregate_interval(
+    node: exp.Expression, ctx: _Released, bias: intervals.Bias, alpha: float, round_to: int
+) -> intervals.Interval:
+    if isinstance(node, exp.Count):
+        pid = count_ref(node, ctx)
+        return intervals.count_interval(pid, ctx.by_id[pid], alpha, bias.rows_left_out, round_to)
+    value = _sql(_formula(node, ctx))
+    column = ctx.key_of(node.this)
+    facts = bias.columns.get(column) or intervals.ColumnFacts(tuple(float(b) for b in ctx.columns[column].bounds))
+    if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile):
+        level = 0.5 if isinstance(node, exp.Median) else float(node.expression.this)
+        q = ctx.by_id[ctx.ref("quantile", column, alpha=level)]
+        return intervals.quantile_interval(value, q, ctx.by_id[ctx.ref("count", column)], alpha, facts)
+    s = ctx.by_id[ctx.ref("sum", column)]
+    count = ctx.paired.get(s.id) or ctx.needs.get(("count", column, 1, None))
+    if isinstance(node, exp.Sum):
+        width = _sum_width(s, ctx, alpha)
+        raw = s.id if s.id not in ctx.paired else ctx.plain_sum(column)  # the interval of the unclipped sum
+        return intervals.sum_interval(raw, width, facts, count)
+    n = ctx.by_id[ctx.ref("count", column)]
+    if isinstance(node, exp.Avg):
+        return intervals.avg_interval(value, s, n, alpha, facts)
+    s2 = ctx.by_id[ctx.ref("sum", column, power=2)]
+    sample = not isinstance(node, exp.VariancePop | exp.StddevPop)
+    lo, hi = intervals.var_interval(
+        s2, ctx.plain_sum(column), _sum_width(s, ctx, alpha / 3), s2.shift, n, alpha, facts, sample=sample
+    )
+    if isinstance(node, exp.Variance | exp.VariancePop):
+        return lo, hi
+    return f"SQRT({lo})", f"SQRT({hi})"
+
+
+def _sum_width(s: Primitive, ctx: _Released, alpha: float) -> float:
+    """Noise half-width of SUM(x) at level alpha: a centred sum released with c x its count has
+    the exact quantile of that combined noise."""
+    from sandbox import privacy
+
+    if s.id in ctx.paired:
+        n = ctx.by_id[ctx.paired[s.id]]
+        return privacy.combined_half_width(s.scale, n.scale, abs(s.center), alpha) * s.step
+    return privacy.half_width(s.scale, alpha) * s.step
 
 
 def half_width(column, by_id: dict[str, Primitive], round_to: int) -> float | None:

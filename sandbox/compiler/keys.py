@@ -1,5 +1,6 @@
 """Public key sets: when every column a GROUP BY key reads has a public, finite domain (declared
-`keys`, a small bounded integer range, or BOOLEAN), the set of possible groups is public. It is
+`keys`, a small bounded integer range, a bounded DATE range of at most MAX_DOMAIN days, or
+BOOLEAN), the set of possible groups is public. It is
 computed here from the policy alone (never from data), every such group is released (also those
 absent from the data) and groups outside it are dropped. Otherwise keys are private and groups
 go through threshold selection."""
@@ -7,6 +8,7 @@ go through threshold selection."""
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +37,10 @@ def _domain(column: Column) -> list[Any] | None:
         lo, hi = math.ceil(column.bounds[0]), math.floor(column.bounds[1])
         if hi - lo + 1 <= MAX_DOMAIN:
             values = list(range(lo, hi + 1))
+    elif column.type == "DATE" and column.bounds is not None:
+        first, last = column.bounds
+        if (last - first).days + 1 <= MAX_DOMAIN:  # every day: date_trunc, YEAR, strftime of them
+            values = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     if values is not None and column.nullable:
         values.append(None)
     return values

@@ -18,9 +18,9 @@ class Primitive:
 
     count     COUNT(*) or COUNT(column) of bounded rows; L1 sensitivity = max_rows
     units     COUNT(DISTINCT unit); L1 sensitivity = groups one unit can reach
-    sum       SUM of clamped values (or their squares), quantized to integers on a grid of
-              `step`, minus `center` grid units per value; L1 sensitivity = max_rows * largest
-              |quantized value - center|
+    sum       SUM of clamped values (or of their squared deviations from `shift`, the middle
+              of the bounds), quantized to integers on a grid of `step`, minus `center` grid
+              units per value; L1 sensitivity = max_rows * largest |quantized value - center|
     quantile  exponential mechanism over `candidates` grid points from `lo` in steps of `step`;
               `sensitivity` is the number of rows one unit can change (d_in)
     """
@@ -38,7 +38,9 @@ class Primitive:
     hi: float = 0.0
     candidates: int = 0
     center: int = 0
+    shift: float = 0.0  # power 2: the sum is of (clamp(x) - shift)**2, deviations from the bounds' middle
     internal: bool = False
+    from_histogram: str | None = None  # a count that is the total of this quantile's histogram
 
     @property
     def mechanism(self) -> str:
@@ -100,12 +102,14 @@ class Plan:
     max_rows: int
     scope: dict[str, tuple[str, ...]] = field(default_factory=dict)  # dataset -> base columns read anywhere
     notes: tuple[str, ...] = ()
+    bias: tuple[dict[str, Any], ...] = ()  # what bounding and clamping are estimated to leave out
+    choices: tuple[dict[str, Any], ...] = ()  # per dataset: noise and rows left out for each max_rows
 
     @property
     def needs_aggregate(self) -> bool:
         """False when every statistic is a quantile over known groups (public keys or none):
         the histograms are all the worker has to read."""
-        return any(p.kind != "quantile" for p in self.primitives)
+        return any(p.kind != "quantile" and p.from_histogram is None for p in self.primitives)
 
     def primitive(self, pid: str) -> Primitive:
         return next(p for p in self.primitives if p.id == pid)
@@ -127,4 +131,6 @@ class Plan:
             "columns": [asdict(c) for c in self.outputs],
             "output_rules": {"min_count": self.min_count, "round_to": self.round_to},
             "notes": list(self.notes),
+            "bias": list(self.bias),
+            "contribution_choices": list(self.choices),
         }

@@ -19,7 +19,8 @@ when max_groups < m a per-query pass keeps each unit's first max_groups groups.
 Epsilon split (basic composition): the query's epsilon is divided equally among the noisy
 primitives it needs (AVG = SUM + COUNT(col), VAR/STDDEV = SUM of squares + SUM + COUNT(col),
 shared when two aggregates need the same one, plus the selection count for private keys and
-the suppression count for min_count when the query has none). Delta goes to private partition
+the suppression count for min_count when the query has none; the count a quantile's interval
+alone needs gets a quarter share). Delta goes to private partition
 selection only; a query over public keys charges delta = 0.
 """
 
@@ -30,21 +31,23 @@ from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
 
-from sandbox import privacy
+from sandbox import metadata, privacy
+from sandbox.compiler import intervals, work
 from sandbox.compiler import keys as key_sets
-from sandbox.compiler import work
 from sandbox.compiler.bind import Bound
+from sandbox.compiler.contribution import Contribution
 from sandbox.compiler.plan import OutputColumn, OutputRules, Plan, Primitive, Selection
 from sandbox.compiler.render import Renderer
 from sandbox.compiler.shape import matches_key
 from sandbox.compiler.vocabulary import is_aggregate
 from sandbox.errors import InvalidParameter, SQLRejected
 from sandbox.policy import Column
-from sandbox.privacy.grid import center_units, clamp_bounds, grid_step, quantize
+from sandbox.privacy.grid import GRID_UNITS, center_units, clamp_bounds, grid_step, quantize
 
 __all__ = ["build_plan"]
 
 MAX_CANDIDATES = 1001  # quantile grid points over [lo, hi]
+INTERVAL_COUNT_WEIGHT = 0.25  # epsilon share of a count only a quantile's interval needs, against 1
 
 
 @dataclass
@@ -64,6 +67,7 @@ class _Builder:
     order: list[_Need] = field(default_factory=list)
     internal: set[str] = field(default_factory=set)
     never_null: frozenset[str] = frozenset()  # columns whose COUNT(x) is COUNT(*)
+    counted_by: dict[str, str] = field(default_factory=dict)  # count id -> quantile whose histogram totals it
 
     def need(self, need: _Need, *, internal: bool = False) -> str:
         key = need.key()
@@ -86,7 +90,9 @@ def build_plan(
     delta: float | None,
     rules: OutputRules,
     memory_mb: int = work.DEFAULT_MEMORY_MB,
+    contribution: Contribution | None = None,
 ) -> Plan:
+    contribution = contribution or Contribution()
     scope = bound.scope
     render = Renderer(bound.facts)
     policies = [d.policy for d in scope.datasets()]
@@ -96,6 +102,8 @@ def build_plan(
     default_delta = min(p.default_delta for p in private)
     unit_relation = scope.unit_relation
     m, max_groups = scope.max_rows, scope.max_groups
+    if contribution.max_groups is not None:
+        max_groups = min(max_groups, contribution.max_groups)
     keys = list(group_keys)
     key_columns = [c for k in keys for c in k.find_all(exp.Column)]
     constant_keys = all((r := bound.ref(c)) is not None and r[0].private and r[1] in r[0].constant for c in key_columns)
@@ -103,11 +111,13 @@ def build_plan(
     groups_pass = bool(keys) and not constant_keys and max_groups < m
 
     columns: dict[str, Column] = {}  # primitive column key -> policy column (bounds, type)
+    origins: dict[str, tuple] = {}  # primitive column key -> (relation, output name)
 
     def key_of(column: exp.Column) -> str:
         relation, name = bound.ref(column)
         key = f"{relation.alias}.{name}" if scope.fused else name
         columns[key] = relation.outputs[name].column
+        origins[key] = (relation, name)
         return key
 
     # COUNT(x) of a column declared and verified non-null is COUNT(*): one noisy count, not two.
@@ -139,7 +149,15 @@ def build_plan(
         suppress_pid = _first_count(builder) or builder.need(_Need("count"), internal=True)
 
     paired = _pair_sums_with_counts(builder, query, exclude=selection_pid, rounded=round_to > 1)
-    share = epsilon / len(builder.order)
+    # A count only a quantile's interval needs gets a quarter share: it turns a rank error into a
+    # share of the count, for which a rough count does, and the quantile keeps most of the epsilon.
+    interval_only = {
+        pid for pid in builder.counted_by if pid in builder.internal and pid not in (selection_pid, suppress_pid)
+    }
+    weights = {
+        n.key(): INTERVAL_COUNT_WEIGHT if builder.needs[n.key()] in interval_only else 1.0 for n in builder.order
+    }
+    share = epsilon / sum(weights.values())  # a full share
     primitives = [
         _primitive(
             builder.needs[n.key()],
@@ -147,13 +165,18 @@ def build_plan(
             columns,
             m,
             l0,
-            share,
+            share * weights[n.key()],
             builder.needs[n.key()] in builder.internal,
             centered=builder.needs[n.key()] in paired,
         )
         for n in builder.order
     ]
+    if selection_pid is None:  # a count a histogram already totals needs no aggregate scan
+        primitives = [
+            replace(p, from_histogram=builder.counted_by[p.id]) if p.id in builder.counted_by else p for p in primitives
+        ]
     outputs = [(name, expression, _with_count(column, paired)) for name, expression, column in outputs]
+    notes: list[str] = []
     delta_used, selection = 0.0, None
     if selection_pid is not None:
         delta_used = default_delta if delta is None else delta
@@ -171,15 +194,22 @@ def build_plan(
                 parameter="delta",
             ) from None
         selection = Selection(selection_pid, l0, l1, linf, share, delta_used, scale, threshold)
+        who = f"{unit_relation.unit} values" if prim.kind == "units" else "rows"
+        notes.append(
+            f"the group keys are private: a group needs about {threshold:,} {who} (a noisy count) to be released, "
+            "so smaller groups never appear; to see every group, group by keys with a public key set (declared keys, "
+            "bounded integers or dates)"
+        )
 
     _check_work(bound, keys, public, primitives, groups_pass, memory_mb)
 
     from sandbox.compiler import generate
 
     where = query.args.get("where")
-    notes = []
     if scope.fused:
-        capped = bool(scope.joins)  # a pre-aggregation alone is one row per unit by construction
+        # Private relations are capped before the join; only a public table whose joined value
+        # repeats can multiply a unit's rows beyond their product.
+        capped = any(_fan_out(bound, join) > 1 for join in scope.joins if join.relation.kind == "public")
         relation, colmap = generate.fused_rows(
             scope, where, keys, primitives, render, m=m, cap=capped, groups_pass=groups_pass, max_groups=max_groups
         )
@@ -188,14 +218,14 @@ def build_plan(
         histograms = {
             p.id: generate.histogram_sql(relation, keys, p, render, colmap) for p in primitives if p.kind == "quantile"
         }
-        if capped:
-            notes.append(
-                f"each {unit_relation.unit} contributes at most {m} joined rows (the tightest max_rows "
-                "of the fused datasets), chosen by their keyed-hash ranks"
-            )
+        caps = " x ".join(f"{r.max_rows} ({r.dataset.name})" for r in scope.relations if r.kind == "private")
+        notes.append(
+            f"each {unit_relation.unit} contributes at most {m} joined rows: {caps}, each side's rows chosen by "
+            "their keyed-hash ranks before the join"
+        )
     else:
         dataset = scope.base.dataset
-        bounding = dataset.max_rows_per_unit > m and not dataset.prebounded  # else a verified no-op
+        bounding = m < generate._stored_rows(dataset)  # the engine file already holds at most its ceiling
         relation = generate.bounded_relation(
             dataset,
             where,
@@ -215,8 +245,9 @@ def build_plan(
         }
         if bounding:
             notes.append(f"each {unit_relation.unit} contributes at most {m} rows, chosen by a keyed hash")
-    if groups_pass:
-        notes.append(f"each {unit_relation.unit} contributes to at most {max_groups} groups")
+    bias, bias_facts, bias_notes = _bias(scope, origins, columns, groups_pass, max_groups)
+    choices = _choices(scope, share)
+    notes.extend(bias_notes)
     touched = bound.reads()
     return Plan(
         sql=sql,
@@ -235,12 +266,14 @@ def build_plan(
         min_count=min_count,
         round_to=round_to,
         output_sql=generate.output_sql(
-            query, outputs, keys, builder.needs, primitives, columns, render, round_to, key_of, paired
+            query, outputs, keys, builder.needs, primitives, columns, render, round_to, key_of, paired, bias
         ),
         outputs=tuple(_with_half_width(o, primitives, round_to) for _, _, o in outputs),
         max_rows=m,
         scope={name: tuple(sorted(cols)) for name, cols in touched.items()},
         notes=tuple(notes),
+        bias=tuple(bias_facts),
+        choices=tuple(choices),
     )
 
 
@@ -259,7 +292,8 @@ def _check_work(bound: Bound, keys, public, primitives, groups_pass: bool, memor
         primitives=sum(1 for p in primitives if p.kind != "quantile"),
         histograms=sum(1 for p in primitives if p.kind == "quantile"),
         projected=projected,
-        windows=bool(scope.joins) or groups_pass,
+        # a window pass holds every row: the max_groups pass, or the cap a repeating public key needs
+        windows=groups_pass or any(_fan_out(bound, j) > 1 for j in scope.joins if j.relation.kind == "public"),
         fan_out=[_fan_out(bound, join) for join in scope.joins],
     )
     if need.bytes > work.limit_bytes(memory_mb):
@@ -273,6 +307,121 @@ def _check_work(bound: Bound, keys, public, primitives, groups_pass: bool, memor
             "operator for a larger job memory limit.",
             rule="bounded_work",
         )
+
+
+MATERIAL_ROWS = 0.01  # a share of rows left out worth a warning
+MATERIAL_CLAMPED = 0.005  # a share of values beyond the bounds worth a warning
+
+
+def _choices(scope, share: float) -> list[dict]:
+    """What each choice of max_rows per dataset would cost and leave out, for explain: the 95%
+    half-width of a COUNT at this query's epsilon share, and the estimated share of the dataset's
+    rows left out (DP metadata). No data is read; the analyst picks before spending."""
+    found = []
+    m = scope.max_rows
+    for relation in scope.relations:
+        if relation.kind != "private":
+            continue
+        ceiling = relation.dataset.policy.privacy_unit.max_rows
+        options = sorted({1, ceiling, relation.max_rows, *(2**i for i in range(1, 12) if 2**i < ceiling)})
+        rows = []
+        for k in options:
+            sensitivity = max(1, m // relation.max_rows * k)
+            left_out = metadata.dropped_share(relation.dataset.metadata, k)
+            rows.append(
+                {
+                    "max_rows": k,
+                    "count_half_width": round(privacy.half_width(privacy.laplace_scale(sensitivity, share)), 1),
+                    "rows_left_out": None if left_out is None else round(left_out, 4),
+                    "chosen": k == relation.max_rows,
+                }
+            )
+        found.append({"dataset": relation.dataset.name, "ceiling": ceiling, "options": rows})
+    return found
+
+
+def _bias(scope, origins: dict, columns: dict, groups_pass: bool, max_groups: int):
+    """What bounding and clamping are estimated to leave out, from the DP statistics released at
+    registration (sandbox/metadata.py): the facts intervals use, the same facts for explain and
+    the release, and warnings in plain words where they are material."""
+    facts: list[dict] = []
+    notes: list[str] = []
+    kept = 1.0
+    unit = scope.unit_relation.unit
+    for relation in scope.relations:
+        if relation.kind != "private":
+            continue
+        share = metadata.dropped_share(relation.dataset.metadata, relation.max_rows)
+        ceiling = relation.dataset.policy.privacy_unit.max_rows
+        facts.append(
+            {
+                "dataset": relation.dataset.name,
+                "max_rows": relation.max_rows,
+                "ceiling": ceiling,
+                "rows_left_out": None if share is None else round(share, 4),
+            }
+        )
+        if share is None:
+            continue
+        kept *= 1 - share
+        if share >= MATERIAL_ROWS:
+            more = f"; ask for up to {ceiling} (the ceiling) to keep more" if relation.max_rows < ceiling else ""
+            notes.append(
+                f"about {share:.0%} of {relation.dataset.name}'s rows are left out by keeping at most "
+                f"{relation.max_rows} per {unit}: counts and sums come out low, and the intervals allow for it{more}"
+            )
+    if groups_pass:
+        facts.append({"max_groups": max_groups})
+        notes.append(
+            f"each {unit} is counted in at most {max_groups} groups: one with more groups loses the rows of the "
+            "others (not included in the intervals); ask for a larger max_groups, up to the policy's ceiling, "
+            "if many do"
+        )
+    rows = 1 - kept
+    per_column: dict[str, intervals.ColumnFacts] = {}
+    for key, (relation, name) in origins.items():
+        column = columns[key]
+        if not column.aggregable:
+            continue
+        bounds = tuple(float(b) for b in column.bounds)
+        if relation.kind == "derived":
+            inner = metadata.dropped_share(relation.dataset.metadata, relation.inner_rows) or 0.0
+            per_column[key] = intervals.ColumnFacts(bounds, rows_left_out=1 - (1 - rows) * (1 - inner))
+            continue
+        meta = relation.dataset.metadata if relation.kind == "private" else None
+        clamp = metadata.clamped(meta, name, *bounds) or {}
+        # a share of values beyond a bound counts only beyond two standard errors of its noise (one-sided
+        # 97.5%): the noise of an empty bin far beyond a bound would otherwise make up a heavy tail
+        noise = clamp.get("noise", 0.0)
+        below = max(0.0, clamp.get("below", 0.0) - 2 * noise)
+        above = max(0.0, clamp.get("above", 0.0) - 2 * noise)
+        per_column[key] = intervals.ColumnFacts(
+            bounds,
+            rows_left_out=rows if relation.kind == "private" else 0.0,
+            below=below,
+            above=above,
+            below_excess=clamp.get("below_excess", 0.0) if below else 0.0,
+            above_excess=clamp.get("above_excess", 0.0) if above else 0.0,
+            spread=metadata.spread(meta, name, *bounds),
+            density=metadata.density_table(meta, name),
+        )
+        if below or above:
+            facts.append(
+                {
+                    "column": f"{relation.dataset.name}.{name}",
+                    "bounds": list(bounds),
+                    "below": round(below, 4),
+                    "above": round(above, 4),
+                }
+            )
+            for share, side, bound in ((above, "above", bounds[1]), (below, "below", bounds[0])):
+                if share >= MATERIAL_CLAMPED:
+                    direction = "low" if side == "above" else "high"
+                    notes.append(
+                        f"about {share:.1%} of {relation.dataset.name}.{name} values lie {side} {bound:g} and are "
+                        f"clamped to it: sums and averages of it come out {direction}, and the intervals allow for it"
+                    )
+    return intervals.Bias(rows, per_column), facts, notes
 
 
 def _fan_out(bound: Bound, join) -> int:
@@ -374,7 +523,16 @@ def _describe(node: exp.Expression, builder: _Builder, key_of):
         )
         return ("stddev" if isinstance(node, exp.Stddev | exp.StddevSamp | exp.StddevPop) else "var"), prims
     alpha = 0.5 if isinstance(node, exp.Median) else float(node.expression.this)
-    return "quantile", (builder.need(_Need("quantile", column, alpha=alpha)),)
+    quantile = builder.need(_Need("quantile", column, alpha=alpha))
+    # the quantile's interval turns its rank error into a share of the count (intervals.py): an
+    # internal count unless the query releases that count anyway
+    if column in builder.never_null:
+        count = builder.need(_Need("count"), internal=True)
+        builder.needs.setdefault(_Need("count", column).key(), count)
+    else:
+        count = builder.need(_Need("count", column), internal=True)
+    builder.counted_by.setdefault(count, quantile)
+    return "quantile", (quantile, count)
 
 
 def _primitive(
@@ -414,11 +572,17 @@ def _primitive(
             candidates=candidates,
             internal=internal,
         )
-    # sum of t(x) = clamp(x)**power on an integer grid of `step`
-    t_lo, t_hi = (
-        (lo, hi) if need.power == 1 else (0.0 if lo <= 0 <= hi else min(lo * lo, hi * hi), max(lo * lo, hi * hi))
-    )
-    step = grid_step(column, need.power)
+    # sum of t(x) = clamp(x) on an integer grid of `step`; for power 2, t(x) = (clamp(x) - shift)**2
+    # with shift the middle of the bounds (a whole number for integers): a quarter of the
+    # sensitivity of clamp(x)**2 on [0, hi], and the variance needs nothing else
+    shift = 0.0
+    if need.power == 1:
+        t_lo, t_hi = lo, hi
+        step = grid_step(column)
+    else:
+        shift = float(math.floor((lo + hi) / 2)) if column.is_integer else (lo + hi) / 2
+        t_lo, t_hi = 0.0, max(hi - shift, shift - lo) ** 2
+        step = 1.0 if column.is_integer and t_hi <= GRID_UNITS else 2.0 ** math.ceil(math.log2(t_hi / GRID_UNITS))
     q_lo, q_hi = quantize(t_lo, step), quantize(t_hi, step)
     center = center_units(column) if centered and need.power == 1 else 0
     q_max = max(abs(q_lo - center), abs(q_hi - center))
@@ -436,6 +600,7 @@ def _primitive(
         lo=lo,
         hi=hi,
         center=center,
+        shift=shift,
         internal=internal,
     )
 

@@ -40,7 +40,7 @@ def derived_relation(subquery: exp.Subquery, ctx: Context) -> Relation:
     table = inner.args["from_"].this
     dataset = _dataset(table, ctx)
     policy = dataset.policy
-    scope = Scope(base_relation(dataset, table.alias or table.name))
+    scope = Scope(base_relation(dataset, table.alias or table.name, ctx.contribution))
     binder = Binder(ctx, ctx.bound, scope)
     for column in inner.find_all(exp.Column):
         binder.resolve(column)
@@ -110,6 +110,7 @@ def derived_relation(subquery: exp.Subquery, ctx: Context) -> Relation:
         max_groups=1,
         constant=frozenset(outputs),
         inner=inner,
+        inner_rows=scope.base.max_rows,
     )
 
 
@@ -227,7 +228,7 @@ def _aggregate_output(value: exp.Expression, binder, policy, ctx: Context) -> Ou
             NAME,
         )
     try:
-        column = derived_column(function, source, policy.privacy_unit.max_rows, clamp)
+        column = derived_column(function, source, binder.scope.base.max_rows, clamp)
     except ValueError:
         ctx.reject(value, "The clamp", "it leaves no range of values", "Widen it.", NAME)
     typed = policy_type(column.type)

@@ -30,7 +30,6 @@ from sandbox.compiler.types import BIGINT, BOOLEAN, DATE, DOUBLE, NULL, TIMESTAM
 
 __all__ = ["Renderer", "literal"]
 
-_NARROW_INTEGERS = {"TINYINT", "SMALLINT", "INTEGER"}
 _ATOMIC = (exp.Column, exp.Literal, exp.Null, exp.Boolean, exp.Cast, exp.TryCast, exp.Try, exp.Paren, exp.Case)
 
 
@@ -103,15 +102,17 @@ class Renderer:
         raise AssertionError(f"typecheck admitted {typed.type} as {target}")
 
     def integer(self, node: exp.Expression) -> exp.Expression:
-        """An arithmetic operand as BIGINT: narrower integers widened, so the operation is done
-        in 64 bits wherever the engine would otherwise pick a narrower type and overflow."""
+        """An arithmetic operand as BIGINT: anything not known to be 64-bit in the engine is
+        widened (a narrow column, and also LEAST, COALESCE, CASE, ABS ... of narrow values, which
+        keep the engine's narrow type), so the operation is done in 64 bits and the ranges
+        typecheck.py reasons with are the ones the engine computes in."""
         typed = self.facts.of(node)
         if typed.constant is not None and not isinstance(node, exp.Column):
             if typed.constant.value is None:
                 return exp.cast(exp.Null(), "BIGINT")
             return exp.cast(exp.Literal.number(int(typed.constant.value)), "BIGINT")
         out = self.render(node)
-        if typed.type == NULL or typed.source in _NARROW_INTEGERS:
+        if typed.source != "BIGINT":
             return exp.cast(out, "BIGINT")
         return out
 

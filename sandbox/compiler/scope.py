@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 from sqlglot import exp
 
+from sandbox.compiler.contribution import Contribution
 from sandbox.compiler.types import Typed, policy_type
 from sandbox.policy import Column, Role
 
@@ -56,6 +57,7 @@ class Relation:
     max_groups: int
     constant: frozenset[str]  # outputs verified constant within a unit
     inner: exp.Select | None = None  # a pre-aggregation's validated SELECT
+    inner_rows: int = 0  # a pre-aggregation: rows per unit it aggregates (its dataset's cap)
 
     @property
     def private(self) -> bool:
@@ -100,11 +102,24 @@ class Scope:
 
     @property
     def max_rows(self) -> int:
-        return min(r.max_rows for r in self.relations if r.private)
+        """Rows one unit can contribute to the joined rows: the product of each private
+        relation's cap (each side is capped before the join: its engine file keeps at most the
+        ceiling per unit, and a query asking for less filters by rank); a pre-aggregation is one
+        row per unit. A public table can multiply rows too; the plan caps those (generate)."""
+        m = 1
+        for relation in self.relations:
+            if relation.kind == "private":
+                m *= relation.max_rows
+        return m
 
     @property
     def max_groups(self) -> int:
-        return min(r.max_groups for r in self.relations if r.private)
+        """Groups one unit can reach: the product of the relations' caps, at most max_rows."""
+        g = 1
+        for relation in self.relations:
+            if relation.kind == "private":
+                g *= relation.max_groups
+        return min(g, self.max_rows)
 
     def by_alias(self, alias: str) -> Relation | None:
         return next((r for r in self.relations if r.alias == alias), None)
@@ -119,13 +134,15 @@ class Scope:
         return list(seen.values())
 
 
-def base_relation(dataset: Dataset, alias: str) -> Relation:
-    """A registered dataset read directly: each queryable column is its own lineage."""
+def base_relation(dataset: Dataset, alias: str, contribution: Contribution | None = None) -> Relation:
+    """A registered dataset read directly: each queryable column is its own lineage, with the
+    query's own contribution bounds (within the policy's ceilings) where it asks for them."""
     policy = dataset.policy
     unit = None if policy.public else policy.privacy_unit
+    contribution = contribution or Contribution()
     outputs = {
         name: Output(
-            column=column,
+            column=contribution.bounds_for(dataset, name, column) if not policy.public else column,
             typed=policy_type(column.type),
             reads=frozenset({BaseColumn(dataset.name, name)}),
             unit=unit is not None and name == unit.column,
@@ -137,7 +154,7 @@ def base_relation(dataset: Dataset, alias: str) -> Relation:
         kind="public" if policy.public else "private",
         dataset=dataset,
         outputs=outputs,
-        max_rows=unit.max_rows if unit else 0,
+        max_rows=contribution.rows_for(dataset) if unit else 0,
         max_groups=unit.max_groups if unit else 0,
         constant=_constant(dataset),
     )
@@ -185,9 +202,10 @@ def derived_column(function: str, column: Column | None, max_rows: int, clamp: t
     integer = function == "count" or (function in ("sum", "min", "max") and column is not None and column.is_integer)
     if integer:
         lo, hi = math.floor(lo), math.ceil(hi)
-    # A per-unit count is a small public range (0..max_rows): a dimension, so "how many persons
-    # have k visits" is a GROUP BY with public keys; other per-unit values are measures.
-    role = Role.dimension if function == "count" else Role.measure
+    # A per-unit value is one value per unit, bounded: a dimension, so "how many persons have k
+    # visits" (a count: public keys 0..max_rows) or "persons by band of total cost" (private
+    # keys, released only above the threshold) are GROUP BYs; it can be aggregated too.
+    role = Role.dimension
     return Column(
         role=role,
         type="BIGINT" if integer else "DOUBLE",

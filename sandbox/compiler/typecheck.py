@@ -301,7 +301,7 @@ def _cast(tc: TypeChecker, node: exp.Cast) -> Typed:
             value = convert_constant(source.constant.value, target)
         except ValueError as err:
             tc.reject(node, f"The constant {_label(node)}", str(err), _constant_fix(target, None))
-        return Typed(target, (value, value) if target == BIGINT else None, Constant(value))
+        return Typed(target, (value, value) if target == BIGINT and value is not None else None, Constant(value))
     if not cast_allowed(source.type, target):
         tc.reject(
             node,
@@ -412,7 +412,7 @@ def _integer_result(tc: TypeChecker, node: exp.Expression, r: tuple[int, int]) -
     if not fits_int64(r):
         tc.guard(node)
         r = (max(r[0], INT64[0]), min(r[1], INT64[1]))
-    return Typed(BIGINT, r)
+    return Typed(BIGINT, r, source="BIGINT")  # computed on BIGINT operands (render.integer)
 
 
 def _div(tc: TypeChecker, node: exp.Div) -> Typed:
@@ -434,7 +434,7 @@ def _intdiv(tc: TypeChecker, node: exp.IntDiv) -> Typed:
     if not (b.constant is not None and b.constant.value not in (0, -1, None)):
         tc.guard(node)  # division by zero, or INT64_MIN // -1
     top = max(abs(ra[0]), abs(ra[1]))
-    return Typed(BIGINT, (max(-top, INT64[0]), min(top, INT64[1])))
+    return Typed(BIGINT, (max(-top, INT64[0]), min(top, INT64[1])), source="BIGINT")
 
 
 def _mod(tc: TypeChecker, node: exp.Mod) -> Typed:
@@ -446,12 +446,14 @@ def _mod(tc: TypeChecker, node: exp.Mod) -> Typed:
     rb = b.int_range
     top = max(abs(rb[0]), abs(rb[1]))
     top = min(top, INT64[1])
-    return Typed(BIGINT, (-top, top))
+    return Typed(BIGINT, (-top, top), source="BIGINT")
 
 
 def _neg(tc: TypeChecker, node: exp.Neg) -> Typed:
     a = tc.numeric(node.this, "'-'")
-    if a.constant is not None and a.constant.value is not None:
+    if a.constant is not None:
+        if a.constant.value is None:
+            return Typed(a.type, None, Constant(None))
         value = -a.constant.value
         return Typed(a.type, (value, value) if a.type == BIGINT else None, Constant(value))
     if a.type != BIGINT:
@@ -570,7 +572,7 @@ def _string_function(tc: TypeChecker, node: exp.Expression) -> Typed:
     elif any(v for k, v in node.args.items() if k != "this"):
         tc.reject(node, _label(node), f"this form of {name} is not supported", f"Write {name}(x).")
     if isinstance(node, exp.Length):
-        return Typed(BIGINT, (0, 2**32))
+        return Typed(BIGINT, (0, 2**32), source="BIGINT")
     return Typed(VARCHAR)
 
 
@@ -590,14 +592,14 @@ def _substring(tc: TypeChecker, node: exp.Substring) -> Typed:
 
 def _date_part_function(tc: TypeChecker, node: exp.Expression) -> Typed:
     tc.temporal(node.this, type(node).__name__.upper())
-    return Typed(BIGINT, (-(2**40), 2**40))
+    return Typed(BIGINT, (-(2**40), 2**40), source="BIGINT")
 
 
 def _extract(tc: TypeChecker, node: exp.Extract) -> Typed:
     part = node.this.name if isinstance(node.this, exp.Var | exp.Identifier | exp.Literal) else None
     _date_part(tc, node.this, part)
     tc.temporal(node.expression, "EXTRACT")
-    return Typed(BIGINT, (-(2**40), 2**40))
+    return Typed(BIGINT, (-(2**40), 2**40), source="BIGINT")
 
 
 def _anonymous(tc: TypeChecker, node: exp.Anonymous) -> Typed:
@@ -613,7 +615,7 @@ def _anonymous(tc: TypeChecker, node: exp.Anonymous) -> Typed:
     part = tc.constant(part_node, "The date part", "Write e.g. date_part('year', d).")
     _date_part(tc, part_node, part)
     tc.temporal(value, "date_part")
-    return Typed(BIGINT, (-(2**40), 2**40))
+    return Typed(BIGINT, (-(2**40), 2**40), source="BIGINT")
 
 
 def _date_part(tc: TypeChecker, node: exp.Expression, part: Any) -> None:

@@ -13,17 +13,18 @@ import time
 from typing import TYPE_CHECKING
 
 from sandbox.compiler import Plan, compile_query
+from sandbox.compiler.dialects import backend_of
 from sandbox.engine.backend import BackendChoice, SparkOptions
 from sandbox.engine.execute import run_plan, run_spark_plan
 from sandbox.engine.release import Release
-from sandbox.engine.worker import Limits, WorkerPool
+from sandbox.engine.worker import WorkerLimits, WorkerPool
 from sandbox.errors import QueryFailed, SQLRejected
 
 if TYPE_CHECKING:
     from sandbox.catalog import Catalog
     from sandbox.compiler.dialects.spark import SparkStatements
 
-__all__ = ["BackendChoice", "Engine", "Limits", "Release", "SparkOptions"]
+__all__ = ["BackendChoice", "Engine", "Release", "SparkOptions", "WorkerLimits"]
 
 
 class Engine:
@@ -32,11 +33,11 @@ class Engine:
         catalog: Catalog,
         *,
         workers: int = 2,
-        limits: Limits | None = None,
+        limits: WorkerLimits | None = None,
         backends: BackendChoice | None = None,
     ) -> None:
         self.catalog = catalog
-        self.limits = limits or Limits()
+        self.limits = limits or WorkerLimits()
         self.backends = backends or catalog.backends
         preload = ["sandbox.engine.execute"]
         if self.backends.spark is not None:
@@ -45,11 +46,9 @@ class Engine:
 
     def explain(self, sql: str, *, epsilon: float, delta: float | None = None) -> Plan:
         """The plan, the charge and per-column accuracy, without touching data. A query over
-        Spark-backed datasets that Spark cannot run with DuckDB's meaning is refused here."""
-        plan = compile_query(sql, self.catalog, epsilon=epsilon, delta=delta, memory_mb=self.limits.memory_mb)
-        if self.backend_of(plan) == "spark":
-            self.spark_statements(plan)
-        return plan
+        Spark-backed datasets that Spark cannot run with DuckDB's meaning is refused here (by
+        the compiler: compiler/dialects)."""
+        return compile_query(sql, self.catalog, epsilon=epsilon, delta=delta, memory_mb=self.limits.memory_mb)
 
     def run(self, sql: str, *, epsilon: float, delta: float | None = None) -> Release:
         return self.execute(self.explain(sql, epsilon=epsilon, delta=delta))
@@ -61,20 +60,12 @@ class Engine:
             output = self._execute_spark(plan)
         else:
             output = self.pool.run(run_plan, plan, plan.attach, warm=True)
-        return Release.from_worker(plan, output["table"], time.perf_counter() - start)
+        notes = tuple(output.get("notes", ()))
+        return Release.from_worker(plan, output["table"], time.perf_counter() - start, notes)
 
     def backend_of(self, plan: Plan) -> str:
         """The backend of the plan's datasets (a query reads datasets of one backend only)."""
-        names = {self.catalog.get(name).backend for name in plan.attach}
-        if len(names) != 1:
-            raise SQLRejected(
-                "This query",
-                f"it reads datasets served by different backends ({', '.join(sorted(names))}), and one query "
-                "runs on one engine",
-                "Query the datasets separately, or ask the operators to register them on the same backend.",
-                rule="one_backend",
-            )
-        return names.pop()
+        return backend_of(plan, self.catalog)
 
     def spark_statements(self, plan: Plan) -> SparkStatements:
         from sandbox.compiler.dialects.spark import dataset_schema, render_spark
@@ -92,7 +83,7 @@ class Engine:
 
         try:
             statements = self.spark_statements(plan)
-        except SQLRejected as refusal:  # compiled without the Spark check: nothing read, nothing charged
+        except SQLRejected as refusal:  # a plan compiled for another catalog: nothing read, nothing charged
             raise QueryFailed(refusal.message, data_touched=False) from None
         job = SparkJob(self._spark_options(), statements)
         return self.pool.run(run_spark_plan, (plan, job), {}, warm=True)

@@ -2,7 +2,7 @@
 
 A backend renders the plan's bounded statements for its engine, runs them and hands back the
 exact aggregates and histograms; nothing else. Noise, disclosure control and the output SQL are
-shared (release.py's `noisy_table`), so adding a backend touches neither the compiler nor the
+shared (noise.py's `noisy_release`), so adding a backend touches neither the compiler nor the
 service, and no backend can release anything that has not gone through the same noise.
 
     Backend.exact(plan) -> Exact      runs in the isolated worker; Exact never leaves it

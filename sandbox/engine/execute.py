@@ -9,7 +9,7 @@ import duckdb
 
 from sandbox.compiler.plan import Plan
 from sandbox.engine.duckdb_backend import DuckDBBackend
-from sandbox.engine.noise import noisy_table, warm_up
+from sandbox.engine.noise import noisy_release, warm_up
 from sandbox.engine.worker import post_connection
 
 __all__ = ["run_plan", "run_spark_plan", "warm_up"]
@@ -18,9 +18,10 @@ __all__ = ["run_plan", "run_spark_plan", "warm_up"]
 def run_plan(
     con: duckdb.DuckDBPyConnection, plan: Plan, post: duckdb.DuckDBPyConnection | None = None
 ) -> dict[str, Any]:
-    """DuckDB: the plan on `con` (its datasets attached, locked); the output SQL on `post`."""
+    """DuckDB: the plan on `con` (its datasets attached, locked); the output SQL on `post`.
+    Returns the release's table (values, interval ends, `__suppressed`) and its notes."""
     exact = DuckDBBackend(con).exact(plan)
-    return {"table": noisy_table(plan, exact, post or post_connection())}
+    return noisy_release(plan, exact, post or post_connection())
 
 
 def run_spark_plan(con: duckdb.DuckDBPyConnection, payload: tuple[Plan, Any]) -> dict[str, Any]:
@@ -30,4 +31,4 @@ def run_spark_plan(con: duckdb.DuckDBPyConnection, payload: tuple[Plan, Any]) ->
 
     plan, job = payload
     exact = SparkBackend.for_worker(job.options).exact(plan, job)
-    return {"table": noisy_table(plan, exact, con)}
+    return noisy_release(plan, exact, con)

@@ -15,20 +15,33 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import duckdb
 
-if TYPE_CHECKING:
-    from sandbox.engine.worker import Limits
+__all__ = ["WorkerLimits", "attach_and_lock", "new_connection", "open_locked_connection"]
 
-__all__ = ["attach_and_lock", "new_connection", "open_locked_connection"]
+@dataclass(frozen=True)
+class WorkerLimits:
+    """Per-job resource limits, enforced inside the worker and by the parent's deadline."""
+
+    wall_seconds: float = 30.0  # the worker is SIGKILLed after this
+    memory_mb: int = 1024  # DuckDB memory_limit
+    # Address space a job may add on top of the worker's warmed-up baseline (Python, DuckDB,
+    # OpenDP and polars reserve 1-2.5 GB of virtual memory before any job). ~2x memory_mb,
+    # because DuckDB's allocations fragment the address space well beyond what they keep
+    # resident; small enough that one 2 GB allocation (`repeat('x', 2000000000)`) fails at once.
+    # A worker that has used more than half of it is replaced after its job.
+    address_space_mb: int = 2048
+    threads: int = 2
+    warm_connections: int = 4  # locked databases a worker keeps warm, one per set of attached files
+
 
 _ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def new_connection(limits: Limits) -> duckdb.DuckDBPyConnection:
+def new_connection(limits: WorkerLimits) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory database with its resource and extension settings, no data yet."""
     con = duckdb.connect(
         ":memory:",
@@ -81,7 +94,7 @@ def attach_and_lock(
 
 
 def open_locked_connection(
-    attach: Mapping[str, Path | str], limits: Limits
+    attach: Mapping[str, Path | str], limits: WorkerLimits
 ) -> duckdb.DuckDBPyConnection:
     """A fresh, locked-down connection on which only the attached tables can be queried."""
     con = new_connection(limits)

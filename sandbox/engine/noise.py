@@ -1,6 +1,6 @@
 """Shared by every backend, inside the worker: exact aggregates in, the noisy release out.
 
-This is where exact aggregates end: what `noisy_table` returns is built from noisy values
+This is where exact aggregates end: what `noisy_release` returns is built from noisy values
 (OpenDP), public key sets and public scales only. Disclosure control and the plan's output SQL
 (over the noisy table, in a DuckDB connection that holds no data) are post-processing.
 """
@@ -16,14 +16,16 @@ from sandbox import privacy
 from sandbox.compiler.plan import Plan, Primitive
 from sandbox.engine.backend import Exact
 
-__all__ = ["noisy_table", "warm_up"]
+__all__ = ["noisy_release", "warm_up"]
 
 
-def noisy_table(plan: Plan, exact: Exact, post: duckdb.DuckDBPyConnection) -> pa.Table:
-    """Noise every primitive, apply disclosure control, run the output SQL on `post`."""
+def noisy_release(plan: Plan, exact: Exact, post: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Noise every primitive, apply disclosure control, run the output SQL on `post`; the
+    release's table (values, interval ends `__lo_i`/`__hi_i`, `__suppressed`) and its notes."""
     nkeys = len(plan.key_names)
     aggregates, histograms = exact.aggregates, exact.histograms
     noisy: dict[str, list[float | None]] = {}
+    notes: list[str] = []
     if nkeys == 0:
         groups: list[tuple] = [()]
     elif plan.public_keys is not None:
@@ -36,6 +38,12 @@ def noisy_table(plan: Plan, exact: Exact, post: duckdb.DuckDBPyConnection) -> pa
         )
         groups = sorted(result.released, key=_sort_key)
         noisy[sel.primitive] = [float(result.released[g]) for g in groups]
+        if not groups:
+            notes.append(
+                f"no group reached the release threshold for private keys: a group needs about {sel.threshold:,} "
+                f"{'units' if sel.linf == 1 else 'rows'} (a noisy count) to appear, so nothing was released; "
+                "group by a coarser key, or one with a public key set"
+            )
 
     for p in plan.primitives:
         if p.id in noisy:
@@ -43,7 +51,10 @@ def noisy_table(plan: Plan, exact: Exact, post: duckdb.DuckDBPyConnection) -> pa
         if p.kind == "quantile":
             noisy[p.id] = [_quantile(p, histograms[p.id].get(g, {})) for g in groups]
         else:
-            values = [int(aggregates.get(g, {}).get(p.id) or 0) for g in groups]
+            if p.from_histogram is not None:  # the count of values the histogram already holds
+                values = [sum(histograms[p.from_histogram].get(g, {}).values()) for g in groups]
+            else:
+                values = [int(aggregates.get(g, {}).get(p.id) or 0) for g in groups]
             released, _ = privacy.discrete_laplace(values, sensitivity=p.sensitivity, epsilon=p.epsilon)
             noisy[p.id] = [v * p.step for v in released]
     del aggregates, histograms, exact  # nothing exact past this line
@@ -56,9 +67,34 @@ def noisy_table(plan: Plan, exact: Exact, post: duckdb.DuckDBPyConnection) -> pa
     released = pa.table(columns) if groups else _empty(plan)
     post.register("released", released)
     try:
-        return post.sql(plan.output_sql).to_arrow_table()
+        table = post.sql(plan.output_sql).to_arrow_table()
     finally:
         post.unregister("released")
+    notes.extend(_unbounded_notes(plan, table))
+    return {"table": table, "notes": notes}
+
+
+def _unbounded_notes(plan: Plan, table: pa.Table) -> list[str]:
+    """Say which released cells have an interval with an open end (a ratio whose denominator's
+    interval reaches 0): a NULL end is not a missing interval, and the reader must be told."""
+    notes = []
+    suppressed = table.column("__suppressed").to_pylist()
+    for i, column in enumerate(plan.outputs):
+        if column.kind == "key" or f"__lo_{i}" not in table.column_names:
+            continue
+        values = table.column(i).to_pylist()
+        ends = zip(table.column(f"__lo_{i}").to_pylist(), table.column(f"__hi_{i}").to_pylist(), strict=True)
+        open_ends = sum(
+            1
+            for v, hidden, (lo, hi) in zip(values, suppressed, ends, strict=True)
+            if v is not None and not hidden and None in (lo, hi)
+        )
+        if open_ends:
+            notes.append(
+                f"{open_ends} value(s) of {column.name} have no finite interval (a missing end means unbounded): "
+                "the interval of a denominator includes 0; a larger epsilon or larger groups narrow it"
+            )
+    return notes
 
 
 def warm_up() -> None:

@@ -17,27 +17,36 @@ __all__ = ["Release"]
 class Release:
     table: pl.DataFrame
     accuracy: pl.DataFrame  # 95% interval half-width per cell; null where none is available
+    lower: pl.DataFrame  # 95% interval per cell, noise and estimated bias: lower end (null: unbounded)
+    upper: pl.DataFrame
     suppressed: list[bool]  # rows blanked by the minimum-count rule
     epsilon: float
     delta: float
     plan: Plan
     seconds: float = 0.0
+    notes: tuple[str, ...] = ()  # what the reader must know: bias, bounding, why groups are missing
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_worker(cls, plan: Plan, output: pa.Table, seconds: float) -> Release:
+    def from_worker(cls, plan: Plan, output: pa.Table, seconds: float, notes: tuple[str, ...] = ()) -> Release:
         names = _unique([c.name for c in plan.outputs])
         values = output.select(list(range(len(names)))).rename_columns(names)
-        widths = output.select([f"__hw_{i}" for i in range(len(names))]).rename_columns(names)
+
+        def part(prefix: str) -> pl.DataFrame:
+            return pl.from_arrow(output.select([f"{prefix}{i}" for i in range(len(names))]).rename_columns(names))
+
         suppressed = output.column("__suppressed").to_pylist()
         return cls(
             table=pl.from_arrow(values),
-            accuracy=pl.from_arrow(widths),
+            accuracy=part("__hw_"),
+            lower=part("__lo_"),
+            upper=part("__hi_"),
             suppressed=[bool(s) for s in suppressed],
             epsilon=plan.epsilon,
             delta=plan.delta,
             plan=plan,
             seconds=seconds,
+            notes=(*plan.notes, *notes),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,9 +55,13 @@ class Release:
             "columns": self.table.columns,
             "rows": self.table.rows(),
             "half_widths": self.accuracy.rows(),
+            "lower": self.lower.rows(),
+            "upper": self.upper.rows(),
             "suppressed": self.suppressed,
             "epsilon": self.epsilon,
             "delta": self.delta,
+            "notes": list(self.notes),
+            "bias": list(self.plan.bias),
         }
 
 

@@ -6,25 +6,23 @@ this worker keeps; the exact aggregates come back to the worker over Connect's g
 no further (noise.py). What the cluster must be trusted with is written in the README: it reads
 the engine artefacts and computes exact aggregates, like DuckDB does on this machine.
 
-Every session gets our settings before its first statement: ANSI mode (an overflow or a bad
-conversion fails instead of wrapping silently; the rendering guards every operation that could),
-the UTC time zone (the DuckDB engine's TIMESTAMPs have no zone) and the shuffle partitions. A
-failure after a statement started is generic: Spark's error messages quote data and SQL, so
-neither the message nor pyspark's own error log may leave the worker.
+Every session gets our settings before its first statement (spark_session.py: ANSI mode, UTC,
+our shuffle partitions). A failure after a statement started is generic: Spark's error messages
+quote data and SQL, so neither the message nor pyspark's own error log may leave the worker.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 from sandbox.compiler.dialects.spark import SparkStatements
 from sandbox.compiler.plan import Plan
 from sandbox.engine.backend import Exact, SparkOptions
+from sandbox.engine.spark_session import connect, quiet
 from sandbox.errors import QueryFailed
 
-__all__ = ["SESSION_SETTINGS", "SparkBackend", "SparkJob", "session_settings", "warm_up"]
+__all__ = ["SparkBackend", "SparkJob", "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -35,38 +33,7 @@ class SparkJob:
     statements: SparkStatements
 
 
-def session_settings(options: SparkOptions) -> dict[str, str]:
-    return {
-        "spark.sql.ansi.enabled": "true",
-        "spark.sql.session.timeZone": options.time_zone,
-        "spark.sql.shuffle.partitions": str(options.shuffle_partitions),
-        # Parquet TIMESTAMPs written without a zone (DuckDB's) are read as TIMESTAMP_NTZ.
-        "spark.sql.parquet.inferTimestampNTZ.enabled": "true",
-    }
-
-
-SESSION_SETTINGS = tuple(session_settings(SparkOptions(remote="sc://x")))
 _SESSIONS: dict[str, Any] = {}
-
-
-def _quiet() -> None:
-    """pyspark logs a failed statement's message, SQL and stack trace itself; in the worker that
-    text would reach the service's log, and it can quote private values."""
-    for name in ("pyspark", "SQLQueryContextLogger", "py4j", "grpc"):
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.CRITICAL + 1)
-        logger.propagate = False
-
-
-def connect(options: SparkOptions) -> Any:
-    """A new Spark Connect session with our settings (used by the worker and by registration)."""
-    from pyspark.sql import SparkSession
-
-    _quiet()
-    session = SparkSession.builder.remote(options.remote).create()
-    for key, value in session_settings(options).items():
-        session.conf.set(key, value)
-    return session
 
 
 class SparkBackend:
@@ -112,4 +79,4 @@ def warm_up() -> None:
     """Import the Connect client before the worker's address-space limit applies."""
     import pyspark.sql.connect.session  # noqa: F401
 
-    _quiet()
+    quiet()

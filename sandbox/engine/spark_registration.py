@@ -12,10 +12,11 @@ byte (the manifest names this encoding, `ROW_TEXT_ENCODING`): NULL as `NULL`; te
 quoted (they contain ':'); DOUBLEs in the shortest text that reads back as the same number,
 which is Python's `repr` and not Java's (so a Python UDF formats them, on the executors: the
 cluster must run Python with pandas and pyarrow, `PYSPARK_PYTHON`), NaN with its sign.
-Spark-backed data must keep DATE and TIMESTAMP within the years 1 to 9999, where both engines
-read, print and compute dates alike; registration refuses other values. FLOAT columns are refused
-too (declare them DOUBLE): DuckDB prints a FLOAT with more digits than the shortest spelling in
-cases no simple rule we found reproduces, and the rank must not depend on a guess.
+DATE and TIMESTAMP values outside the years 1 to 9999 are stored as NULL (counted, and refused in
+a column not declared nullable), as DuckDB registration stores them: within those years both
+engines read, print and compute dates alike. FLOAT columns are refused (declare them DOUBLE):
+DuckDB prints a FLOAT with more digits than the shortest spelling in cases no simple rule we
+found reproduces, and the rank must not depend on a guess.
 """
 
 from __future__ import annotations
@@ -24,18 +25,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox.catalog import (
+from sandbox.artefact import (
     ENGINE_ARTEFACT,
     QUANTIZED_PREFIX,
     RANK_COLUMN,
     ROW_TEXT_ENCODING,
     size_class,
     verify_non_null,
+    verify_out_of_range,
     verify_units,
 )
 from sandbox.engine.backend import SparkOptions
 from sandbox.engine.row_text import double_text
 from sandbox.errors import SchemaMismatch
+from sandbox.metadata import advice, release_metadata
 from sandbox.policy import Policy, Role
 from sandbox.privacy.grid import clamp_bounds, grid_step
 
@@ -95,42 +98,53 @@ def _row_text(policy: Policy) -> Any:
     return F.concat(F.lit("("), F.concat_ws(", ", *parts), F.lit(")"))
 
 
-def _typed(name: str, type_: str) -> Any:
-    """As `catalog._typed`: the policy's type, and every NaN the one positive NaN."""
+def _stored(name: str, type_: str) -> Any:
+    """As `catalog._stored`: the policy's type, every NaN the one positive NaN, and dates and
+    timestamps outside 0001-01-01 .. 9999-12-31 as NULL."""
     from pyspark.sql import functions as F  # noqa: N812
 
     value = F.col(f"`{name}`").cast(SPARK_TYPES[type_])
     if type_ == "DOUBLE":
         value = F.when(F.isnan(value), F.lit(float("nan"))).otherwise(value)
+    elif type_ in ("DATE", "TIMESTAMP"):
+        value = F.when(_within_years(value), value)
     return value.alias(name)
 
 
-def _check_dates(frame: Any, policy: Policy) -> None:
+def _within_years(value: Any) -> Any:
+    """Years 1 to 9999 (a TIMESTAMP_NTZ compares with a DATE as its midnight)."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    return (value >= F.lit("0001-01-01").cast("date")) & (value < F.lit("10000-01-01").cast("date"))
+
+
+def _out_of_range(source: Any, policy: Policy) -> dict[str, int]:
+    """As `Catalog._out_of_range`: how many dates and timestamps are stored as NULL."""
     from pyspark.sql import functions as F  # noqa: N812
 
     temporal = [n for n, c in policy.columns.items() if c.type in ("DATE", "TIMESTAMP")]
     if not temporal:
-        return
-    outside = [
-        F.sum(
-            F.when(
-                (F.col(f"`{n}`") < F.lit("0001-01-01").cast("date"))
-                | (F.col(f"`{n}`") >= F.lit("10000-01-01").cast("date")),
-                1,
-            ).otherwise(0)
-        ).alias(n)
-        for n in temporal
-    ]
-    row = frame.select(*outside).collect()[0]
+        return {}
+    counts = []
     for name in temporal:
-        if row[name]:
-            raise SchemaMismatch(
-                f"{policy.name}: column {name!r} has {row[name]} value(s) outside the years 1 to 9999, which a "
-                "Spark-backed dataset cannot hold with DuckDB's meaning; fix the source or register the dataset "
-                "on DuckDB",
-                dataset=policy.name,
-                column=name,
-            )
+        value = F.col(f"`{name}`").cast(SPARK_TYPES[policy.columns[name].type])
+        counts.append(F.sum(F.when(value.isNotNull() & ~_within_years(value), 1).otherwise(0)).alias(name))
+    row = source.select(*counts).collect()[0]
+    return verify_out_of_range(policy, {name: int(row[name] or 0) for name in temporal})
+
+
+def _metadata_query(session: Any, data: Any) -> Any:
+    """metadata.py's statements (DuckDB's SQL over `ranked`) on Spark: transpiled by sqlglot
+    (they hold nothing whose meaning differs), over a temporary view of the ranked rows."""
+    import sqlglot
+
+    data.createOrReplaceTempView("ranked")
+
+    def query(sql: str) -> list[tuple]:
+        spark_sql = sqlglot.transpile(sql, read="duckdb", write="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)[0]
+        return [tuple(row) for row in session.sql(spark_sql).collect()]
+
+    return query
 
 
 def register_on_spark(
@@ -151,10 +165,9 @@ def register_on_spark(
             dataset=policy.name,
             column=floats[0],
         )
-    columns = [_typed(n, c.type) for n, c in policy.columns.items()]
-    frame = session.read.parquet(url(str(source))).select(*columns)
-    _check_dates(frame, policy)
-    facts: dict[str, Any] = {}
+    raw = session.read.parquet(url(str(source)))
+    facts: dict[str, Any] = {"out_of_range": _out_of_range(raw, policy)}
+    frame = raw.select(*[_stored(n, c.type) for n, c in policy.columns.items()])
     if not policy.public:
         unit = F.col(f"`{policy.unit}`")
         digest = F.sha2(F.concat(F.lit(secret.hex()), _row_text(policy)), 256)
@@ -179,6 +192,8 @@ def register_on_spark(
     else:
         facts |= _unit_facts(data, policy)
     facts |= _artefact(session, data, policy, url(str(out / ENGINE_ARTEFACT)))
+    facts["metadata"] = release_metadata(policy, _metadata_query(session, data))  # DP, from metadata_epsilon
+    facts["warnings"] = advice(policy, facts["metadata"])
     return {
         "name": policy.name,
         "policy": policy.model_dump(mode="json"),

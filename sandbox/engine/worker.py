@@ -36,39 +36,25 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from sandbox.engine.lockdown import attach_and_lock, new_connection
+from sandbox.engine.lockdown import WorkerLimits, attach_and_lock, new_connection
 from sandbox.errors import QueryFailed, QueryTimeout, ResourceExhausted, SandboxError
 
-__all__ = ["Limits", "WorkerPool", "job_limits", "post_connection"]
+__all__ = ["WorkerLimits", "WorkerPool", "job_limits", "post_connection"]
+
+Limits = WorkerLimits  # the old name, still imported by tests/compiler and tests/fuzz; new code says WorkerLimits
 
 log = logging.getLogger("sandbox.engine")
 
 _CONTEXT = multiprocessing.get_context("spawn")
 _START_SECONDS = 120.0  # generous: a cold start imports DuckDB (and any preloaded modules)
 _STOP_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Per-job resource limits, enforced inside the worker and by the parent's deadline."""
-
-    wall_seconds: float = 30.0  # the worker is SIGKILLed after this
-    memory_mb: int = 1024  # DuckDB memory_limit
-    # Address space a job may add on top of the worker's warmed-up baseline (Python, DuckDB,
-    # OpenDP and polars reserve 1-2.5 GB of virtual memory before any job). ~2x memory_mb,
-    # because DuckDB's allocations fragment the address space well beyond what they keep
-    # resident; small enough that one 2 GB allocation (`repeat('x', 2000000000)`) fails at once.
-    # A worker that has used more than half of it is replaced after its job.
-    address_space_mb: int = 2048
-    threads: int = 2
-    warm_connections: int = 4  # locked databases a worker keeps warm, one per set of attached files
 
 
 Task = Callable[[duckdb.DuckDBPyConnection, Any], Any]
@@ -82,11 +68,11 @@ class WorkerPool:
     """
 
     def __init__(
-        self, size: int = 2, limits: Limits | None = None, *, preload: Iterable[str] = ()
+        self, size: int = 2, limits: WorkerLimits | None = None, *, preload: Iterable[str] = ()
     ) -> None:
         if size < 1:
             raise ValueError("a worker pool needs at least one worker")
-        self.limits = limits or Limits()
+        self.limits = limits or WorkerLimits()
         self._preload = tuple(preload)
         self._lock = threading.Lock()
         self._workers: set[_Worker] = set()
@@ -226,7 +212,7 @@ class WorkerPool:
 class _Worker:
     """One worker process and the parent's end of its pipe."""
 
-    def __init__(self, limits: Limits, preload: tuple[str, ...]) -> None:
+    def __init__(self, limits: WorkerLimits, preload: tuple[str, ...]) -> None:
         self.conn, child = _CONTEXT.Pipe()
         self.process = _CONTEXT.Process(
             target=_serve, args=(child, limits, preload), name="sandbox-worker", daemon=True
@@ -294,7 +280,7 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _serve(conn: Connection, limits: Limits, preload: tuple[str, ...]) -> None:
+def _serve(conn: Connection, limits: WorkerLimits, preload: tuple[str, ...]) -> None:
     """The worker's main loop: one job at a time until the parent closes the pipe."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is for the parent; it stops us
@@ -363,7 +349,7 @@ class _WarmConnections:
     first out). The key includes each file's identity, so a dataset registered again (a new
     file under the same path) is attached afresh, never read through an old handle."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: WorkerLimits) -> None:
         self.limits = limits
         self._open: dict[tuple, duckdb.DuckDBPyConnection] = {}
 
@@ -404,13 +390,13 @@ def _identity(attach: Mapping[str, str]) -> tuple:
     return tuple(items)
 
 
-_LIMITS: Limits | None = None
+_LIMITS: WorkerLimits | None = None
 _POST: duckdb.DuckDBPyConnection | None = None
 
 
-def job_limits() -> Limits:
+def job_limits() -> WorkerLimits:
     """The limits of the worker this code runs in (defaults outside a worker)."""
-    return _LIMITS or Limits()
+    return _LIMITS or WorkerLimits()
 
 
 def post_connection() -> duckdb.DuckDBPyConnection:

@@ -87,9 +87,16 @@ jobs = Table(
     Column("created_at", String(32), nullable=False),
     Column("started_at", String(32), nullable=True),
     Column("finished_at", String(32), nullable=True),
+    # The server process that runs a queued or running job, and until when its claim holds: it
+    # renews the lease while alive; another process settles the job once the lease has expired.
+    Column("owner", String(120), nullable=True),
+    Column("lease_until", String(32), nullable=True),
+    # The contribution bounds the query asked for (JSON; NULL: the policies' ceilings).
+    Column("contribution", Text, nullable=True),
     Index("jobs_developer", "developer_id", "created_at"),
     Index("jobs_cache", "agreement_id", "cache_key", "status"),
     Index("jobs_idempotency", "developer_id", "idempotency_key", unique=True),
+    Index("jobs_active", "status", "lease_until"),
 )
 
 ledger = Table(
@@ -145,4 +152,15 @@ audit_checkpoints = Table(
     Column("prev", String(64), nullable=False),
     Column("key_id", String(64), nullable=False),
     Column("signature", String(128), nullable=False),
+)
+
+# Console sessions (sandbox/accounts.py): the cookie holds a random session id, the database only
+# its SHA-256; a session ends at `expires_at` or when its user signs out (`ended_at`).
+console_sessions = Table(
+    "console_sessions", metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id"), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=False),
+    Column("ended_at", String(32), nullable=True),
 )

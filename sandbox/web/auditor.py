@@ -1,5 +1,6 @@
 """Auditor pages: the log with filters and pages, one event in full, chain verification,
-exports and charts. Reading only; the one write is the export's own audit event, as in the API."""
+exports and charts. Reading only; the one write is the export's own audit event, written by
+`audit.export`, the function the API's export calls."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from sandbox import audit
+from sandbox import accounts, audit, jobs, ledger
 from sandbox.api.deps import ServicesDep
 from sandbox.errors import InvalidParameter, NotFound
-from sandbox.web import charts, queries
+from sandbox.web import charts
 from sandbox.web.render import HEADERS, ConsoleRoute, page
 from sandbox.web.session import Auditor
 
@@ -20,6 +21,7 @@ __all__ = ["router"]
 router = APIRouter(route_class=ConsoleRoute)
 
 PAGE_SIZE = 50
+OUTCOMES = ("ok", "rejected", "failed", "cancelled")
 FILTERS = ("actor", "agreement_id", "dataset", "action", "outcome", "job_id", "since", "until")
 EXPORTS = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet", "jsonl": "application/x-ndjson"}
 # What a job's events tell, in the order an auditor reads them (job.submitted, then job.released).
@@ -60,27 +62,22 @@ def summary(event: dict[str, Any]) -> str:
 def log(request: Request, svc: ServicesDep, user: Auditor) -> Response:
     filters = _filters(request)
     offset = _offset(request)
-    trust = svc.trust() if request.query_params.get("verify") else None  # before the log is read
-    with svc.store.read() as conn:
-        events, total = audit.search(conn, audit.AuditFilter(**filters), limit=PAGE_SIZE, offset=offset)
-        verification = audit.verify(conn, trust) if trust is not None else None
-        names = queries.people(conn)
-        actions = queries.actions(conn)
+    verification = audit.verify(svc.store, svc.trust()) if request.query_params.get("verify") else None
+    events, total = audit.search(svc.store, audit.AuditFilter(**filters), limit=PAGE_SIZE, offset=offset)
     return page(request, "audit.html", user, events=events, total=total, offset=offset, size=PAGE_SIZE,
-                filters=filters, people=names, actions=actions, outcomes=queries.OUTCOMES,
+                filters=filters, people=accounts.people(svc.store), actions=audit.actions(svc.store), outcomes=OUTCOMES,
                 datasets=svc.catalog.names(), verification=verification, summary=summary, exports=EXPORTS)
 
 
 @router.get("/audit/events/{seq}")
 def event(request: Request, seq: int, svc: ServicesDep, user: Auditor) -> Response:
-    with svc.store.read() as conn:
-        found = queries.event(conn, seq)
-        if found is None:
-            raise NotFound(f"No audit event {seq}; the log's events are numbered from 1.")
-        related: list[dict[str, Any]] = []
-        if found["job_id"]:
-            related, _ = audit.search(conn, audit.AuditFilter(job_id=found["job_id"]), limit=50, newest_first=False)
-        names = queries.people(conn)
+    found = audit.event(svc.store, seq)
+    if found is None:
+        raise NotFound(f"No audit event {seq}; the log's events are numbered from 1.")
+    related: list[dict[str, Any]] = []
+    if found["job_id"]:
+        related, _ = audit.search(svc.store, audit.AuditFilter(job_id=found["job_id"]), limit=50, newest_first=False)
+    names = accounts.people(svc.store)
     story: dict[str, Any] = {}
     for other in related or [found]:
         story |= {k: other["details"][k] for k in STORY if k in other["details"]}
@@ -92,20 +89,20 @@ def export(request: Request, svc: ServicesDep, user: Auditor, format: str = "csv
     """The same export as GET /audit/export, recorded in the log the same way."""
     if format not in EXPORTS:
         raise InvalidParameter(f"Unknown export format {format!r}; use csv, parquet or jsonl.", parameter="format")
-    where = audit.AuditFilter(**_filters(request))
-    with svc.store.transaction() as conn:
-        body = audit.export(conn, format, where)
-        audit.append(conn, action="audit.exported", actor=user.id, role=user.role,
-                     details={"format": format, "filter": {k: v for k, v in where.__dict__.items() if v}})
+    body = audit.export(svc.store, format, audit.AuditFilter(**_filters(request)), by=user)
     return Response(body, media_type=EXPORTS[format], headers=HEADERS | {
         "Content-Disposition": f'attachment; filename="audit.{format}"'})
 
 
 @router.get("/audit/charts")
 def charts_page(request: Request, svc: ServicesDep, user: Auditor) -> Response:
-    with svc.store.read() as conn:
-        spending = queries.spending(conn)
-        rejections = queries.rejections(conn)
+    names = accounts.people(svc.store)
+    spending = []
+    for about, points in ledger.spending(svc.store):
+        about["developer"] = names.get(about["developer_id"], {}).get("name", "?")
+        label = f"{about['id'][:8]} · {about['developer']} · {about['purpose'][:48]}"
+        spending.append((about, charts.Series(label, points)))
+    rejections = jobs.rejections(svc.store)
     return page(request, "charts.html", user, spending=spending, rejections=rejections,
                 spending_chart=charts.steps([s for _, s in spending], unit="ε spent (cumulative)",
                                             title="Privacy budget spent per agreement over time",

@@ -71,22 +71,20 @@ async def signin(request: Request, svc: ServicesDep) -> Response:
     if not seed or not hmac.compare_digest(fields.get(CSRF_FIELD, ""), csrf_token(request, seed)):
         raise CSRFRefused("This sign-in form is stale or came from another site. "
                           "Reload the sign-in page and try again.")
-    token = fields.get("token", "").strip()
     try:
-        with svc.store.read() as conn:
-            user = accounts.authenticate(conn, token)
+        user = accounts.authenticate(svc.store, fields.get("token", "").strip())
     except SandboxError as exc:
         return page(request, "signin.html", None, status=exc.status, seed=seed,
                     next=_safe_next(fields.get("next")) or "", error=exc.message)
     response = redirect(_safe_next(fields.get("next")) or home(user))
-    sign_in(request, response, token)
+    sign_in(request, response, svc, user)
     return response
 
 
 @router.post("/signout")
-def signout(_: Form) -> Response:
+def signout(request: Request, _: Form, svc: ServicesDep) -> Response:
     response = redirect("/console/signin")
-    sign_out(response)
+    sign_out(request, response, svc)
     return response
 
 

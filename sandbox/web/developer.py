@@ -18,8 +18,7 @@ JOBS_SHOWN = 50
 
 @router.get("/me")
 def mine(request: Request, svc: ServicesDep, user: Developer) -> Response:
-    with svc.store.read() as conn:
-        own = agreements.list_for(conn, user)
+    own = agreements.list_for(svc.store, user)
     jobs = svc.jobs.list(user, limit=JOBS_SHOWN)
     own.sort(key=lambda a: a["created_at"], reverse=True)
     own.sort(key=lambda a: a["status"] != "active")  # active first, then newest first

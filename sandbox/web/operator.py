@@ -1,8 +1,8 @@
 """Operator pages: the queue of requests, one request with its decision forms, licences.
 
-Decisions go through `sandbox.agreements` and `sandbox.accounts`, the functions the API calls, in
-one transaction each; a refused decision shows the same message on the page, with the form as
-it was filled in.
+Each form calls the one service function the API route calls for the same action
+(`sandbox.agreements`, `sandbox.accounts`), which owns its transaction and audit event; a refused
+decision shows the same message on the page, with the form as it was filled in.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from sandbox import accounts, agreements
 from sandbox.accounts import User
 from sandbox.api.deps import Services, ServicesDep
 from sandbox.errors import InvalidParameter, SandboxError
-from sandbox.web import queries
 from sandbox.web.render import ConsoleRoute, page, redirect
 from sandbox.web.session import Form, Manager
 
@@ -41,24 +40,22 @@ def _number(fields: dict[str, str], name: str, label: str, kind: type = float, o
 
 @router.get("/queue")
 def queue(request: Request, svc: ServicesDep, user: Manager) -> Response:
-    with svc.store.read() as conn:
-        pending = agreements.list_for(conn, user, "requested")
-        active = agreements.list_for(conn, user, "active")
-        names = queries.people(conn)
-        licences = {lic["user_id"]: lic for lic in accounts.list_licences(conn)}
+    pending = agreements.list_for(svc.store, user, "requested")
+    active = agreements.list_for(svc.store, user, "active")
+    names = accounts.people(svc.store)
+    licences = {lic["user_id"]: lic for lic in accounts.list_licences(svc.store)}
     return page(request, "queue.html", user, pending=pending, active=active, people=names, licences=licences)
 
 
 def _agreement_page(request: Request, svc: Services, user: User, agreement_id: str, *, status: int = 200,
                     error: SandboxError | None = None, form: dict[str, str] | None = None,
                     done: str | None = None) -> Response:
-    with svc.store.read() as conn:
-        agreement = agreements.get(conn, user, agreement_id)
-        developer_id = agreement["developer_id"]
-        names = queries.people(conn)
-        licence = accounts.licence_of(conn, developer_id)
-        history = [a for a in agreements.list_for(conn, user)
-                   if a["developer_id"] == developer_id and a["id"] != agreement_id]
+    agreement = agreements.get(svc.store, user, agreement_id)
+    developer_id = agreement["developer_id"]
+    names = accounts.people(svc.store)
+    licence = accounts.licence_of(svc.store, developer_id)
+    history = [a for a in agreements.list_for(svc.store, user)
+               if a["developer_id"] == developer_id and a["id"] != agreement_id]
     policies = {}
     for name in agreement["datasets"]:
         try:
@@ -91,8 +88,7 @@ def approve(request: Request, agreement_id: str, fields: Form, svc: ServicesDep,
             "round_to": _number(fields, "round_to", "rounding step", int),
             "reason": fields.get("reason", "").strip(),
         }
-        with svc.store.transaction() as conn:
-            agreements.approve(conn, user, agreement_id, **decision)
+        agreements.approve(svc.store, user, agreement_id, **decision)
     except SandboxError as exc:
         return _agreement_page(request, svc, user, agreement_id, status=exc.status, error=exc, form=fields)
     return redirect(f"/console/agreements/{agreement_id}?done=approved")
@@ -102,8 +98,7 @@ def _decide(request: Request, svc: Services, user: User, agreement_id: str, fiel
             to: str) -> Response:
     decide = {"rejected": agreements.reject, "revoked": agreements.revoke}[to]
     try:
-        with svc.store.transaction() as conn:
-            decide(conn, user, agreement_id, fields.get("reason", "").strip())
+        decide(svc.store, user, agreement_id, fields.get("reason", "").strip())
     except SandboxError as exc:
         return _agreement_page(request, svc, user, agreement_id, status=exc.status, error=exc, form=fields)
     return redirect(f"/console/agreements/{agreement_id}?done={to}")
@@ -120,9 +115,8 @@ def revoke(request: Request, agreement_id: str, fields: Form, svc: ServicesDep, 
 
 
 def _licences_page(request: Request, svc: Services, user: User, *, status: int = 200, **context: Any) -> Response:
-    with svc.store.read() as conn:
-        licences = accounts.list_licences(conn)
-        names = queries.people(conn)
+    licences = accounts.list_licences(svc.store)
+    names = accounts.people(svc.store)
     context = {"created": None, "error": None, "form": {}, "done": None} | context
     return page(request, "licences.html", user, status=status, licences=licences, people=names, **context)
 
@@ -140,8 +134,7 @@ def create_licence(request: Request, fields: Form, svc: ServicesDep, user: Manag
         missing = [name for name, value in values.items() if not value]
         if missing:
             raise InvalidParameter(f"Fill in {', '.join(m.replace('_', ' ') for m in missing)}.", parameter=missing[0])
-        with svc.store.transaction() as conn:
-            licence, developer, token = accounts.create_licence(conn, user, **values)
+        licence, developer, token = accounts.create_licence(svc.store, user, **values)
     except SandboxError as exc:
         return _licences_page(request, svc, user, status=exc.status, error=exc, form=values)
     created = {"licence": licence, "name": developer.name, "token": token}
@@ -151,12 +144,7 @@ def create_licence(request: Request, fields: Form, svc: ServicesDep, user: Manag
 @router.post("/licences/{licence_id}/suspend")
 def suspend_licence(request: Request, licence_id: str, fields: Form, svc: ServicesDep, user: Manager) -> Response:
     try:
-        reason = fields.get("reason", "").strip()
-        if not reason:
-            raise InvalidParameter("Give a reason for the suspension; the developer and the auditors will read it.",
-                                   parameter="reason")
-        with svc.store.transaction() as conn:
-            accounts.suspend_licence(conn, user, licence_id, reason)
+        accounts.suspend_licence(svc.store, user, licence_id, fields.get("reason", "").strip())
     except SandboxError as exc:
         return _licences_page(request, svc, user, status=exc.status, error=exc)
     return redirect("/console/licences?done=suspended")

@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from sandbox.accounts import User
-from sandbox.errors import SandboxError, Unauthorized
+from sandbox.errors import InternalError, SandboxError, Unauthorized
 from sandbox.web.session import CSRF_FIELD, SESSION_COOKIE, csrf_token
 
 __all__ = ["ConsoleRoute", "HEADERS", "page"]
@@ -95,7 +95,8 @@ def redirect(url: str) -> RedirectResponse:
 
 class ConsoleRoute(APIRoute):
     """Console routes answer with pages: no session -> the sign-in page; any other refusal -> an
-    error page that says what to do (the same message the API would send)."""
+    error page that says what to do (the same message the API would send); a bug of ours -> a
+    500 page with the id it was logged under."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -110,5 +111,8 @@ class ConsoleRoute(APIRoute):
                 return page(request, "error.html", None, status=exc.status, error=exc)
             except SandboxError as exc:
                 return page(request, "error.html", None, status=exc.status, error=exc)
+            except Exception as exc:
+                error = InternalError.logged(exc)
+                return page(request, "error.html", None, status=error.status, error=error)
 
         return route

@@ -1,21 +1,24 @@
 """Who is using the console, and proof that a form came from the console itself.
 
-    sign-in form --token--> accounts.authenticate --> cookie `sandbox_session` = nonce.token
-                                                       (HttpOnly, SameSite=Strict, Path=/console)
-    every page   --cookie--> accounts.authenticate --> the API's own role check for that page
-    every POST   --form field `csrf` == HMAC(console key, cookie)--> or refused (403)
+    sign-in form --token--> accounts.authenticate --> accounts.open_session --> cookie
+                 `sandbox_session` = a random session id (HttpOnly, SameSite=Strict, Path=/console);
+                 the database keeps only its SHA-256, the user and an expiry
+    every page   --cookie--> accounts.session_user --> the API's own role check for that page
+    every POST   --form field `csrf` == HMAC(console key, session id)--> or refused (403)
+    sign-out     --> accounts.close_session: the session ends in the database, not only in the browser
 
-The console key is DATA_DIR/console.key (created once, owner-only). Before sign-in, a random
-`sandbox_presession` cookie stands in for the session, so the sign-in form carries a token too.
-Role checks are the API's dependencies themselves (`sandbox.api.deps`), called on the cookie's
-user, so a page admits exactly the roles its API route admits.
+The cookie never holds the API token: a leaked cookie opens one session until it expires
+(`console_session_hours`) or its user signs out. The console key is DATA_DIR/console.key
+(created once, owner-only). Before sign-in, a random `sandbox_presession` cookie stands in for
+the session, so the sign-in form carries a token too. Role checks are the API's dependencies
+themselves (`sandbox.api.deps`), called on the session's user, so a page admits exactly the
+roles its API route admits.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +32,7 @@ from sandbox.accounts import User
 from sandbox.api import deps
 from sandbox.api.deps import ServicesDep
 from sandbox.errors import Forbidden, InvalidParameter
+from sandbox.private_files import create_once
 
 __all__ = ["Auditor", "ConsoleUser", "Developer", "Form", "Manager", "Reader", "csrf_token", "sign_in", "sign_out"]
 
@@ -45,15 +49,7 @@ class CSRFRefused(Forbidden):
 @lru_cache(maxsize=8)
 def console_key(data_dir: Path) -> bytes:
     """32 random bytes, made once per data directory and readable by its owner only."""
-    path = data_dir / "console.key"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    key = secrets.token_bytes(32)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
-    return key
+    return create_once(data_dir / "console.key", lambda: secrets.token_bytes(32))
 
 
 def _csrf_for(request: Request, seed: str) -> str:
@@ -82,22 +78,22 @@ def _set(request: Request, response: Response, name: str, value: str) -> None:
                         secure=request.url.scheme == "https")
 
 
-def sign_in(request: Request, response: Response, token: str) -> None:
-    """The cookie is '<random nonce>.<bearer token>': the token signs the user in, and the nonce
-    makes every sign-in a new session with its own CSRF token."""
-    _set(request, response, SESSION_COOKIE, f"{secrets.token_urlsafe(16)}.{token}")
+def sign_in(request: Request, response: Response, svc: deps.Services, user: User) -> None:
+    """A new server-side session for `user`; its random id is the cookie (and seeds its CSRF token)."""
+    session_id = accounts.open_session(svc.store, user, hours=svc.settings.console_session_hours)
+    _set(request, response, SESSION_COOKIE, session_id)
     response.delete_cookie(PRESESSION_COOKIE, path="/console")
 
 
-def sign_out(response: Response) -> None:
+def sign_out(request: Request, response: Response, svc: deps.Services) -> None:
+    """End the session in the database (the cookie is then worthless anywhere) and in the browser."""
+    accounts.close_session(svc.store, request.cookies.get(SESSION_COOKIE))
     response.delete_cookie(SESSION_COOKIE, path="/console", httponly=True, samesite="strict")
 
 
 def console_user(request: Request, svc: ServicesDep) -> User:
-    """The account behind the session cookie; Unauthorized (-> the sign-in page) without one."""
-    _, _, token = (request.cookies.get(SESSION_COOKIE) or "").partition(".")
-    with svc.store.read() as conn:
-        return accounts.authenticate(conn, token)
+    """The account behind the session cookie; Unauthorized (-> the sign-in page) without a live one."""
+    return accounts.session_user(svc.store, request.cookies.get(SESSION_COOKIE))
 
 
 ConsoleUser = Annotated[User, Depends(console_user)]

@@ -13,7 +13,12 @@ import pytest
 from sandbox.api import create_app
 from sandbox.settings import Settings
 from tests.api.conftest import asgi_client
-from tests.service.conftest import database, engine, store  # noqa: F401  (fixtures: both backends, a warm engine)
+from tests.service.conftest import (  # noqa: F401  (fixtures: both backends, a warm engine, real servers)
+    database,
+    engine,
+    server_factory,
+    store,
+)
 
 AppClient = Callable[..., AbstractContextManager[tuple[Any, httpx.Client]]]
 

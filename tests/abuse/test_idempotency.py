@@ -1,15 +1,19 @@
 """`Idempotency-Key` on POST /jobs: a replayed submission returns the same job and is charged
 once, also when the replays arrive at the same moment (a client retrying after a timeout while
-its first request is still being served), on SQLite and PostgreSQL. The same key for a different
-request is a 409, and keys are per developer."""
+its first request is still being served), on SQLite and PostgreSQL, to one server, and spread
+over two `sandbox serve` processes sharing a PostgreSQL database. The same key for a different request is a
+409, and keys are per developer."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
+import pytest
 from sqlalchemy import select
 
 from sandbox import audit
+from sandbox.store import Store
 from sandbox.store.schema import EPSILON_UNIT, agreements, jobs, ledger
 from sandbox.store.schema import audit as audit_log
 from tests.abuse.conftest import bearer
@@ -57,6 +61,26 @@ def test_concurrent_replays_make_one_job(store, app_client) -> None:
     assert [r.status_code for r in responses] == [201] * REPLAYS, [r.text for r in responses if r.status_code != 201]
     assert len({r.json()["id"] for r in responses}) == 1
     rows, entries, spent, submitted = books(store, world)
+    assert len(rows) == 1 and len(entries) == 1 and len(submitted) == 1, "one job, one charge, one event"
+    assert spent == round(0.25 * EPSILON_UNIT)
+
+
+@pytest.mark.postgres
+def test_concurrent_replays_to_two_servers_make_one_job(fresh_postgres_db, demo_catalog, server_factory) -> None:
+    database = fresh_postgres_db
+    store = Store(database)
+    world = seed(store)
+    servers = server_factory.many(2, demo_catalog.data_dir, database, workers=1)
+    headers = bearer(world.tokens["developer"]) | {"Idempotency-Key": "retry-storm-two-servers"}
+    body = {"sql": SQL, "epsilon": 0.25, "agreement_id": world.agreement_id, "wait": 30}
+    with httpx.Client(timeout=60) as client, ThreadPoolExecutor(REPLAYS) as pool:
+        responses = list(pool.map(lambda i: client.post(servers[i % 2].url + "/jobs", json=body, headers=headers),
+                                  range(REPLAYS)))
+    assert [r.status_code for r in responses] == [201] * REPLAYS, [r.text for r in responses if r.status_code != 201]
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert {r.json()["status"] for r in responses} <= {"queued", "running", "released"}
+    rows, entries, spent, submitted = books(store, world)
+    store.close()
     assert len(rows) == 1 and len(entries) == 1 and len(submitted) == 1, "one job, one charge, one event"
     assert spent == round(0.25 * EPSILON_UNIT)
 

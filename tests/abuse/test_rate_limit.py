@@ -1,4 +1,4 @@
-"""Per-developer rate limit: a token bucket in each server process (sandbox/limits.py).
+"""Per-developer rate limit: a token bucket in each server process (sandbox/abuse.py).
 
 Past the burst, job submissions and explains get 429 `rate_limited` with `Retry-After` and a
 message that says when to retry; other developers are not affected; tokens come back at the
@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from sandbox import accounts, agreements
+from sandbox.abuse import RateLimiter
 from sandbox.errors import RateLimited
-from sandbox.limits import RateLimiter
 from sandbox.settings import Settings
 from tests.abuse.conftest import bearer
 from tests.service.conftest import RESIDENTS, seed

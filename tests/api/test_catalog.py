@@ -16,15 +16,18 @@ def test_the_catalog_lists_policies_not_rows(api: Api, demo_catalog) -> None:
     listed = api.get("developer", "/datasets").json()
     assert [d["name"] for d in listed] == demo_catalog.names()
     for dataset in listed:
+        # no rows, and of the data only a public size class and the DP statistics released from
+        # the policy's metadata allowance (sandbox/metadata.py)
         assert set(dataset) == {"name", "title", "description", "owner", "domain", "public", "privacy_unit",
-                                "columns", "limits", "default_delta", "registered_at"}, dataset["name"]
+                                "columns", "limits", "default_delta", "registered_at", "size_class",
+                                "metadata_epsilon", "metadata", "warnings"}, dataset["name"]
 
 
 def test_one_dataset(api: Api) -> None:
     residents = api.get("developer", "/datasets/residents").json()
     assert residents["privacy_unit"] == {"column": "person_id", "max_rows": 1, "max_groups": 1}
     assert residents["columns"]["district"]["keys"][:2] == ["Siming", "Huli"]
-    assert residents["columns"]["monthly_income"]["bounds"] == [0, 100000]
+    assert residents["columns"]["monthly_income"]["bounds"] == [0, 200000]
     assert residents["limits"]["max_epsilon_per_query"] == 1.0
     public = api.get("developer", "/datasets/district_reference").json()
     assert public["public"] is True and public["privacy_unit"] is None

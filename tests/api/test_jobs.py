@@ -328,3 +328,25 @@ def test_an_idempotency_key_reused_for_another_request_is_refused(api: Api, dev:
     assert _query(api, dev, agreement, AVERAGE_INCOME, 0.3, headers=key).status_code == 201
     other = _query(api, dev, agreement, COUNT_BY_DISTRICT, 0.3, headers=key)
     assert other.status_code == 409 and other.json()["error"]["code"] == "conflict"
+
+
+def test_an_unexpected_error_is_a_500_with_an_id_never_a_refusal(api: Api, dev: str, monkeypatch, caplog) -> None:
+    """A bug of ours (here: the compiler crashing) is not the developer's doing: no rejected job,
+    no charge, no sql_rejected; a 500 `internal` whose id is in the server's log with the traceback."""
+    from tests.web.conftest import TestClient  # imported there without starlette's warning about httpx
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a compiler bug")
+
+    agreement_id = api.agreement(dev)
+    monkeypatch.setattr("sandbox.jobs.service.compile_query", crash)
+    client = TestClient(api.app, raise_server_exceptions=False)  # no lifespan: the session app's is running
+    with caplog.at_level("ERROR", logger="sandbox"):
+        response = client.post("/jobs", headers=api.headers(dev), json={
+            "sql": COUNT_BY_DISTRICT, "epsilon": 0.1, "agreement_id": agreement_id})
+    assert response.status_code == 500, response.text
+    error = response.json()["error"]
+    assert error["code"] == "internal" and len(error["id"]) == 12 and error["id"] in error["message"]
+    assert f"unexpected error {error['id']}" in caplog.text and "a compiler bug" in caplog.text
+    assert api.get(dev, "/jobs", params={"agreement_id": agreement_id}).json() == [], "nothing recorded as refused"
+    assert api.spent(dev, agreement_id) == 0

@@ -82,6 +82,7 @@ ACCESS: dict[tuple[str, str], Entry] = {
     ("GET", "/datasets/{name}"): Entry(_fixed("/datasets/residents"), EVERYONE),
     # accounts: the admin makes staff, operators license developers, auditors may look
     ("POST", "/users"): Entry(_fixed("/users", json={"name": "New auditor", "role": "auditor"}), {"admin": 201}),
+    ("GET", "/users"): Entry(_fixed("/users"), {"operator": 200, "admin": 200, "auditor": 200}),
     ("GET", "/licences"): Entry(_fixed("/licences"), {"operator": 200, "admin": 200, "auditor": 200}),
     ("POST", "/licences"): Entry(lambda api, own: ("/licences", _licence_body()), dict.fromkeys(MANAGERS, 201)),
     ("POST", "/licences/{licence_id}/suspend"): Entry(_licence_to_suspend, dict.fromkeys(MANAGERS, 200)),

@@ -14,7 +14,8 @@ from sandbox.compiler.dialects.spark import dataset_schema, render_spark
 from sandbox.compiler.plan import Plan
 from sandbox.engine.backend import Exact, SparkOptions
 from sandbox.engine.duckdb_backend import DuckDBBackend
-from sandbox.engine.spark_backend import SparkBackend, SparkJob, connect
+from sandbox.engine.spark_backend import SparkBackend, SparkJob
+from sandbox.engine.spark_session import connect
 from tests.support.spark import SparkServer, spark_connect_server
 
 

@@ -12,7 +12,7 @@ from sandbox.catalog import Catalog
 from sandbox.compiler import compile_query
 from sandbox.engine.backend import SparkOptions
 from sandbox.engine.lockdown import open_locked_connection
-from sandbox.engine.worker import Limits
+from sandbox.engine.worker import WorkerLimits
 from sandbox.errors import SandboxError, SQLRejected
 from tests.backends.conftest import comparable, duckdb_exact, spark_exact
 from tests.compiler.cases import load_cases
@@ -31,7 +31,7 @@ REFUSED_FOR_SPARK = {
 
 @pytest.fixture(scope="module")
 def locked(demo_catalog: Catalog) -> Any:
-    con = open_locked_connection({d.name: d.engine_path for d in demo_catalog.list()}, Limits())
+    con = open_locked_connection({d.name: d.engine_path for d in demo_catalog.list()}, WorkerLimits())
     yield con
     con.close()
 

@@ -1,12 +1,12 @@
 """The fuzzer's queries (tests/fuzz/grammar.py) on the fuzzer's adversarial data (data.py) give
 bit-identical exact aggregates on DuckDB and Spark, or are refused for Spark at compile time.
 
-The data is data.py's, with DATE and TIMESTAMP values kept within the years 1 to 9999, the range
-a Spark-backed dataset may hold (registration on Spark refuses others); everything else (NaN and
-infinities, integer extremes, text that looks like numbers and dates, NULLs) is as the fuzzer
-makes it. `make test` runs FUZZ_SPARK_EXAMPLES (default 200) queries; the `slow` campaign in
-`make bench` runs 1,500 and must compare at least 1,000 on both engines. Figures:
-tests/output/fuzz-backends.txt.
+The data is data.py's as the fuzzer makes it (NaN and infinities, integer extremes, text that
+looks like numbers and dates, NULLs, dates beyond the years 1 to 9999, which registration stores
+as NULL for every backend). `make test` runs FUZZ_SPARK_EXAMPLES (default 200) queries; the
+`slow` campaign in `make bench` runs batches of FUZZ_SPARK_CAMPAIGN (default 500) until at least
+1,000 more have been compared on both engines (about 60% of generated queries compile and render
+for Spark). Figures: tests/output/fuzz-backends.txt.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from sandbox.compiler import compile_query
 from sandbox.engine.backend import SparkOptions
 from sandbox.engine.lockdown import open_locked_connection
-from sandbox.engine.worker import Limits
+from sandbox.engine.worker import WorkerLimits
 from sandbox.errors import BudgetExceeded, InvalidParameter, SQLRejected
 from tests.backends.conftest import comparable, duckdb_exact, spark_exact
 from tests.conftest import POLICIES, REPO
@@ -31,25 +31,16 @@ from tests.fuzz import data as fuzz_data
 from tests.fuzz.grammar import Schema, queries
 
 EXAMPLES = int(os.environ.get("FUZZ_SPARK_EXAMPLES", "200"))
-CAMPAIGN = int(os.environ.get("FUZZ_SPARK_CAMPAIGN", "1500"))
+CAMPAIGN = int(os.environ.get("FUZZ_SPARK_CAMPAIGN", "500"))
 CAMPAIGN_MIN_COMPARED = 1000
+CAMPAIGN_MAX_GENERATED = 6000  # a generator that compiles too little fails the campaign instead of looping
 REFUSALS = (SQLRejected, BudgetExceeded, InvalidParameter)
-SPARK_DATES = ["1970-01-01", "2024-02-29", "0001-01-01", "9999-12-31", "1582-10-10", "1900-02-28"]
-SPARK_TIMESTAMPS = [
-    "1970-01-01 00:00:00",
-    "2024-02-29 12:34:56.789",
-    "0001-01-01 00:00:00",
-    "9999-12-31 23:59:59.999999",
-]
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, spark_session: Any, spark_options: SparkOptions):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fuzz_data, "_DATE", SPARK_DATES)
-        patch.setattr(fuzz_data, "_TIMESTAMP", SPARK_TIMESTAMPS)
-        catalog = fuzz_data.build_catalog(POLICIES, tmp_path_factory.mktemp("fuzz-backends"))
-    locked = open_locked_connection({d.name: d.engine_path for d in catalog.list()}, Limits(threads=1))
+    catalog = fuzz_data.build_catalog(POLICIES, tmp_path_factory.mktemp("fuzz-backends"))
+    locked = open_locked_connection({d.name: d.engine_path for d in catalog.list()}, WorkerLimits(threads=1))
     state = {
         "catalog": catalog,
         "schema": Schema.of(catalog),
@@ -103,9 +94,11 @@ def test_generated_queries_agree(world: dict) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(4 * 3600)
 def test_campaign_of_a_thousand(world: dict) -> None:
-    before = world["tally"]["compared, identical"]
-    _run(world, CAMPAIGN)
-    assert world["tally"]["compared, identical"] - before >= CAMPAIGN_MIN_COMPARED, world["tally"]
+    tally = world["tally"]
+    before, generated = tally["compared, identical"], tally["generated"]
+    while tally["compared, identical"] - before < CAMPAIGN_MIN_COMPARED:
+        assert tally["generated"] - generated < CAMPAIGN_MAX_GENERATED, tally
+        _run(world, CAMPAIGN)
 
 
 def _report(world: dict) -> None:

@@ -18,11 +18,13 @@ from sandbox.catalog import Catalog
 from sandbox.demo import build_demo
 from sandbox.engine.backend import BackendChoice, SparkOptions
 from sandbox.engine.row_text import double_text
+from sandbox.engine.spark_registration import _metadata_query
 from sandbox.errors import SchemaMismatch
+from sandbox.metadata import advice, exact_counts
 from sandbox.policy import Policy, load_policies
 from tests.conftest import POLICIES
 
-_VOLATILE = {"registered_at", "fingerprint", "backend", "artefact"}
+_VOLATILE = {"registered_at", "fingerprint", "backend", "artefact", "metadata", "warnings"}
 
 
 def _pair(root: Path, options: SparkOptions) -> tuple[Catalog, Catalog]:
@@ -51,7 +53,7 @@ def _bits(value: Any) -> Any:
     return ("double", struct.pack("<d", value).hex()) if isinstance(value, float) else value
 
 
-def _same_registration(duck: Catalog, spark: Catalog, policy: Policy) -> None:
+def _same_registration(duck: Catalog, spark: Catalog, policy: Policy, session: Any) -> None:
     a, b = duck.register(policy), spark.register(policy)
     assert b.backend == "spark" and b.manifest["artefact"]["built_by"] == "spark"
     assert a.manifest["artefact"]["row_text"] == b.manifest["artefact"]["row_text"]
@@ -59,6 +61,37 @@ def _same_registration(duck: Catalog, spark: Catalog, policy: Policy) -> None:
     assert facts(b) == facts(a)
     assert _rows(b.artefact_path) == _rows(a.artefact_path)
     assert len(_rows(a.artefact_path)) > 1
+    _same_metadata(a, b, policy, session)
+
+
+def _same_metadata(a: Any, b: Any, policy: Policy, session: Any) -> None:
+    """The DP metadata is noisy, so the two releases differ in their noisy counts only: the same
+    allowance, bins, bounds and scales, and the exact histograms behind them, counted by each
+    engine from its own ranked rows, are equal."""
+
+    def shape(metadata: dict | None) -> Any:
+        if metadata is None:
+            return None
+        units = metadata["rows_per_unit"]
+        return {
+            "epsilon": metadata["epsilon"],
+            "rows_per_unit": {**units, "units": len(units["units"])},
+            "columns": {n: {**c, "counts": len(c["counts"])} for n, c in metadata["columns"].items()},
+        }
+
+    assert shape(b.metadata) == shape(a.metadata)
+    assert b.manifest["warnings"] == advice(policy, b.metadata)
+    if a.metadata is None:
+        return
+    con = duckdb.connect()
+    try:
+        con.execute(f"CREATE VIEW ranked AS SELECT * FROM read_parquet('{a.directory / 'data.parquet'}')")
+        on_duckdb = exact_counts(policy, lambda sql: con.execute(sql).fetchall())
+    finally:
+        con.close()
+    on_spark = exact_counts(policy, _metadata_query(session, session.read.parquet(str(b.directory / "data.parquet"))))
+    assert on_spark == on_duckdb
+    assert sum(on_duckdb["rows_per_unit"]) > 0
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +106,12 @@ DEMO = ["residents", "social_insurance", "enterprises", "medical_visits", "distr
 
 
 @pytest.mark.parametrize("name", DEMO)
-def test_demo_registers_identically(name: str, demo_sources: Path, spark_options: SparkOptions) -> None:
+def test_demo_registers_identically(
+    name: str, demo_sources: Path, spark_options: SparkOptions, spark_session: Any
+) -> None:
     duck, spark = _pair(demo_sources, spark_options)
     policy, _ = load_policies(POLICIES)[name]  # sources at {data_dir}/demo/, built beside each catalog
-    _same_registration(duck, spark, policy)
+    _same_registration(duck, spark, policy, spark_session)
 
 
 STRESS_POLICY = """
@@ -122,6 +157,10 @@ def _stress_rows(rng: random.Random, rows: int) -> list[tuple]:
             rng.choice([f, f, None, float("nan")]),
             rng.choice([None, -5, 0, 50, 100, 2**31 - 1]),
         ))  # fmt: skip
+    # Dates and timestamps outside the years both engines share: stored as NULL by both.
+    outside = [("infinity", "infinity"), ("-infinity", "-infinity"), ("10000-01-01 00:00:00", "10000-01-01"),
+               ("0000-12-31 23:59:59.999999", "0001-12-31 (BC)")]  # fmt: skip
+    out += [(i + 1, "x", seen, day, None, None, 1.0, 0.5, 1) for i, (seen, day) in enumerate(outside)]
     return out
 
 
@@ -138,7 +177,7 @@ def _write_stress(path: Path, rows: list[tuple]) -> None:
         con.close()
 
 
-def test_stress_set_registers_identically(tmp_path: Path, spark_options: SparkOptions) -> None:
+def test_stress_set_registers_identically(tmp_path: Path, spark_options: SparkOptions, spark_session: Any) -> None:
     import yaml
 
     rows = _stress_rows(random.Random(20261204), 600)
@@ -147,19 +186,23 @@ def test_stress_set_registers_identically(tmp_path: Path, spark_options: SparkOp
         _write_stress(tmp_path / side / "stress.parquet", rows)
     duck, spark = _pair(tmp_path, spark_options)
     policy = Policy.model_validate(yaml.safe_load(STRESS_POLICY))
-    _same_registration(duck, spark, policy)
+    _same_registration(duck, spark, policy, spark_session)
+    assert duck.get("stress").manifest["out_of_range"] == {"seen": 4, "day": 4}  # see _stress_rows
 
 
-def test_spark_refuses_dates_it_cannot_hold(tmp_path: Path, spark_options: SparkOptions) -> None:
+def test_dates_outside_the_shared_years_refused_if_not_nullable(tmp_path: Path, spark_options: SparkOptions) -> None:
+    """Both registrations store them as NULL; a column declared not nullable refuses them."""
     import yaml
 
     rows = [(1, "a", None, "infinity", None, None, 1.0, 0.5, 1)]
-    (tmp_path / "spark").mkdir()
-    (tmp_path / "duckdb").mkdir()
-    _write_stress(tmp_path / "spark" / "stress.parquet", rows)
-    _, spark = _pair(tmp_path, spark_options)
-    with pytest.raises(SchemaMismatch, match="outside the years 1 to 9999"):
-        spark.register(Policy.model_validate(yaml.safe_load(STRESS_POLICY)))
+    for side in ("duckdb", "spark"):
+        (tmp_path / side).mkdir()
+        _write_stress(tmp_path / side / "stress.parquet", rows)
+    policy = yaml.safe_load(STRESS_POLICY)
+    policy["columns"]["day"]["nullable"] = False
+    for catalog in _pair(tmp_path, spark_options):
+        with pytest.raises(SchemaMismatch, match="outside 0001-01-01 .. 9999-12-31"):
+            catalog.register(Policy.model_validate(policy))
 
 
 def test_spark_refuses_float_columns(tmp_path: Path, spark_options: SparkOptions) -> None:

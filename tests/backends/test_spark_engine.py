@@ -11,9 +11,9 @@ import pytest
 
 from sandbox.catalog import Catalog
 from sandbox.demo import build_demo
-from sandbox.engine import BackendChoice, Engine, Limits
+from sandbox.engine import BackendChoice, Engine, WorkerLimits
 from sandbox.engine.backend import SparkOptions
-from sandbox.engine.spark_backend import SESSION_SETTINGS, connect
+from sandbox.engine.spark_session import SESSION_SETTINGS, connect
 from sandbox.errors import QueryFailed, SQLRejected
 from sandbox.policy import load_policies
 from tests.conftest import POLICIES
@@ -38,7 +38,7 @@ def catalogs(tmp_path_factory: pytest.TempPathFactory, spark_options: SparkOptio
 
 @pytest.fixture(scope="module")
 def spark_engine(catalogs: tuple[Catalog, Catalog]) -> Any:
-    with Engine(catalogs[1], workers=1, limits=Limits(wall_seconds=120)) as engine:
+    with Engine(catalogs[1], workers=1, limits=WorkerLimits(wall_seconds=120)) as engine:
         yield engine
 
 
@@ -53,18 +53,28 @@ def test_release_on_spark(spark_engine: Engine, catalogs: tuple[Catalog, Catalog
         assert duck.explain(SQL, epsilon=1.0).primitives == spark_engine.explain(SQL, epsilon=1.0).primitives
 
 
-def test_spark_refusal_is_at_compile_time(spark_engine: Engine) -> None:
-    with pytest.raises(SQLRejected) as refused:
-        spark_engine.explain("SELECT COUNT(*) FROM residents WHERE UPPER(sex) = 'F'", epsilon=1.0)
-    assert refused.value.fields["rule"] == "spark_dialect"
-
-
-def test_compiled_without_the_check_fails_before_reading(spark_engine: Engine, catalogs) -> None:
-    """The service compiles with compile_query alone (until the planner calls check_spark): the
-    engine then refuses before any statement runs, so nothing is charged."""
+@pytest.mark.parametrize("compile_with", ["engine", "compiler"])
+def test_spark_refusal_is_at_compile_time(compile_with: str, spark_engine: Engine, catalogs) -> None:
+    """The service compiles with compile_query: the refusal is a rejected query, nothing charged."""
     from sandbox.compiler import compile_query
 
-    plan = compile_query("SELECT COUNT(*) FROM residents WHERE UPPER(sex) = 'F'", catalogs[1], epsilon=1.0)
+    sql = "SELECT COUNT(*) FROM residents WHERE UPPER(sex) = 'F'"
+    with pytest.raises(SQLRejected) as refused:
+        if compile_with == "engine":
+            spark_engine.explain(sql, epsilon=1.0)
+        else:
+            compile_query(sql, catalogs[1], epsilon=1.0)
+    assert refused.value.fields["rule"] == "spark_dialect"
+    assert "Spark" in refused.value.message
+    compile_query(sql, catalogs[0], epsilon=1.0)  # the same query on the DuckDB-backed copy is fine
+
+
+def test_a_plan_spark_cannot_render_fails_before_reading(spark_engine: Engine, catalogs) -> None:
+    """A plan compiled elsewhere (here: for the DuckDB-backed copy, without the Spark check) is
+    rendered before any statement runs: refused, nothing read, nothing charged."""
+    from sandbox.compiler import compile_query
+
+    plan = compile_query("SELECT COUNT(*) FROM residents WHERE UPPER(sex) = 'F'", catalogs[0], epsilon=1.0)
     with pytest.raises(QueryFailed) as failed:
         spark_engine.execute(plan)
     assert not failed.value.data_touched and "Spark" in failed.value.message
@@ -113,10 +123,14 @@ def test_one_query_runs_on_one_backend(catalogs, spark_options: SparkOptions) ->
         policy, file = load_policies(POLICIES)[name]
         mixed.register(policy, file)
     assert (mixed.get("residents").backend, mixed.get("medical_visits").backend) == ("duckdb", "spark")
-    with Engine(mixed, workers=1) as engine:
-        with pytest.raises(SQLRejected, match="different backends"):
-            engine.explain(
-                "SELECT r.district, COUNT(*) FROM residents r JOIN medical_visits v ON r.person_id = v.person_id "
-                "GROUP BY r.district",
-                epsilon=1.0,
-            )
+    from sandbox.compiler import compile_query
+
+    sql = (
+        "SELECT r.district, COUNT(*) FROM residents r JOIN medical_visits v ON r.person_id = v.person_id "
+        "GROUP BY r.district"
+    )
+    with pytest.raises(SQLRejected, match="different backends") as refused:
+        compile_query(sql, mixed, epsilon=1.0)
+    assert refused.value.fields["rule"] == "one_backend"
+    with Engine(mixed, workers=1) as engine, pytest.raises(SQLRejected, match="different backends"):
+        engine.explain(sql, epsilon=1.0)

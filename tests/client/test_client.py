@@ -59,7 +59,7 @@ def test_catalog(developer) -> None:
     assert table["person_id"]["role"] == "privacy unit"
     assert table["district"]["role"] == "dimension" and table["district"]["keys"].startswith("Siming, Huli")
     assert table["monthly_income"] == table["monthly_income"] | {"role": "measure", "type": "DOUBLE",
-                                                                 "bounds": "[0, 100,000]"}
+                                                                 "bounds": "[0, 200,000]"}
     assert "rows" not in info.raw and "source" not in info.raw  # schemas and policies, never rows or paths
     assert "privacy unit person_id" in repr(info)
 

@@ -95,7 +95,7 @@ def test_catalog_explain_agreement_and_verification(developer, auditor) -> None:
     info = Page(developer.describe("medical_visits")._repr_html_())
     assert info.headers == ["column", "role", "type", "bounds", "keys", "nullable", "description"]
     rows = {row[0][1]: [text for _, text in row] for row in info.rows}
-    assert rows["person_id"][1] == "privacy unit" and rows["cost"][3] == "[0, 20,000]"
+    assert rows["person_id"][1] == "privacy unit" and rows["cost"][3] == "[0, 50,000]"
     assert rows["department"][4].count(", ") == 7  # eight public keys, all shown
     pums = {row[0][1]: row[4][1] for row in Page(developer.describe("pums_pid")._repr_html_()).rows}
     assert pums["educ"] == "1, 2, 3, 4, 5, 6, 7, 8, … (16 keys)"  # longer lists are abbreviated

@@ -147,7 +147,8 @@ def test_bucketing_key(catalog) -> None:
 def test_sums_use_the_grid_stored_at_registration(catalog) -> None:
     plan = compile_query("SELECT SUM(amount), VAR_SAMP(amount) FROM visits", catalog, epsilon=1.0)
     assert 'SUM("__q_amount"' in plan.aggregate_sql, "power-1 sums read the stored quantized column"
-    assert "ROUND((CASE WHEN" in plan.aggregate_sql, "squares are still quantized inline"
+    squares = "ROUND(((CASE WHEN"
+    assert squares in plan.aggregate_sql and " - 50)" in plan.aggregate_sql, "squared deviations from 50, inline"
     assert "__rank <=" not in plan.aggregate_sql, "the engine file already holds only bounded rows"
 
 

@@ -38,3 +38,5 @@ SELECT sex AS gender, educ AS sex, COUNT(*) FROM pums_pid GROUP BY sex, educ;
 SELECT COUNT(*) FROM residents WHERE age > 1 AND age > 2 AND age > 3 AND age > 4 AND age > 5 AND age > 6 AND age > 7;
 -- title: the unit exposed under another name keeps its lineage
 SELECT COUNT(*) FROM (SELECT person_id AS pid, SUM(cost) AS c FROM medical_visits GROUP BY person_id) AS s JOIN residents r ON s.pid = r.person_id;
+-- title: a NULL cast to a number in arithmetic (found by the fuzzer: an internal error)
+SELECT COUNT(*) FROM residents WHERE CAST(NULL AS INTEGER) + age > 1 OR -CAST(NULL AS BIGINT) > 1 OR ABS(CAST(NULL AS BIGINT)) > 1;

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from sandbox.engine.lockdown import open_locked_connection
-from sandbox.engine.worker import Limits, WorkerPool
+from sandbox.engine.worker import WorkerLimits, WorkerPool
 from sandbox.errors import QueryFailed
 from tests.engine import tasks
 
@@ -95,7 +95,7 @@ def attach(data_file: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def pool() -> WorkerPool:
-    with WorkerPool(2, Limits(wall_seconds=20)) as pool:
+    with WorkerPool(2, WorkerLimits(wall_seconds=20)) as pool:
         yield pool
 
 
@@ -174,7 +174,7 @@ def test_in_memory_scratch_space_is_harmless(pool: WorkerPool, attach: dict[str,
 
 
 def test_open_locked_connection_directly(data_file: Path) -> None:
-    con = open_locked_connection({"residents": data_file}, Limits())
+    con = open_locked_connection({"residents": data_file}, WorkerLimits())
     try:
         assert con.execute("SELECT count(*) FROM residents.data").fetchone() == (1000,)
         with pytest.raises(duckdb.PermissionException):
@@ -187,4 +187,4 @@ def test_open_locked_connection_directly(data_file: Path) -> None:
 
 def test_attach_alias_must_be_an_identifier(data_file: Path) -> None:
     with pytest.raises(ValueError, match="alias"):
-        open_locked_connection({'x" AS y; --': data_file}, Limits())
+        open_locked_connection({'x" AS y; --': data_file}, WorkerLimits())

@@ -19,7 +19,7 @@ from sandbox.catalog import Catalog
 from sandbox.compiler import compile_query
 from sandbox.engine import Engine
 from sandbox.engine.duckdb_backend import check_statements
-from sandbox.engine.worker import Limits, WorkerPool
+from sandbox.engine.worker import WorkerLimits, WorkerPool
 from sandbox.errors import QueryFailed
 
 STATE = [
@@ -60,7 +60,7 @@ def test_consecutive_jobs_see_identical_state(demo_catalog: Catalog) -> None:
 
 
 def test_fresh_jobs_still_get_fresh_databases(demo_catalog: Catalog) -> None:
-    with WorkerPool(1, Limits()) as pool:
+    with WorkerPool(1, WorkerLimits()) as pool:
         plan = compile_query(QUERIES[0], demo_catalog, epsilon=1.0)
         first = pool.run(connection_state, None, plan.attach)
         second = pool.run(connection_state, None, plan.attach)

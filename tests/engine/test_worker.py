@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sandbox.engine.worker import Limits, WorkerPool
+from sandbox.engine.worker import WorkerLimits, WorkerPool
 from sandbox.errors import (
     InvalidParameter,
     QueryFailed,
@@ -37,7 +37,7 @@ def attach(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def pool() -> WorkerPool:
-    with WorkerPool(2, Limits(wall_seconds=WALL_SECONDS)) as pool:
+    with WorkerPool(2, WorkerLimits(wall_seconds=WALL_SECONDS)) as pool:
         yield pool
 
 
@@ -68,7 +68,7 @@ def test_a_job_reuses_a_warm_worker(pool: WorkerPool, attach: dict[str, Path]) -
         assert pool.run(tasks.echo, 42, attach) == 42
         times.append(time.perf_counter() - start)
     start = time.perf_counter()
-    with WorkerPool(1, Limits(wall_seconds=WALL_SECONDS)) as fresh:
+    with WorkerPool(1, WorkerLimits(wall_seconds=WALL_SECONDS)) as fresh:
         spawn = time.perf_counter() - start
         assert fresh.run(tasks.echo, 1, attach) == 1
     job = statistics.median(times)
@@ -187,7 +187,7 @@ def test_concurrent_runs(pool: WorkerPool, attach: dict[str, Path]) -> None:
 
 def test_worker_with_a_grown_address_space_retires(attach: dict[str, Path]) -> None:
     """A worker whose heap stays large after a job is replaced, so every job gets headroom."""
-    with WorkerPool(1, Limits(address_space_mb=2048)) as pool:
+    with WorkerPool(1, WorkerLimits(address_space_mb=2048)) as pool:
         first = pool.run(tasks.hoard, 1200, attach)  # past half of the job's headroom
         assert first not in pool.pids()
         assert pool.run(tasks.worker_pid, None, attach) != first

@@ -94,11 +94,13 @@ def _values(column: Column, rng: random.Random) -> list[str]:
             pool = [v for v in pool if v not in ("1e308", "-1e308", "5e-324")] + ["3.4e38", "-3.4e38", "1e-45"]
         return [f"CAST({v} AS {kind})" for v in pool]
     if kind == "DATE":
-        return [f"CAST('{v}' AS DATE)" for v in _DATE] + [
+        pool = _DATE if column.nullable else _DATE[:4]  # beyond 0001..9999 is stored as NULL (catalog)
+        return [f"CAST('{v}' AS DATE)" for v in pool] + [
             f"CAST('20{rng.randint(10, 30)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}' AS DATE)" for _ in range(6)
         ]
     if kind == "TIMESTAMP":
-        return [f"CAST('{v}' AS TIMESTAMP)" for v in _TIMESTAMP]
+        pool = _TIMESTAMP if column.nullable else _TIMESTAMP[:2]
+        return [f"CAST('{v}' AS TIMESTAMP)" for v in pool]
     if kind == "BOOLEAN":
         return ["TRUE", "FALSE"]
     raise ValueError(kind)

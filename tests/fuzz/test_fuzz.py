@@ -44,6 +44,7 @@ from tests.conftest import POLICIES, REPO
 from tests.fuzz.data import build_catalog
 from tests.fuzz.grammar import Schema, queries
 from tests.fuzz.references import references
+from tests.support.exact import with_totals
 
 pytestmark = pytest.mark.fuzz
 
@@ -216,6 +217,7 @@ def _exact(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict[tuple, dict]:
                 group.setdefault(pid, {})[int(row[nkeys])] = int(row[nkeys + 1])
             else:
                 group.update(zip(names, row[nkeys:], strict=True))
+    with_totals(plan, result)
     return result
 
 

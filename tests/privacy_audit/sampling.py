@@ -70,9 +70,9 @@ class _Replay:
 def _draw(plan: Plan, n: int, extract: Extract) -> list[dict[str, float]]:
     from sandbox.engine.execute import run_plan
     from sandbox.engine.lockdown import open_locked_connection
-    from sandbox.engine.worker import Limits
+    from sandbox.engine.worker import WorkerLimits
 
-    con = _Replay(open_locked_connection(plan.attach, Limits()), plan)
+    con = _Replay(open_locked_connection(plan.attach, WorkerLimits()), plan)
     try:
         return [extract(run_plan(con, plan)["table"]) for _ in range(n)]
     finally:
@@ -109,9 +109,9 @@ def _number(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def single_value(table: pa.Table) -> dict[str, float]:
-    """A one-row, one-statistic release: its value."""
-    return {"value": _number(table.column(0)[0].as_py())}
+def single_value(table: pa.Table, column: int | str = 0) -> dict[str, float]:
+    """A one-row release: the value of its first (or the named) column."""
+    return {"value": _number(table.column(column)[0].as_py())}
 
 
 def group_features(table: pa.Table, *, key: str, rare: str, common: str) -> dict[str, float]:

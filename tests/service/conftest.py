@@ -8,7 +8,8 @@ tests are for — lost updates, lock ordering, DDL races — differ between the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 from sandbox import accounts, agreements
 from sandbox.accounts import User
+from sandbox.audit import Journal
 from sandbox.catalog import Catalog
 from sandbox.engine import Engine
 from sandbox.store import Store
@@ -34,8 +36,10 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(database: str) -> Iterator[Store]:
-    opened = Store(database)
+def store(database: str, tmp_path: Path) -> Iterator[Store]:
+    """The store as a server with the data directory `tmp_path` opens it: its appends are
+    recorded in that directory's audit journal too."""
+    opened = Store(database, journal=Journal.of(tmp_path, database))
     yield opened
     opened.close()
 
@@ -82,24 +86,43 @@ def engine(demo_catalog: Catalog) -> Iterator[Engine]:
         yield started
 
 
+def as_api(verification: dict) -> dict:
+    """A library verification (its __dict__) as `GET /audit/verify` answers it."""
+    from sandbox.api.schemas import Verification
+
+    return {name: verification[name] for name in Verification.model_fields}
+
+
 # -- a real server subprocess ----------------------------------------------------------------
 
 
+class Servers:
+    """`servers(data_dir, database, workers=2, **settings)` -> a started `tests.support.server.Server`
+    (uvicorn serving create_app, no policy registration: the session's demo catalog is reused;
+    `settings` become SANDBOX_* variables); `servers.many(n, ...)` starts n of them at once.
+    Servers given the same data directory and database share them, as several `sandbox serve`
+    processes behind one balancer do. All are stopped and their logs removed afterwards."""
+
+    def __init__(self) -> None:
+        self.started: list[Server] = []
+
+    def __call__(self, data_dir: Path, database: str, workers: int = 2, **settings: object) -> Server:
+        return self.many(1, data_dir, database, workers, **settings)[0]
+
+    def many(self, count: int, data_dir: Path, database: str, workers: int = 2, **settings: object) -> list[Server]:
+        env = {f"SANDBOX_{name.upper()}": str(value) for name, value in settings.items()}
+        servers = [Server(data_dir, database, workers=workers, env=env) for _ in range(count)]
+        self.started += servers
+        with ThreadPoolExecutor(count) as pool:
+            list(pool.map(Server.start, servers))
+        return servers
+
+
 @pytest.fixture
-def server_factory() -> Iterator[Callable[..., Server]]:
-    """`server_factory(data_dir, database, workers=2)` -> a started `tests.support.server.Server`
-    (uvicorn serving create_app, no policy registration: the session's demo catalog is reused),
-    stopped and its log removed afterwards."""
-    started: list[Server] = []
-
-    def start(data_dir: Path, database: str, workers: int = 2) -> Server:
-        server = Server(data_dir, database, workers=workers)
-        started.append(server)
-        server.start()
-        return server
-
-    yield start
-    for server in started:
+def server_factory() -> Iterator[Servers]:
+    servers = Servers()
+    yield servers
+    for server in servers.started:
         server.close()
 
 

@@ -4,7 +4,8 @@ Each query costs epsilon 0.1 against a budget of 1.0, and every query is differe
 constant varies), so reuse of an earlier release cannot hide a race. Exactly 10 may run, the
 other 190 must be refused, and the job rows, the ledger, the agreement's spent budget and the
 audit chain must tell the same story. Driven through `JobService` with a thread pool (where the
-races happen) on SQLite and PostgreSQL, and once end to end through a real HTTP server.
+races happen) on SQLite and PostgreSQL, and end to end through two real `sandbox serve` processes
+sharing one PostgreSQL database (each gets half the requests).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
@@ -145,20 +145,22 @@ def test_an_exhausted_agreement_refuses_with_budget_exhausted(store: Store, demo
     assert refused.value.code == "budget_exhausted"
 
 
-def test_200_concurrent_http_submissions_release_exactly_10(demo_catalog, server_factory, tmp_path: Path) -> None:
-    database = str(tmp_path / "sandbox.db")
+@pytest.mark.postgres
+def test_200_concurrent_http_submissions_to_two_servers_release_exactly_10(demo_catalog, server_factory,
+                                                                            fresh_postgres_db: str) -> None:
+    database = fresh_postgres_db
     store = Store(database)
     world = seed(store, epsilon=BUDGET)
     store.close()
-    server = server_factory(demo_catalog.data_dir, database, workers=2)
+    servers = server_factory.many(2, demo_catalog.data_dir, database, workers=1)
 
     async def submit_all() -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=SUBMISSIONS, max_keepalive_connections=SUBMISSIONS)
-        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=120,
-                                     headers={"Authorization": f"Bearer {world.tokens['developer']}"}) as client:
+        headers = {"Authorization": f"Bearer {world.tokens['developer']}"}
+        async with httpx.AsyncClient(limits=limits, timeout=120, headers=headers) as client:
             return await asyncio.gather(*(
-                client.post("/jobs", json={"sql": query(i), "epsilon": COST, "agreement_id": world.agreement_id,
-                                           "wait": 60})
+                client.post(servers[i % 2].url + "/jobs", json={"sql": query(i), "epsilon": COST,
+                                                               "agreement_id": world.agreement_id, "wait": 60})
                 for i in range(SUBMISSIONS)))
 
     start = time.perf_counter()
@@ -171,14 +173,16 @@ def test_200_concurrent_http_submissions_release_exactly_10(demo_catalog, server
     assert {r.status_code for r in responses if r.status_code != 201} == {403}
     assert sum(job["charge_epsilon"] for job in released) == pytest.approx(BUDGET)
 
-    with client(server, world.tokens["auditor"]) as auditor:
-        assert auditor.get("/audit/verify").json()["ok"] is True
-        assert auditor.get("/agreements/" + world.agreement_id).json()["remaining_epsilon"] == 0
-    server.stop()
+    for server in servers:
+        with client(server, world.tokens["auditor"]) as auditor:
+            assert auditor.get("/audit/verify").json()["ok"] is True
+            assert auditor.get("/agreements/" + world.agreement_id).json()["remaining_epsilon"] == 0
+    for server in servers:
+        server.stop()
     store = Store(database)
     try:
         check_books(store, world, {job["id"] for job in released}, {e["job_id"] for e in refused})
     finally:
         store.close()
-    print(f"\nhttp: {len(released)} released, {len(refused)} refused "
+    print(f"\nhttp, two servers: {len(released)} released, {len(refused)} refused "
           f"{dict(Counter(e['code'] for e in refused))} in {elapsed:.2f}s")

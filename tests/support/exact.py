@@ -11,6 +11,14 @@ import duckdb
 from sandbox.compiler.plan import Plan
 
 
+def with_totals(plan: Plan, result: dict[tuple, dict[str, Any]]) -> None:
+    """Counts the engine takes from a histogram's total (Primitive.from_histogram), as it does."""
+    for p in plan.primitives:
+        if p.from_histogram is not None:
+            for values in result.values():
+                values[p.id] = sum(values.get(p.from_histogram, {}).values())
+
+
 def exact_primitives(plan: Plan) -> dict[tuple, dict[str, Any]]:
     """group key -> {primitive id: exact value}; quantile primitives map to {bin: count}."""
     con = duckdb.connect()
@@ -26,6 +34,7 @@ def exact_primitives(plan: Plan) -> dict[tuple, dict[str, Any]]:
         for pid, sql in plan.histogram_sql.items():
             for row in con.execute(sql).fetchall():
                 result[tuple(row[:nkeys])].setdefault(pid, {})[int(row[nkeys])] = int(row[nkeys + 1])
+        with_totals(plan, result)
         return dict(result)
     finally:
         con.close()

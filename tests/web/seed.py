@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import insert, select, update
 
-from sandbox import accounts, agreements, audit, ledger
+from sandbox import accounts, agreements, audit
 from sandbox.accounts import User
 from sandbox.errors import BudgetExhausted, SQLRejected
 from sandbox.store import Store, now
@@ -19,6 +19,7 @@ from sandbox.store.schema import EPSILON_UNIT, audit_head, jobs
 from sandbox.store.schema import agreements as agreements_table
 from sandbox.store.schema import audit as audit_table
 from sandbox.store.schema import ledger as ledger_table
+from sandbox.store.units import charge_units
 
 ALL = None  # every queryable column of a dataset
 
@@ -106,7 +107,7 @@ def busy_log(store: Store, pp: People, events: int = 10_000) -> None:
             event_rows.append(event | {"details": audit.canonical(details), "prev_hash": prev, "hash": digest})
             prev = digest
 
-        charge = ledger.to_units(CHARGE, 0.0)[0]
+        charge = charge_units(CHARGE, 0.0)[0]
         i = 0
         while seq < events:
             i += 1

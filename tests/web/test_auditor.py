@@ -11,10 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import update
 
-from sandbox import agreements, audit
+from sandbox import agreements, audit, jobs, ledger
 from sandbox.store import Store
 from sandbox.store.schema import audit as audit_table
-from sandbox.web import queries
 from tests.web import seed
 from tests.web.conftest import known_columns
 
@@ -105,14 +104,13 @@ def test_chart_queries_on_both_stores(backend, request, demo_catalog, tmp_path) 
     try:
         people = seed.people(store, known_columns(demo_catalog))
         seed.busy_log(store, people, 200)
-        with store.read() as conn:
-            reasons = dict(queries.rejections(conn))
-            spending = queries.spending(conn)
-            agreement = agreements.get(conn, people.users["auditor"], people.active_id)
-            assert audit.verify(conn).ok
+        reasons = dict(jobs.rejections(store))
+        spending = ledger.spending(store)
+        agreement = agreements.get(store, people.users["auditor"], people.active_id)
+        assert audit.verify(store).ok
         assert reasons["no identifiers"] > 0 and reasons["budget exhausted"] > 0 and sum(reasons.values()) > 15
-        ((about, series),) = spending
+        ((about, points),) = spending
         assert about["id"] == people.active_id
-        assert series.points[-1][1] == pytest.approx(agreement["spent_epsilon"]) == pytest.approx(about["spent"])
+        assert points[-1][1] == pytest.approx(agreement["spent_epsilon"]) == pytest.approx(about["spent"])
     finally:
         store.close()

@@ -27,7 +27,7 @@ def test_the_queue_lists_pending_requests_with_their_developer(console) -> None:
 def test_a_request_page_shows_what_the_decision_needs(console) -> None:
     page = console.client("operator").get(f"/console/agreements/{console.people.pending_id}").text
     for expected in ("Health-care use by age and district", "ethics approval XMU-2026-117", "ε 4, δ 1.0e-06",
-                     "medical_visits", "all queryable columns", "district, age", "person_id, ≤ 10 rows per unit",
+                     "medical_visits", "all queryable columns", "district, age", "person_id, ≤ 40 rows per unit",
                      "Lin Wei", "Xiamen University, School of Public Health", "XM-2026-0042",
                      "Household income by district",  # the developer's other agreement
                      'for="epsilon"', 'for="per_query_epsilon"', 'for="min_count"', 'for="round_to"',

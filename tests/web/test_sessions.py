@@ -63,6 +63,43 @@ def test_sign_out_ends_the_session(console) -> None:
     assert client.get("/console/queue").status_code == 303  # back to the sign-in page
 
 
+def test_a_cookie_copied_before_sign_out_is_worthless_after_it(console) -> None:
+    """The cookie is a server-side session, not the API token: a copy (a shared computer, a proxy
+    log) stops working when its user signs out, and never opens the API."""
+    client = console.client("operator")
+    cookie = client.cookies["sandbox_session"]
+    token = console.people.tokens["operator"]
+    assert token not in cookie and cookie not in token, "the cookie must not carry the API token"
+    thief = console.client()
+    thief.cookies.set("sandbox_session", cookie, path="/console")
+    assert thief.get("/console/queue").status_code == 200, "a live session opens its pages"
+    assert thief.get("/agreements", headers={"Authorization": f"Bearer {cookie}"}).status_code == 401
+    client.post("/console/signout", data={"csrf": csrf_of(client.get("/console/queue").text)})
+    stolen = thief.get("/console/queue")
+    assert stolen.status_code == 401 and "session has ended" in stolen.text
+
+
+def test_a_session_expires(fresh_console) -> None:
+    from sqlalchemy import update
+
+    from sandbox.store.schema import console_sessions
+
+    client = fresh_console.client("auditor")
+    assert client.get("/console/audit").status_code == 200
+    with fresh_console.store.transaction() as conn:
+        conn.execute(update(console_sessions).values(expires_at="2000-01-01T00:00:00.000000Z"))
+    assert client.get("/console/audit").status_code == 401
+
+
+def test_sign_in_and_out_are_audited(fresh_console) -> None:
+    from sandbox import audit
+
+    client = fresh_console.client("operator")
+    client.post("/console/signout", data={"csrf": csrf_of(client.get("/console/queue").text)})
+    events, _ = audit.search(fresh_console.store, audit.AuditFilter(actor=fresh_console.people.users["operator"].id))
+    assert [e["action"] for e in events][:2] == ["session.closed", "session.opened"]
+
+
 def _reject(client, agreement_id: str, **fields):
     return client.post(f"/console/agreements/{agreement_id}/reject", data={"reason": "out of scope"} | fields)
 
@@ -114,3 +151,33 @@ def test_the_style_sheet_is_served_from_the_console(console) -> None:
     response = console.client().get("/console/static/console.css")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/css")
     assert ":focus-visible" in response.text
+
+
+def _console_posts(app) -> list[str]:
+    """Every POST route of the console, from the app itself: a new form cannot be forgotten here."""
+    from tests.api.conftest import app_routes
+
+    return sorted(path for method, path in app_routes(app) if method == "POST" and path.startswith("/console"))
+
+
+def test_every_console_post_is_refused_without_its_csrf_token(fresh_console) -> None:
+    from sandbox import accounts, audit
+
+    posts = _console_posts(fresh_console.app)
+    assert len(posts) >= 7 and "/console/signin" in posts and "/console/signout" in posts, posts
+    licence = accounts.list_licences(fresh_console.store)[0]["id"]
+    ids = {"agreement_id": fresh_console.people.pending_id, "licence_id": licence}
+    operator = fresh_console.client("operator")
+    before = audit.search(fresh_console.store, audit.AuditFilter(), limit=1)[1]
+    for path in posts:
+        url = path.format(**ids)
+        for fields in ({}, {"csrf": ""}, {"csrf": "0" * 64}):
+            form = fields | {"reason": "forged", "token": fresh_console.people.tokens["operator"], "epsilon": "1",
+                             "delta": "0", "min_count": "0", "round_to": "1", "name": "Mallory",
+                             "organisation": "Elsewhere", "licence_number": f"X-{len(fields)}",
+                             "valid_from": "2026-01-01", "valid_to": "2027-01-01"}
+            refused = operator.post(url, data=form)
+            assert refused.status_code == 403, (url, fields, refused.status_code)
+            assert "security token" in refused.text or "sign-in form is stale" in refused.text, url
+    assert audit.search(fresh_console.store, audit.AuditFilter(), limit=1)[1] == before, "nothing changed"
+    assert operator.get("/console/queue").status_code == 200, "still signed in: sign-out was refused too"

@@ -15,6 +15,7 @@ from sandbox.api.schemas import (
     Reason,
     UserCreate,
     UserCreated,
+    UserListed,
     UserPublic,
 )
 
@@ -29,28 +30,29 @@ def me(user: CurrentUser) -> UserPublic:
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, summary="Create an operator or auditor (admin)")
 def create_user(body: UserCreate, svc: ServicesDep, admin: Admin) -> UserCreated:
-    with svc.store.transaction() as conn:
-        user, token = accounts.create_user(conn, body.name, body.role, by=admin)
+    user, token = accounts.create_user(svc.store, body.name, body.role, by=admin)
     return UserCreated(id=user.id, name=user.name, role=user.role, token=token)
+
+
+@router.get("/users", summary="Accounts and their roles, never tokens (admin, operators, auditors)")
+def list_users(svc: ServicesDep, _: Overseer) -> list[UserListed]:
+    return [UserListed(**user) for user in accounts.list_users(svc.store)]
 
 
 @router.post("/licences", status_code=status.HTTP_201_CREATED, summary="License a developer (operator)",
              responses={409: {"model": ErrorBody}})
 def create_licence(body: LicenceCreate, svc: ServicesDep, operator: Manager) -> LicenceCreated:
-    with svc.store.transaction() as conn:
-        licence, developer, token = accounts.create_licence(conn, operator, **body.model_dump())
+    licence, developer, token = accounts.create_licence(svc.store, operator, **body.model_dump())
     return LicenceCreated(licence=LicencePublic(**licence), token=token,
                           developer=UserPublic(id=developer.id, name=developer.name, role=developer.role))
 
 
 @router.get("/licences", summary="Developer licences (operators, auditors)")
 def list_licences(svc: ServicesDep, _: Overseer) -> list[LicencePublic]:
-    with svc.store.read() as conn:
-        return [LicencePublic(**row) for row in accounts.list_licences(conn)]
+    return [LicencePublic(**row) for row in accounts.list_licences(svc.store)]
 
 
 @router.post("/licences/{licence_id}/suspend", summary="Suspend a licence (operator)",
              responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}})
 def suspend_licence(licence_id: LicenceId, body: Reason, svc: ServicesDep, operator: Manager) -> LicencePublic:
-    with svc.store.transaction() as conn:
-        return LicencePublic(**accounts.suspend_licence(conn, operator, licence_id, body.reason))
+    return LicencePublic(**accounts.suspend_licence(svc.store, operator, licence_id, body.reason))

@@ -1,4 +1,4 @@
-"""The audit log for auditors: filter, verify, export (the export itself is audited)."""
+"""The audit log for auditors: filter, verify, the signed checkpoints, export (itself audited)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from sandbox import audit, checkpoints
+from sandbox import audit
 from sandbox.api.deps import Auditor, ServicesDep
 from sandbox.api.schemas import (
     AuditEvent,
@@ -18,6 +18,7 @@ from sandbox.api.schemas import (
     Offset,
     Verification,
 )
+from sandbox.audit import checkpoints
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody},
                                                                422: {"model": ErrorBody}})
@@ -46,22 +47,18 @@ Filter = Annotated[audit.AuditFilter, Depends(_filter)]
 
 @router.get("", summary="Events, newest first, with filters and pagination")
 def list_events(svc: ServicesDep, _: Auditor, where: Filter, limit: Limit = 100, offset: Offset = 0) -> AuditPage:
-    with svc.store.read() as conn:
-        events, total = audit.search(conn, where, limit=limit, offset=offset)
+    events, total = audit.search(svc.store, where, limit=limit, offset=offset)
     return AuditPage(events=[AuditEvent(**e) for e in events], total=total, limit=limit, offset=offset)
 
 
 @router.get("/verify", summary="Recompute the hash chain and check the signed checkpoints; names the first bad event")
 def verify(svc: ServicesDep, _: Auditor) -> Verification:
-    trust = svc.trust()  # read before the log: every checkpoint it names is already in the database
-    with svc.store.read() as conn:
-        return Verification(**audit.verify(conn, trust).__dict__)
+    return Verification(**audit.verify(svc.store, svc.trust()).__dict__)
 
 
 @router.get("/checkpoints", summary="The signed checkpoints of the audit head and the public key to check them")
 def list_checkpoints(svc: ServicesDep, _: Auditor) -> CheckpointExport:
-    with svc.store.read() as conn:
-        return CheckpointExport(**checkpoints.export(conn, svc.signer))
+    return CheckpointExport(**checkpoints.export(svc.store, svc.signer))
 
 
 @router.get("/export", summary="Export (filtered) events as CSV, Parquet or JSONL", response_class=Response,
@@ -71,9 +68,6 @@ def export(
     svc: ServicesDep, auditor: Auditor, where: Filter,
     format: Annotated[Literal["csv", "jsonl", "parquet"], Query(examples=["csv"])] = "jsonl",
 ) -> Response:
-    with svc.store.transaction() as conn:
-        body = audit.export(conn, format, where)
-        audit.append(conn, action="audit.exported", actor=auditor.id, role=auditor.role,
-                     details={"format": format, "filter": {k: v for k, v in where.__dict__.items() if v}})
+    body = audit.export(svc.store, format, where, by=auditor)
     return Response(body, media_type=_MEDIA[format],
                     headers={"Content-Disposition": f'attachment; filename="audit.{format}"'})

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, status
 
+from sandbox.api.abuse import Submitter
 from sandbox.api.deps import Developer, Reader, ServicesDep
-from sandbox.api.limits import Submitter
 from sandbox.api.schemas import ErrorBody, Explanation, JobCreate, JobId, JobPublic, Limit, Offset, QueryRequest
 from sandbox.errors import Forbidden
 
@@ -22,7 +22,7 @@ Wait = Annotated[float, Query(ge=0, le=600, description="seconds to wait for a q
              responses={400: {"model": ErrorBody}, 404: {"model": ErrorBody}})
 def explain(body: QueryRequest, svc: ServicesDep, developer: Submitter) -> Explanation:
     return Explanation(**svc.jobs.explain(developer, sql=body.sql, epsilon=body.epsilon, delta=body.delta,
-                                          agreement_id=body.agreement_id))
+                                          agreement_id=body.agreement_id, contribution=_asked(body)))
 
 
 @router.post("/jobs", status_code=status.HTTP_201_CREATED,
@@ -35,7 +35,8 @@ def submit(
         examples=["3b7e2c9a-report-2026-q4"])] = None,
 ) -> JobPublic:
     job = svc.jobs.submit(developer, sql=body.sql, epsilon=body.epsilon, delta=body.delta,
-                          agreement_id=body.agreement_id, idempotency_key=idempotency_key)
+                          agreement_id=body.agreement_id, idempotency_key=idempotency_key,
+                          contribution=_asked(body))
     wait = min(body.wait, svc.settings.max_wait_seconds)
     if wait > 0 and job["status"] in ("queued", "running"):
         job = svc.jobs.wait(developer, job["id"], wait)
@@ -65,6 +66,10 @@ def get_job(job_id: JobId, svc: ServicesDep, user: Reader, wait: Wait = 0) -> Jo
              responses={404: {"model": ErrorBody}})
 def cancel(job_id: JobId, svc: ServicesDep, developer: Developer) -> JobPublic:
     return JobPublic(**svc.jobs.cancel(developer, job_id))
+
+
+def _asked(body: QueryRequest) -> dict | None:
+    return body.contribution.model_dump(exclude_none=True) if body.contribution is not None else None
 
 
 def _no_operators(user) -> None:

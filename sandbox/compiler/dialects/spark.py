@@ -87,7 +87,7 @@ class SparkStatements:
 def dataset_schema(dataset: Dataset) -> dict[str, str]:
     """Column -> type of a dataset's engine artefact: the policy's columns, the rank and the
     quantized columns registration adds."""
-    from sandbox.catalog import QUANTIZED_PREFIX, RANK_COLUMN
+    from sandbox.artefact import QUANTIZED_PREFIX, RANK_COLUMN
 
     columns = {name: column.type for name, column in dataset.policy.columns.items()}
     if not dataset.policy.public:

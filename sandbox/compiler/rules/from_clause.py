@@ -75,7 +75,7 @@ def relation(node: exp.Expression, ctx: Context) -> Relation:
             f"{suggest(node.name, names)}Available: {', '.join(names)}.",
             NAME,
         )
-    return base_relation(dataset, node.alias or dataset.name)
+    return base_relation(dataset, node.alias or dataset.name, ctx.contribution)
 
 
 def join_syntax(join: exp.Join, scope, ctx: Context) -> None:

@@ -8,7 +8,7 @@
   metadata store inside the submission's transaction (`check_active_jobs`), so it holds across
   processes and under concurrent submissions.
 - **Size**: SQL stops at 20,000 characters (the compiler and the request schema), and the whole
-  HTTP body at `max_body_bytes` (sandbox/api/limits.py).
+  HTTP body at `max_body_bytes` (sandbox/api/abuse.py).
 
 Refusals are `TooManyRequests` (HTTP 429 with `Retry-After`). They are not recorded as jobs or
 audit events: they happen before anything is compiled or charged, and recording every one would
@@ -29,7 +29,7 @@ from sandbox.store.schema import jobs, users
 
 __all__ = ["ACTIVE", "RateLimiter", "check_active_jobs"]
 
-ACTIVE = ("queued", "running")
+ACTIVE = ("queued", "running")  # a job's open states (sandbox/jobs/settle.py)
 ACTIVE_RETRY_SECONDS = 5  # a job usually finishes within seconds; the client may also wait on one
 
 

@@ -1,4 +1,4 @@
-"""The HTTP side of the abuse controls (see sandbox/limits.py): the per-developer rate limit as a
+"""The HTTP side of the abuse controls (see sandbox/abuse.py): the per-developer rate limit as a
 typed dependency, and a cap on the request body before anything reads it."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 
+from sandbox.abuse import RateLimiter
 from sandbox.accounts import User
 from sandbox.api.deps import Developer
 from sandbox.errors import PayloadTooLarge
-from sandbox.limits import RateLimiter
 from sandbox.settings import Settings
 
 __all__ = ["BodySizeLimit", "Submitter", "install"]
