@@ -33,9 +33,10 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# PostgreSQL is needed by the test suite (a real server, started by the tests themselves), and
+# PostgreSQL is needed by the test suite (a real server, started by the tests themselves),
 # Debian's Chromium by the console's browser tests (Playwright drives it; it never downloads one),
-# with a Chinese font so that its screenshots of the zh-CN console are legible.
+# with a Chinese font so that its screenshots of the zh-CN console are legible, and a Java 17
+# runtime by the Spark backend's tests (pyspark's own Spark Connect server).
 sysdeps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
@@ -43,6 +44,8 @@ sysdeps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	@test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null)
+	@command -v java >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null)
 
 demo: install
 	$(VENV)/bin/sandbox demo --data-dir $(DATA) --port $(PORT)
@@ -84,8 +87,9 @@ fuzz: install-test
 lint: install-test
 	$(VENV)/bin/ruff check sandbox connectors tests benchmarks
 
-bench: install-test
+bench: install-test sysdeps
 	$(PY) -m benchmarks.run
+	$(PY) -m pytest -m slow tests/backends -q $(PYTEST_ARGS)
 
 # The zh_CN catalog: extract every message (Python and templates; mapping in pyproject.toml) into
 # build/sandbox.pot, merge it into the .po (new messages arrive untranslated: translate them there),

@@ -90,11 +90,17 @@ def parse_size(text: str) -> int:
     return int(float(text[:-1] if factor > 1 else text) * factor)
 
 
-def target(dataset: str, nominal: int, ratio: float, overhead_ms: float) -> tuple[str, bool | None]:
-    """The acceptance criterion: small data pays a fixed overhead, large data a ratio."""
+def target(
+    dataset: str, nominal: int, ratio: float, overhead_ms: float, execute_overhead_ms: float | None = None
+) -> tuple[str, bool | None]:
+    """The acceptance criteria: large data a ratio; small data the engine's own cost per release,
+    `Engine.execute` (worker round trip, exact aggregates on the warm connection, noise, output)
+    minus DuckDB's exact answer on a warm connection to the same engine file."""
     if nominal >= 10_000_000:
         limit = 3.0 if dataset == "social_insurance" else 1.5
         return f"ratio <= {limit:g}", ratio <= limit
+    if nominal <= 10_000 and execute_overhead_ms is not None:
+        return "execute - exact <= 3 ms", execute_overhead_ms <= 3.0
     if nominal <= 10_000:
         return "overhead <= 50 ms", overhead_ms <= 50
     return "-", None
@@ -215,7 +221,8 @@ def summarize(
     }
     exact, engine = stats["exact_parquet"]["median_ms"], stats["engine"]["median_ms"]
     ratio, overhead = engine / exact, engine - exact
-    goal, met = target(case.dataset, nominal, ratio, overhead)
+    execute_overhead = stats["engine_execute"]["median_ms"] - stats["exact"]["median_ms"]
+    goal, met = target(case.dataset, nominal, ratio, overhead, execute_overhead)
     strict_ratio = engine / stats["exact"]["median_ms"]
     return {
         "size": label,
@@ -229,6 +236,7 @@ def summarize(
         "ratio": ratio,
         "ratio_engine_file": strict_ratio,
         "overhead_ms": overhead,
+        "execute_overhead_ms": execute_overhead,
         "target": goal,
         "met": met,
     }
@@ -254,7 +262,7 @@ HEADER = (
 )
 SPLIT_HEADER = (
     "dataset", "rows", "query", "bounded - exact ms", "engine execute ms (worker)",
-    "execute - bounded ms", "compile + release ms (run - execute)",
+    "execute - bounded ms", "execute - exact ms (engine overhead)", "compile + release ms (run - execute)",
 )
 
 
@@ -282,7 +290,7 @@ def split_rows_of(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
         out.append((
             r["dataset"], f"{r['rows']:,}", r["query"], f"{m['bounded'] - m['exact']:.1f}",
             f"{m['engine_execute']:.1f}", f"{m['engine_execute'] - m['bounded']:.1f}",
-            f"{m['engine'] - m['engine_execute']:.1f}",
+            f"{m['engine_execute'] - m['exact']:.1f}", f"{m['engine'] - m['engine_execute']:.1f}",
         ))
     return out
 

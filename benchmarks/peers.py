@@ -17,6 +17,11 @@ The peers run as long-lived subprocesses (`benchmarks/peers/*_job.py`, one per p
 that time each release themselves; their peak RSS is their own VmHWM. Peers take no part in
 warm-up rounds (their first call loads the data, which is reported apart). Results go to
 `benchmarks/results/peers.json`; `benchmarks/peers_report.py` renders the Markdown and the plot.
+
+Our engine and service get the default job memory limit (1,024 MB) below 10M rows and 4,096 MB
+from 10M rows (`engine_memory_mb`): there the compiler's worst-case estimate for a COUNT by 200
+private keys (groups bounded by the public size class, compiler/work.py) exceeds the default, and
+the query would be refused before reading data. The limit used is recorded with each size.
 """
 
 from __future__ import annotations
@@ -128,7 +133,7 @@ def bench_size(
 ) -> dict[str, Any]:
     from benchmarks.service_throughput import grant, start_server, stop_server
     from sandbox.catalog import Catalog
-    from sandbox.engine import Engine
+    from sandbox.engine import Engine, WorkerLimits
 
     setup = prepare(rows, data_dir)
     directory = (data_dir / str(rows)).resolve()
@@ -138,11 +143,13 @@ def bench_size(
     if service:
         creds = grant(directory, ["people", "visits"], agreements=runs + warmup, epsilon=100.0, delta=1e-4)
         log("  starting sandbox serve ...")
-        server, url = start_server(directory, POLICIES, WORKERS)
+        server, url = start_server(directory, POLICIES, WORKERS, memory_mb=engine_memory_mb(rows))
     results = []
     try:
         client = httpx.Client(base_url=url or "http://127.0.0.1:9", timeout=600)
-        with Engine(catalog, workers=WORKERS) as engine, client as http:
+        memory_mb = engine_memory_mb(rows)
+        limits = WorkerLimits(memory_mb=memory_mb, address_space_mb=max(2048, 2 * memory_mb))
+        with Engine(catalog, workers=WORKERS, limits=limits) as engine, client as http:
             for query in QUERIES:
                 log(f"  {label} {query.id}: {warmup} warm-up + {runs} runs ...")
                 results.append(
@@ -164,7 +171,15 @@ def bench_size(
             stop_server(server)
     for name, peer in peers.items():
         memory[name] = peer.peak_rss_mib
-    return {"rows": rows, "size": label, "setup": setup, "memory_mib": memory, "results": results, "blocked": blocked}
+    return {
+        "rows": rows, "size": label, "setup": setup, "memory_mib": memory, "results": results, "blocked": blocked,
+        "engine_memory_limit_mb": engine_memory_mb(rows),
+    }  # fmt: skip
+
+
+def engine_memory_mb(rows: int) -> int:
+    """The job memory limit our engine and service get at `rows` (see the module docstring)."""
+    return 1024 if rows < 10_000_000 else 4096
 
 
 def bench_query(

@@ -76,11 +76,15 @@ def grant(
     return {"token": token, "agreements": ids}
 
 
-def start_server(data_dir: Path, policies: Path, workers: int) -> tuple[subprocess.Popen, str]:
+def start_server(
+    data_dir: Path, policies: Path, workers: int, *, memory_mb: int | None = None
+) -> tuple[subprocess.Popen, str]:
     """A real `sandbox serve` on a free loopback port (its own session, so it can be stopped
-    with its workers); returns once /health answers."""
+    with its workers); returns once /health answers. `memory_mb`: the job memory limit."""
     port = _free_port()
     env = os.environ | {"SANDBOX_WORKERS": str(workers)}
+    if memory_mb is not None:
+        env["SANDBOX_QUERY_MEMORY_MB"] = str(memory_mb)
     server = subprocess.Popen(
         [sys.executable, "-m", "sandbox.cli", "serve", "--data-dir", str(data_dir), "--port", str(port),
          "--policies", str(policies)],

@@ -7,9 +7,12 @@ Registration is where the expensive, data-independent-of-the-query work happens 
   `__rank <= max_rows` instead of a window over the whole table;
 - facts the compiler may rely on are verified and recorded: the largest number of rows any unit
   has, and which dimensions are constant within a unit (grouping by them needs no max_groups pass);
-- the managed Parquet is written (the portable copy, e.g. for a Spark backend) and a read-only
-  DuckDB file is built from it for the local engine, which attaches it read-only and then
-  switches its file system off.
+- the managed `data.parquet` keeps every row with its rank; the portable engine artefact
+  `engine.parquet` keeps only the rows bounding can ever keep (rank <= max_rows) with each
+  measure clamped and quantized (`__q_<col>`), which is what every backend queries: DuckDB
+  through `engine.duckdb`, built from it and attached read-only with the file system switched
+  off; Spark reads it directly. Registration on Spark (engine/spark_registration.py) produces
+  the same artefact bit for bit.
 
 The listing shows schemas and policies, never rows.
 """
@@ -19,7 +22,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import math
 import os
 import shutil
 import stat
@@ -27,23 +29,45 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from connectors import check_schema, get_connector
-from sandbox.errors import DatasetNotFound, SchemaMismatch
+from sandbox.artefact import (
+    ENGINE_ARTEFACT,
+    MAX_ROWS,
+    QUANTIZED_PREFIX,
+    RANK_COLUMN,
+    ROW_TEXT_ENCODING,
+    size_class,
+    verify_non_null,
+    verify_out_of_range,
+    verify_units,
+)
+from sandbox.errors import DatasetNotFound
 from sandbox.metadata import advice, release_metadata
 from sandbox.policy import Policy, Role, load_policies
 from sandbox.privacy.grid import clamp_bounds, clamped_sql, grid_step
 from sandbox.private_files import create_once
 
-__all__ = ["QUANTIZED_PREFIX", "RANK_COLUMN", "Catalog", "Dataset"]
+if TYPE_CHECKING:
+    from sandbox.engine.backend import BackendChoice
 
-RANK_COLUMN = "__rank"
-QUANTIZED_PREFIX = "__q_"
-_MANIFEST_VERSION = 9
-MAX_ROWS = 2**40  # with at most 2**20 grid steps per value, any sum fits in 64 bits
+# The artefact's layout lives in sandbox/artefact.py; its names stay importable from here.
+__all__ = [
+    "ENGINE_ARTEFACT",
+    "MAX_ROWS",
+    "QUANTIZED_PREFIX",
+    "RANK_COLUMN",
+    "ROW_TEXT_ENCODING",
+    "Catalog",
+    "Dataset",
+    "size_class",
+]
+
+_MANIFEST_VERSION = 10
+
 
 
 @dataclass(frozen=True)
@@ -65,6 +89,17 @@ class Dataset:
     @property
     def engine_path(self) -> Path:
         return self.directory / "engine.duckdb"
+
+    @property
+    def artefact_path(self) -> Path:
+        """The portable engine artefact: the rows bounding can keep (rank <= max_rows), with the
+        quantized columns; a file (DuckDB registration) or a directory of parts (Spark's)."""
+        return self.directory / self.manifest.get("artefact", {}).get("file", ENGINE_ARTEFACT)
+
+    @property
+    def backend(self) -> str:
+        """The backend that registered this dataset and serves its queries."""
+        return str(self.manifest.get("backend", "duckdb"))
 
     @property
     def rows(self) -> int:
@@ -144,12 +179,24 @@ class Dataset:
 class Catalog:
     """The datasets under one data directory."""
 
-    def __init__(self, data_dir: str | Path) -> None:
+    def __init__(self, data_dir: str | Path, *, backends: BackendChoice | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.datasets_dir = self.data_dir / "datasets"
         self.datasets_dir.mkdir(parents=True, exist_ok=True)
         self._secret = _load_or_create_secret(self.data_dir / "secret.key")
         self._cache: dict[str, Dataset] = {}
+        self._backends = backends
+
+    @property
+    def backends(self) -> BackendChoice:
+        """Which backend registers and serves each dataset: given, or from the settings
+        (SANDBOX_BACKEND, SANDBOX_DATASET_BACKENDS, SANDBOX_SPARK_REMOTE)."""
+        if self._backends is None:
+            from sandbox.engine.backend import BackendChoice
+            from sandbox.settings import Settings
+
+            self._backends = BackendChoice.from_settings(Settings(), data_dir=self.data_dir)
+        return self._backends
 
     # -- reading --------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -212,11 +259,17 @@ class Catalog:
                 return self.get(policy.name)
             staged = work / "staged"
             staged.mkdir()
-            manifest = self._ingest(policy, snapshot.parquet, staged, origin, spill=work / "spill")
+            backend = self.backends.of(policy.name)
+            if backend == "spark":
+                manifest = self._ingest_on_spark(policy, snapshot.parquet, staged)
+            else:
+                manifest = self._ingest(policy, snapshot.parquet, staged, origin, spill=work / "spill")
             manifest["fingerprint"] = fingerprint
+            manifest["backend"] = backend
             (staged / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
             for file in staged.iterdir():
-                file.chmod(stat.S_IRUSR | stat.S_IRGRP)
+                if file.is_file():
+                    file.chmod(stat.S_IRUSR | stat.S_IRGRP)
             if target.exists():
                 _make_writable(target)
                 shutil.rmtree(target)
@@ -224,9 +277,24 @@ class Catalog:
         self._cache.pop(policy.name, None)
         return self.get(policy.name)
 
+    def _ingest_on_spark(self, policy: Policy, source: Path, out: Path) -> dict[str, Any]:
+        """The same facts and engine artefact, computed by Spark jobs (engine/spark_registration.py)."""
+        from sandbox.engine.spark_registration import register_on_spark
+        from sandbox.engine.spark_session import connect
+
+        options = self.backends.spark
+        assert options is not None  # BackendChoice.check: a Spark backend has a server
+        session = connect(options)
+        try:
+            facts = register_on_spark(session, policy, source, out, options, self._secret)
+        finally:
+            session.stop()
+        return {"version": _MANIFEST_VERSION, **facts}
+
     def _fingerprint(self, policy: Policy, source: Path) -> str:
         digest = hashlib.sha256()
         digest.update(str(_MANIFEST_VERSION).encode())
+        digest.update(self.backends.of(policy.name).encode())
         digest.update(policy.model_dump_json().encode())
         digest.update(hashlib.sha256(self._secret).digest())
         files = sorted(source.rglob("*.parquet")) if source.is_dir() else [source]
@@ -249,10 +317,13 @@ class Catalog:
             config={"threads": str(os.cpu_count() or 2), "memory_limit": "2GB", "temp_directory": str(spill)}
         )
         try:
-            con.execute(f"CREATE TEMP VIEW src AS SELECT * FROM read_parquet('{_sql_path(Path(pattern))}')")
+            con.execute(f"CREATE TEMP VIEW raw AS SELECT * FROM read_parquet('{_sql_path(Path(pattern))}')")
             facts: dict[str, Any] = {"out_of_range": self._out_of_range(con, policy)}
+            # Every column as stored: the rank hashes the registered values, not however the source
+            # happened to hold them (a FLOAT source of a DOUBLE column prints otherwise).
+            con.execute(f"CREATE TEMP VIEW src AS SELECT {columns} FROM raw")
             if policy.public:
-                select = f"SELECT {columns} FROM src"
+                select = "SELECT * FROM src"
             else:
                 unit = _quote(policy.unit)
                 # Rows without a unit are treated as one unit, as SQL groups NULLs: they are
@@ -264,7 +335,7 @@ class Catalog:
                 # and it does not matter which of them is kept.
                 content = ", ".join(_quote(name) for name in policy.columns)
                 select = (
-                    f"SELECT {columns}, CAST(row_number() OVER (PARTITION BY {unit} ORDER BY "
+                    f"SELECT *, CAST(row_number() OVER (PARTITION BY {unit} ORDER BY "
                     f"sha256(concat($secret, CAST(row({content}) AS VARCHAR)))) AS INTEGER) "
                     f"AS {RANK_COLUMN} FROM src"
                 )
@@ -285,7 +356,8 @@ class Catalog:
                 row = con.execute(f"SELECT {counts}").fetchone()
                 facts["multiplicity"] = dict(zip(policy.columns, (int(n) for n in row), strict=True))
             facts |= self._build_engine_file(policy, parquet, out / "engine.duckdb")
-            facts["metadata"] = release_metadata(policy, parquet, RANK_COLUMN)  # DP, from metadata_epsilon
+            con.execute(f"CREATE TEMP VIEW ranked AS SELECT * FROM '{_sql_path(parquet)}'")
+            facts["metadata"] = release_metadata(policy, lambda sql: con.execute(sql).fetchall())  # DP
             facts["warnings"] = advice(policy, facts["metadata"])
         finally:
             con.close()
@@ -316,13 +388,24 @@ class Catalog:
                 )
         select = ", ".join(["*", *extra])
         where = f" WHERE {RANK_COLUMN} <= {policy.privacy_unit.max_rows}" if not policy.public else ""
+        artefact = engine.with_name(ENGINE_ARTEFACT)
         db = duckdb.connect(str(engine))
         try:
-            db.execute(f"CREATE TABLE data AS SELECT {select} FROM '{_sql_path(parquet)}'{where}")
+            db.execute(
+                f"COPY (SELECT {select} FROM '{_sql_path(parquet)}'{where}) TO '{_sql_path(artefact)}' "
+                "(FORMAT parquet, COMPRESSION zstd)"
+            )
+            db.execute(f"CREATE TABLE data AS SELECT * FROM '{_sql_path(artefact)}'")
             engine_rows = db.execute("SELECT count(*) FROM data").fetchone()[0]
         finally:
             db.close()
-        return {"quantized": quantized, "prebounded": not policy.public, "size_class": size_class(engine_rows)}
+        return {
+            "quantized": quantized,
+            "prebounded": not policy.public,
+            "size_class": size_class(engine_rows),
+            "engine_rows": engine_rows,
+            "artefact": {"file": ENGINE_ARTEFACT, "row_text": ROW_TEXT_ENCODING, "built_by": "duckdb"},
+        }
 
     @staticmethod
     def _out_of_range(con: duckdb.DuckDBPyConnection, policy: Policy) -> dict[str, int]:
@@ -330,26 +413,16 @@ class Catalog:
         millions, BC dates and +-infinity) are stored as NULL: there DuckDB's date functions
         fail even under TRY (its statistics propagation evaluates them on a column's min and
         max), and no other engine can represent them. How many is recorded; a column declared
-        not nullable refuses them."""
-        found: dict[str, int] = {}
+        not nullable refuses them (verify_out_of_range)."""
+        counts: dict[str, int] = {}
         for name, column in policy.columns.items():
             if column.type not in ("DATE", "TIMESTAMP"):
                 continue
             raw = f"CAST({_quote(name)} AS {column.type})"
-            n = con.execute(
-                f"SELECT count(*) FROM src WHERE {raw} IS NOT NULL AND {_stored(name, column.type)} IS NULL"
+            counts[name] = con.execute(
+                f"SELECT count(*) FROM raw WHERE {raw} IS NOT NULL AND {_stored(name, column.type)} IS NULL"
             ).fetchone()[0]
-            if n and not column.nullable:
-                raise SchemaMismatch(
-                    f"{policy.name}: column {name!r} has {n} value(s) outside 0001-01-01 .. 9999-12-31 (or infinity), "
-                    "which the sandbox stores as NULL, but it is not declared nullable; fix the source, or declare "
-                    "`nullable: true`",
-                    dataset=policy.name,
-                    column=name,
-                )
-            if n:
-                found[name] = int(n)
-        return found
+        return verify_out_of_range(policy, counts)
 
     @staticmethod
     def _check_non_null(con: duckdb.DuckDBPyConnection, policy: Policy, parquet: Path) -> list[str]:
@@ -361,15 +434,7 @@ class Catalog:
             return []
         counts = ", ".join(f"count(*) FILTER (WHERE {_quote(n)} IS NULL)" for n in declared)
         nulls = con.execute(f"SELECT {counts} FROM '{_sql_path(parquet)}'").fetchone()
-        for name, n in zip(declared, nulls, strict=True):
-            if n:
-                raise SchemaMismatch(
-                    f"{policy.name}: column {name!r} has {n} NULL value(s) but is not declared nullable; "
-                    f"add `nullable: true` to it in the policy, or fix the source",
-                    dataset=policy.name,
-                    column=name,
-                )
-        return declared
+        return verify_non_null(policy, dict(zip(declared, nulls, strict=True)))
 
     @staticmethod
     def _unit_facts(con: duckdb.DuckDBPyConnection, policy: Policy, parquet: Path) -> dict[str, Any]:
@@ -390,27 +455,17 @@ class Catalog:
                 f"SELECT {worst} FROM (SELECT {per_unit} FROM '{_sql_path(parquet)}' GROUP BY {unit})"
             ).fetchone()
             constant = [d for d, n in zip(dims, row, strict=True) if n <= 1]
-        declared = [n for n, c in policy.columns.items() if c.constant_per_unit]
-        broken = [n for n in declared if n not in constant]
-        if broken:
-            raise SchemaMismatch(
-                f"{policy.name}: column {broken[0]!r} is declared constant_per_unit, but some {policy.unit} has "
-                "several values; remove the declaration or fix the source",
-                dataset=policy.name,
-                column=broken[0],
-            )
-        if rows_total >= MAX_ROWS:
-            raise SchemaMismatch(
-                f"{policy.name}: {rows_total} rows exceed the supported {MAX_ROWS}; split it", dataset=policy.name
-            )
-        constant = declared
-        return {"units": units or 0, "max_rows_per_unit": max_rows or 0, "constant_dimensions": constant}
+        return verify_units(policy, max_rows=max_rows, units=units, rows_total=rows_total, constant=constant)
 
 
 def _stored(name: str, type_: str) -> str:
-    """A source column as the managed copy stores it: cast to its policy type, and dates and
-    timestamps outside the range every engine shares set to NULL (see _out_of_range)."""
+    """A source column as the managed copy stores it: cast to its policy type; every NaN as the
+    one positive NaN, so neither its text in the ranked row nor its bits depend on the engine or
+    the source's NaN payloads; dates and timestamps outside the range every engine shares set to
+    NULL (see _out_of_range). Spark registration mirrors it (spark_registration._stored)."""
     value = f"CAST({_quote(name)} AS {type_})"
+    if type_ in ("DOUBLE", "FLOAT"):
+        return f"CASE WHEN isnan({value}) THEN CAST('nan' AS {type_}) ELSE {value} END"
     if type_ == "DATE":
         return f"CASE WHEN {value} BETWEEN DATE '0001-01-01' AND DATE '9999-12-31' THEN {value} END"
     if type_ == "TIMESTAMP":
@@ -419,13 +474,6 @@ def _stored(name: str, type_: str) -> str:
             f"THEN {value} END"
         )
     return value
-
-
-def size_class(rows: int) -> int:
-    """The public size bound registration publishes: the next power of two (at least 1024), so
-    the compiler's worst-case estimates depend on a coarse class fixed at registration, never on
-    the current count."""
-    return max(1024, 2 ** math.ceil(math.log2(max(rows, 1))))
 
 
 def _quote(identifier: str) -> str:
@@ -438,7 +486,8 @@ def _sql_path(path: Path) -> str:
 
 def _make_writable(directory: Path) -> None:
     for file in directory.iterdir():
-        file.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        if file.is_file():
+            file.chmod(stat.S_IRUSR | stat.S_IWUSR)
 
 
 def _load_or_create_secret(path: Path) -> bytes:

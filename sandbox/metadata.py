@@ -26,20 +26,19 @@ and noisy; releases say so.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-
-import duckdb
 
 from sandbox import privacy
 from sandbox.policy import Policy
 
-__all__ = ["INSIDE_BINS", "OUTSIDE_BINS", "release_metadata"]
+__all__ = ["INSIDE_BINS", "OUTSIDE_BINS", "exact_counts", "release_metadata"]
 
 INSIDE_BINS = 16
 OUTSIDE = ((0, 1), (1, 4), (4, 8))  # beyond a bound, in widths of the range; the last is open (>= 4)
 OUTSIDE_BINS = len(OUTSIDE)
+_RANK = "__rank"  # catalog.RANK_COLUMN (the catalog imports this module)
 UNIT_SHARE = 0.5  # of metadata_epsilon, for rows per unit; the rest split over the columns
 
 
@@ -47,63 +46,77 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def release_metadata(policy: Policy, parquet: Path, rank_column: str = "__rank") -> dict[str, Any] | None:
-    """The noisy statistics of one dataset (None for public data or a zero allowance)."""
+Query = Callable[[str], list[tuple]]
+
+
+def release_metadata(policy: Policy, query: Query) -> dict[str, Any] | None:
+    """The noisy statistics of one dataset (None for public data or a zero allowance). `query`
+    runs a statement on the engine that registers the dataset (exact_counts)."""
     if policy.public or policy.metadata_epsilon <= 0 or policy.privacy_unit is None:
         return None
     epsilon = policy.metadata_epsilon
-    columns = [n for n, c in policy.columns.items() if c.aggregable]
+    exact = exact_counts(policy, query)
+    columns = list(exact["columns"])
     unit_epsilon = epsilon * (UNIT_SHARE if columns else 1.0)
     column_epsilon = (epsilon - unit_epsilon) / len(columns) if columns else 0.0
     ceiling = policy.privacy_unit.max_rows
+    noisy, scale = privacy.discrete_laplace(exact["rows_per_unit"], sensitivity=1, epsilon=unit_epsilon)
+    result: dict[str, Any] = {
+        "epsilon": epsilon,
+        "released_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rows_per_unit": {"bins": [list(e) for e in unit_bins(ceiling)], "units": noisy, "scale": scale},
+        "columns": {},
+    }
+    for name, counts in exact["columns"].items():
+        lo, hi = (float(b) for b in policy.columns[name].bounds)
+        noisy, scale = privacy.discrete_laplace(counts, sensitivity=ceiling, epsilon=column_epsilon)
+        result["columns"][name] = {"bounds": [lo, hi], "counts": noisy, "scale": scale}
+    return result
+
+
+def exact_counts(policy: Policy, query: Query) -> dict[str, Any]:
+    """The exact histograms the statistics are noisy versions of; they never leave registration.
+
+    `query` runs one statement, written in DuckDB's SQL over a relation `ranked` (every row of the
+    dataset with its rank), and returns its rows: DuckDB registration runs it as written, Spark
+    registration transpiled (the statements use only CASE, comparisons with number literals,
+    CAST to DOUBLE, count and GROUP BY), so both engines count the same rows into the same bins."""
+    assert policy.privacy_unit is not None
+    ceiling = policy.privacy_unit.max_rows
     edges = unit_bins(ceiling)
-    source = f"read_parquet('{str(parquet).replace(chr(39), chr(39) * 2)}')"
-    con = duckdb.connect()
-    try:
-        bin_of = " ".join(f"WHEN n <= {hi} THEN {i}" for i, (_, hi) in enumerate(edges[:-1]))
-        counts = dict(
-            con.execute(
-                f"SELECT CASE {bin_of} ELSE {len(edges) - 1} END, count(*) FROM (SELECT count(*) AS n FROM {source} "
-                f"GROUP BY {_q(policy.unit)}) GROUP BY 1"
-            ).fetchall()
+    bin_of = " ".join(f"WHEN n <= {hi} THEN {i}" for i, (_, hi) in enumerate(edges[:-1]))
+    counts = dict(
+        query(
+            f"SELECT CASE {bin_of} ELSE {len(edges) - 1} END AS b, count(*) AS c FROM (SELECT count(*) AS n FROM "
+            f"ranked GROUP BY {_q(policy.unit)}) AS per_unit GROUP BY 1"
         )
-        exact = [int(counts.get(i, 0)) for i in range(len(edges))]
-        noisy, scale = privacy.discrete_laplace(exact, sensitivity=1, epsilon=unit_epsilon)
-        result: dict[str, Any] = {
-            "epsilon": epsilon,
-            "released_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "rows_per_unit": {"bins": [list(e) for e in edges], "units": noisy, "scale": scale},
-            "columns": {},
-        }
-        for name in columns:
-            lo, hi = (float(b) for b in policy.columns[name].bounds)
-            width = hi - lo
-            value = f"CAST({_q(name)} AS DOUBLE)"
-            edges = [lo + width * i / INSIDE_BINS for i in range(INSIDE_BINS + 1)]
-            cases = ["WHEN v IS NULL THEN 0"]
-            # bins: 0 NULL; 1.. below (farthest first); then inside; then above (nearest first)
-            cases.append(f"WHEN v < {lo - width * 4!r} THEN 1")
-            cases.append(f"WHEN v < {lo - width!r} THEN 2")
-            cases.append(f"WHEN v < {lo!r} THEN 3")
-            for i in range(INSIDE_BINS):
-                cases.append(f"WHEN v <= {edges[i + 1]!r} THEN {1 + OUTSIDE_BINS + i}")
-            above = 1 + OUTSIDE_BINS + INSIDE_BINS
-            cases.append(f"WHEN v < {hi + width!r} THEN {above}")
-            cases.append(f"WHEN v < {hi + width * 4!r} THEN {above + 1}")
-            cases.append(f"ELSE {above + 2}")  # NaN lands here, as DuckDB orders it
-            total_bins = 1 + 2 * OUTSIDE_BINS + INSIDE_BINS
-            rows = dict(
-                con.execute(
-                    f"SELECT CASE {' '.join(cases)} END, count(*) FROM (SELECT {value} AS v FROM {source} "
-                    f"WHERE {_q(rank_column)} <= {ceiling}) GROUP BY 1"
-                ).fetchall()
+    )
+    result: dict[str, Any] = {"rows_per_unit": [int(counts.get(i, 0)) for i in range(len(edges))], "columns": {}}
+    for name in (n for n, c in policy.columns.items() if c.aggregable):
+        lo, hi = (float(b) for b in policy.columns[name].bounds)
+        width = hi - lo
+        value = f"CAST({_q(name)} AS DOUBLE)"
+        inside = [lo + width * i / INSIDE_BINS for i in range(INSIDE_BINS + 1)]
+        cases = ["WHEN v IS NULL THEN 0"]
+        # bins: 0 NULL; 1.. below (farthest first); then inside; then above (nearest first)
+        cases.append(f"WHEN v < {lo - width * 4!r} THEN 1")
+        cases.append(f"WHEN v < {lo - width!r} THEN 2")
+        cases.append(f"WHEN v < {lo!r} THEN 3")
+        for i in range(INSIDE_BINS):
+            cases.append(f"WHEN v <= {inside[i + 1]!r} THEN {1 + OUTSIDE_BINS + i}")
+        above = 1 + OUTSIDE_BINS + INSIDE_BINS
+        cases.append(f"WHEN v < {hi + width!r} THEN {above}")
+        cases.append(f"WHEN v < {hi + width * 4!r} THEN {above + 1}")
+        cases.append(f"ELSE {above + 2}")  # NaN lands here, as both engines order it
+        total_bins = 1 + 2 * OUTSIDE_BINS + INSIDE_BINS
+        rows = dict(
+            query(
+                f"SELECT CASE {' '.join(cases)} END AS b, count(*) AS c FROM (SELECT {value} AS v FROM ranked "
+                f"WHERE {_q(_RANK)} <= {ceiling}) AS kept GROUP BY 1"
             )
-            exact = [int(rows.get(b, 0)) for b in range(total_bins)]
-            noisy, scale = privacy.discrete_laplace(exact, sensitivity=ceiling, epsilon=column_epsilon)
-            result["columns"][name] = {"bounds": [lo, hi], "counts": noisy, "scale": scale}
-        return result
-    finally:
-        con.close()
+        )
+        result["columns"][name] = [int(rows.get(b, 0)) for b in range(total_bins)]
+    return result
 
 
 # -- estimates (no data: only the released statistics) ------------------------------------------

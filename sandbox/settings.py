@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,19 @@ class Settings(BaseSettings):
     checkpoint_every_events: int = Field(default=100, ge=1, description="sign the audit head after this many events")
     checkpoint_every_seconds: float = Field(
         default=300.0, gt=0, description="... or this long after the last checkpoint, if the head has moved")
+
+    # Execution backends (sandbox/engine/backend.py). A dataset is registered on, and served by,
+    # its backend: DuckDB on this machine by default; Spark through Spark Connect when named.
+    backend: Literal["duckdb", "spark"] = Field(
+        default="duckdb", description="backend of every dataset not named in dataset_backends")
+    dataset_backends: dict[str, Literal["duckdb", "spark"]] = Field(
+        default_factory=dict, description='per-dataset backend, as JSON: {"residents": "spark"}')
+    spark_remote: str | None = Field(
+        default=None, description="Spark Connect server for Spark-backed datasets, e.g. sc://host:15002")
+    spark_data_url: str | None = Field(
+        default=None,
+        description="where the cluster reads DATA_DIR (e.g. hdfs://nn/sandbox); default: the same local paths")
+    spark_shuffle_partitions: int = Field(default=8, ge=1, description="spark.sql.shuffle.partitions per session")
 
     @property
     def database(self) -> str:

@@ -11,6 +11,7 @@ from sqlglot import exp
 from sandbox.compiler.bind import bind
 from sandbox.compiler.context import Context
 from sandbox.compiler.contribution import Contribution
+from sandbox.compiler.dialects import check_backend
 from sandbox.compiler.parse import parse
 from sandbox.compiler.plan import OutputColumn, OutputRules, Plan, Primitive, Selection
 from sandbox.compiler.planner import build_plan
@@ -76,7 +77,8 @@ def compile_query(
 ) -> Plan:
     """Validate `sql` against the catalog's policies (and an agreement's `rules`) and plan it.
     Touches no data. The pipeline: parse -> syntax rules -> bind (lineage and types) -> rules
-    on the bound query -> plan -> generate."""
+    on the bound query -> plan -> generate -> the backend's check (one backend per query; on
+    Spark, every construct rendered with DuckDB's meaning or refused)."""
     rules = rules or OutputRules()
     epsilon, delta = check_parameters(epsilon, delta)
     contribution = Contribution.parse(contribution)
@@ -99,4 +101,6 @@ def compile_query(
             requested=epsilon,
             cap=cap,
         )
-    return build_plan(query, ctx.group_keys, ctx.bound, sql, epsilon, delta, rules, memory_mb, contribution)
+    plan = build_plan(query, ctx.group_keys, ctx.bound, sql, epsilon, delta, rules, memory_mb, contribution)
+    check_backend(plan, catalog)
+    return plan

@@ -35,6 +35,7 @@ class WorkerLimits:
     # A worker that has used more than half of it is replaced after its job.
     address_space_mb: int = 2048
     threads: int = 2
+    warm_connections: int = 4  # locked databases a worker keeps warm, one per set of attached files
 
 
 _ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -6,11 +6,15 @@ the process and a hard kill after the wall-clock limit. Both would take a server
 them if the SQL ran in-process.
 
 Each worker is started with `spawn` (the parent may be a threaded server, where `fork` is
-unsafe), imports DuckDB once and is kept warm; per job it gets a fresh in-memory database
-(`lockdown.py`), attaches the job's data read-only, locks it, calls the task and closes the
-database. The parent talks to a worker over one pipe and polls it with the job's deadline.
-As always with `spawn`, a script that creates a pool must do so under
-`if __name__ == "__main__":`, because each worker re-imports the parent's main module.
+unsafe), imports DuckDB once and is kept warm. A job gets a locked database (`lockdown.py`)
+with its data attached read-only: a fresh one by default (created ahead, between jobs), or, for
+jobs that run only compiler-generated SQL (`warm=True`, the engine's), one the worker keeps per
+set of attached files across jobs, which saves the attach, the lock and the cold buffer cache
+(duckdb_backend.py says why no job can leave state on it). A warm database whose job failed is
+closed, and a re-registered file (another inode or mtime) gets a new one. The parent talks to
+a worker over one pipe and polls it with the job's deadline. As always with `spawn`, a script
+that creates a pool must do so under `if __name__ == "__main__":`, because each worker
+re-imports the parent's main module.
 
 Errors cross the boundary as a kind and an exception *type* only, never a message: an engine
 error can depend on private data (a cast that fails only if some person exists), so what the
@@ -32,6 +36,7 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -41,7 +46,7 @@ import duckdb
 from sandbox.engine.lockdown import WorkerLimits, attach_and_lock, new_connection
 from sandbox.errors import QueryFailed, QueryTimeout, ResourceExhausted, SandboxError
 
-__all__ = ["WorkerLimits", "WorkerPool"]
+__all__ = ["WorkerLimits", "WorkerPool", "job_limits", "post_connection"]
 
 Limits = WorkerLimits  # the old name, still imported by tests/compiler and tests/fuzz; new code says WorkerLimits
 
@@ -85,9 +90,10 @@ class WorkerPool:
                 self._discard(worker)
             raise
 
-    def run(self, task: Task, payload: Any, attach: Mapping[str, Path | str]) -> Any:
-        """Run `task(con, payload)` in a worker on a locked connection with `attach` read-only."""
-        job = pickle.dumps((task, payload, {alias: str(path) for alias, path in attach.items()}))
+    def run(self, task: Task, payload: Any, attach: Mapping[str, Path | str], *, warm: bool = False) -> Any:
+        """Run `task(con, payload)` in a worker on a locked connection with `attach` read-only;
+        `warm`: on the worker's kept connection for these files (compiler-generated SQL only)."""
+        job = pickle.dumps((task, payload, {alias: str(path) for alias, path in attach.items()}, warm))
         worker = self._acquire()
         healthy = False
         try:
@@ -278,6 +284,8 @@ def _serve(conn: Connection, limits: WorkerLimits, preload: tuple[str, ...]) -> 
     """The worker's main loop: one job at a time until the parent closes the pipe."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is for the parent; it stops us
+    global _LIMITS
+    _LIMITS = limits
     try:
         os.environ["POLARS_MAX_THREADS"] = str(limits.threads)
         # jemalloc/mimalloc reserve ~1 GB of address space per process on first use, which
@@ -289,6 +297,7 @@ def _serve(conn: Connection, limits: WorkerLimits, preload: tuple[str, ...]) -> 
                 warm_up()
         spare: duckdb.DuckDBPyConnection | None = new_connection(limits)
         spare.execute("SELECT 1").fetchall()
+        post_connection().execute("SELECT 1").fetchall()
         baseline = _address_space()
         cap = baseline + (limits.address_space_mb << 20)
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
@@ -296,41 +305,111 @@ def _serve(conn: Connection, limits: WorkerLimits, preload: tuple[str, ...]) -> 
         conn.send(traceback.format_exc(limit=3))  # start-up errors are about code, not data
         raise
     conn.send("ready")
+    kept = _WarmConnections(limits)
     while True:
         try:
             job = conn.recv_bytes()
         except EOFError:
+            kept.close()
             return
-        con, spare = spare, None
+        con, used_spare = None, False
         try:
-            if con is None:
-                con = new_connection(limits)
-            kind, value = _run_job(con, job)
+            task, payload, attach, warm = pickle.loads(job)
+            if warm:
+                con = kept.get(attach)
+            else:
+                con, spare, used_spare = spare or new_connection(limits), None, True
+                attach_and_lock(con, attach)
         except Exception as exc:
             kind, value = "setup_failed", _type_name(exc)
+        else:
+            kind, value = _run_job(con, task, payload)
+            if warm and kind != "ok":
+                kept.discard(attach)  # a failed job's database is not trusted again
         retiring = _address_space() > baseline + (cap - baseline) // 2
         try:
             conn.send((kind, value, retiring))
         except Exception as exc:  # an unpicklable (or too large) return value
             conn.send(("out_of_memory" if _is_memory(exc) else "failed", _type_name(exc), retiring))
         del value
-        if con is not None:
+        if used_spare and con is not None:
             con.close()
         if retiring:  # a fragmented address space would shrink the next job's headroom
+            kept.close()
             return
-        try:  # the next job's database, created while nobody waits for it
-            spare = new_connection(limits)
-        except Exception:
-            spare = None
+        if spare is None:
+            try:  # the next fresh job's database, created while nobody waits for it
+                spare = new_connection(limits)
+            except Exception:
+                spare = None
 
 
-def _run_job(con: duckdb.DuckDBPyConnection, job: bytes) -> tuple[str, Any]:
-    """Lock `con` down with the job's data and call its task; classify what went wrong."""
-    try:
-        task, payload, attach = pickle.loads(job)
-        attach_and_lock(con, attach)
-    except Exception as exc:
-        return "setup_failed", _type_name(exc)
+class _WarmConnections:
+    """Locked databases kept across jobs, one per set of attached files (least recently used
+    first out). The key includes each file's identity, so a dataset registered again (a new
+    file under the same path) is attached afresh, never read through an old handle."""
+
+    def __init__(self, limits: WorkerLimits) -> None:
+        self.limits = limits
+        self._open: dict[tuple, duckdb.DuckDBPyConnection] = {}
+
+    def get(self, attach: Mapping[str, str]) -> duckdb.DuckDBPyConnection:
+        key = _identity(attach)
+        con = self._open.pop(key, None)
+        if con is None:
+            con = new_connection(self.limits)
+            try:
+                attach_and_lock(con, attach)
+            except BaseException:
+                con.close()
+                raise
+            while len(self._open) >= max(self.limits.warm_connections, 1):
+                self._open.pop(next(iter(self._open))).close()
+        self._open[key] = con  # most recently used last
+        return con
+
+    def discard(self, attach: Mapping[str, str]) -> None:
+        con = self._open.pop(_identity(attach), None)
+        if con is not None:
+            con.close()
+
+    def close(self) -> None:
+        for con in self._open.values():
+            con.close()
+        self._open.clear()
+
+
+def _identity(attach: Mapping[str, str]) -> tuple:
+    items = []
+    for alias, path in sorted(attach.items()):
+        try:
+            st = os.stat(path)
+            items.append((alias, path, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size))
+        except OSError:
+            items.append((alias, path))  # attaching fails, as it should
+    return tuple(items)
+
+
+_LIMITS: WorkerLimits | None = None
+_POST: duckdb.DuckDBPyConnection | None = None
+
+
+def job_limits() -> WorkerLimits:
+    """The limits of the worker this code runs in (defaults outside a worker)."""
+    return _LIMITS or WorkerLimits()
+
+
+def post_connection() -> duckdb.DuckDBPyConnection:
+    """A locked database with nothing attached, kept for the whole process: post-processing
+    over noisy values runs here, never on a connection that holds data."""
+    global _POST
+    if _POST is None:  # one thread: its tables have a row per group, and threads cost more than they save
+        _POST = attach_and_lock(new_connection(replace(job_limits(), threads=1)), {})
+    return _POST
+
+
+def _run_job(con: duckdb.DuckDBPyConnection, task: Task, payload: Any) -> tuple[str, Any]:
+    """Call the job's task on its locked connection; classify what went wrong."""
     try:
         return "ok", task(con, payload)
     except SandboxError as exc:

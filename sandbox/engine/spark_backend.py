@@ -1,0 +1,82 @@
+"""The Spark backend: the worker is the Spark Connect client (`sc://host:15002`).
+
+The plan's statements are rendered for Spark in the calling process (compiler/dialects/spark.py,
+no data read, so a refusal costs nothing) and run here, inside the isolated worker, on a session
+this worker keeps; the exact aggregates come back to the worker over Connect's gRPC stream and go
+no further (noise.py). What the cluster must be trusted with is written in the README: it reads
+the engine artefacts and computes exact aggregates, like DuckDB does on this machine.
+
+Every session gets our settings before its first statement (spark_session.py: ANSI mode, UTC,
+our shuffle partitions). A failure after a statement started is generic: Spark's error messages
+quote data and SQL, so neither the message nor pyspark's own error log may leave the worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.compiler.dialects.spark import SparkStatements
+from sandbox.compiler.plan import Plan
+from sandbox.engine.backend import Exact, SparkOptions
+from sandbox.engine.spark_session import connect, quiet
+from sandbox.errors import QueryFailed
+
+__all__ = ["SparkBackend", "SparkJob", "warm_up"]
+
+
+@dataclass(frozen=True)
+class SparkJob:
+    """What the worker needs to run one plan on Spark (picklable)."""
+
+    options: SparkOptions
+    statements: SparkStatements
+
+
+_SESSIONS: dict[str, Any] = {}
+
+
+class SparkBackend:
+    name = "spark"
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    @classmethod
+    def for_worker(cls, options: SparkOptions) -> SparkBackend:
+        """The session this worker keeps for `options.remote` (created on first use)."""
+        session = _SESSIONS.get(options.remote)
+        if session is None:
+            try:
+                session = connect(options)
+            except Exception:
+                raise QueryFailed(
+                    f"The Spark cluster at {options.remote} did not answer. Nothing was read and nothing is "
+                    "charged. Try again later, or ask the operators to check SANDBOX_SPARK_REMOTE.",
+                    data_touched=False,
+                ) from None
+            _SESSIONS[options.remote] = session
+        return cls(session)
+
+    def exact(self, plan: Plan, job: SparkJob) -> Exact:
+        statements = job.statements
+        try:
+            aggregate = None
+            if statements.aggregate is not None:
+                frame = self.session.sql(statements.aggregate)
+                aggregate = (frame.columns, [tuple(row) for row in frame.collect()])
+            histograms = {
+                pid: [tuple(row) for row in self.session.sql(sql).collect()]
+                for pid, sql in statements.histograms.items()
+            }
+        except Exception:
+            _SESSIONS.pop(next((k for k, v in _SESSIONS.items() if v is self.session), ""), None)
+            raise QueryFailed(data_touched=True) from None  # never Spark's message
+        return Exact.from_rows(plan, aggregate, histograms)
+
+
+def warm_up() -> None:
+    """Import the Connect client before the worker's address-space limit applies."""
+    import pyspark.sql.connect.session  # noqa: F401
+
+    quiet()
