@@ -1,8 +1,9 @@
 """`make bench`: run the benchmarks (not part of the test suite).
 
-Two suites, both by default: `engine` (engine vs DuckDB on the demo city, engine_vs_duckdb.py)
-and `peers` (side by side with SmartNoise SQL and OpenDP: speed and memory at 1M/10M rows,
-accuracy at 100k rows; peers.py, accuracy.py; each peer in its own venv under benchmarks/envs/).
+Three suites, all by default: `engine` (engine vs DuckDB on the demo city, engine_vs_duckdb.py),
+`peers` (side by side with SmartNoise SQL and OpenDP: speed and memory at 1M/10M rows,
+accuracy at 100k rows; peers.py, accuracy.py; each peer in its own venv under benchmarks/envs/)
+and `honest` (an analyst's workload through the HTTP API against the truth: honest.py).
 
     python -m benchmarks.run --sizes 10k,1m,10m --runs 7
     python -m benchmarks.run --suite peers --peer-sizes 1m,10m --with-100m
@@ -32,7 +33,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--out-dir", type=Path, default=engine_vs_duckdb.RESULTS_DIR, help="where results go"
     )
-    parser.add_argument("--suite", default="engine,peers", help="engine, peers or both (default both)")
+    parser.add_argument("--suite", default="engine,peers,honest", help="engine, peers, honest (default all three)")
+    parser.add_argument("--honest-scale", type=int, default=20_000, help="demo scale of the honest-answers workload")
     parser.add_argument("--peer-sizes", default="1m,10m", help="rows for the peers suite (default 1m,10m)")
     parser.add_argument("--with-100m", action="store_true", help="add 100M rows to the peers suite (ours only)")
     parser.add_argument("--peer-runs", type=int, default=5, help="timed runs per system, peers suite (default 5)")
@@ -52,8 +54,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--peer-data-dir", type=Path, default=None, help="cache of the peers suite's data")
     args = parser.parse_args(argv)
     suites = {s.strip() for s in args.suite.split(",") if s.strip()}
-    if unknown := suites - {"engine", "peers"}:
-        parser.error(f"unknown suite(s): {', '.join(sorted(unknown))}; use engine, peers")
+    if unknown := suites - {"engine", "peers", "honest"}:
+        parser.error(f"unknown suite(s): {', '.join(sorted(unknown))}; use engine, peers, honest")
+    if "honest" in suites:
+        from benchmarks import honest
+
+        honest.main(["--scale", str(args.honest_scale), "--out-dir", str(args.out_dir)])
     if "engine" in suites:
         engine_vs_duckdb.main(
             [s for s in args.sizes.split(",") if s.strip()],

@@ -86,3 +86,24 @@ def test_peers_benchmark_smoke_writes_json_markdown_and_plot(tmp_path: Path) -> 
     assert "| grouped COUNT, 4 public groups |" in table and "## Goals" in table
     assert "| grouped COUNT, 4 public groups | our engine |" in table.split("## Scaling")[1]
     assert (out / "peers_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.timeout(600)
+def test_honest_answers_benchmark_scores_every_released_cell(tmp_path: Path) -> None:
+    """The workload through a real server at a tiny scale: every query released, every released
+    cell scored against the truth, per class and per query, in JSON and Markdown."""
+    out = tmp_path / "results"
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.honest", "--scale", "2000", "--queries", "4", "--out-dir", str(out)],
+        cwd=REPO, check=True, capture_output=True, text=True,
+    )
+    report = json.loads((out / "honest.json").read_text())
+    assert len(report["queries"]) == 4 and report["epsilon"] == 1.0
+    for query in report["queries"]:
+        assert query["cells"] > 0 and 0 <= query["covered"] <= query["cells"]
+        assert query["groups_released"] > 0
+    assert report["cells"] == sum(q["cells"] for q in report["queries"])
+    assert report["coverage"] == sum(q["covered"] for q in report["queries"]) / report["cells"]
+    assert set(report["classes"]) == {"count, public keys"}
+    table = (out / "honest.md").read_text()
+    assert "released cells have the truth inside their interval" in table and "| residents by district |" in table

@@ -108,7 +108,6 @@ def build_plan(
     key_columns = [c for k in keys for c in k.find_all(exp.Column)]
     constant_keys = all((r := bound.ref(c)) is not None and r[0].private and r[1] in r[0].constant for c in key_columns)
     l0 = 1 if not keys or constant_keys else min(max_groups, m)
-    groups_pass = bool(keys) and not constant_keys and max_groups < m
 
     columns: dict[str, Column] = {}  # primitive column key -> policy column (bounds, type)
     origins: dict[str, tuple] = {}  # primitive column key -> (relation, output name)
@@ -141,6 +140,16 @@ def build_plan(
         outputs.append((name, expression, OutputColumn(name, kind, function, prims)))
 
     public = key_sets.public_key_set(keys, bound) if keys else None
+    # Only a count of distinct units and the release of private keys depend on how many groups a
+    # unit is in (l0). Counts, sums and quantiles over public keys are bounded by the unit's rows
+    # across all groups together (L1 <= m x the value bound), so capping groups there would only
+    # drop rows: no groups pass.
+    groups_pass = (
+        bool(keys)
+        and not constant_keys
+        and max_groups < m
+        and (public is None or any(n.kind == "units" for n in builder.order))
+    )
     selection_pid = None
     if keys and public is None:
         selection_pid = builder.need(_Need("units" if m > 1 else "count"), internal=True)

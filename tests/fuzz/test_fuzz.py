@@ -50,6 +50,7 @@ pytestmark = pytest.mark.fuzz
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5000"))
 MIN_ACCEPTED = int(os.environ.get("FUZZ_MIN_ACCEPTED", "0"))
+PROGRESS_EVERY = 1000  # accepted queries between progress reports (FUZZ_REPORT)
 NEIGHBOURS_PER_QUERY = int(os.environ.get("FUZZ_NEIGHBOURS", "1"))  # units removed per query
 REFUSALS = (SQLRejected, BudgetExceeded, InvalidParameter)
 
@@ -124,6 +125,8 @@ def check_query(world: World, data: st.DataObject) -> None:
     _check_scope(world, plan, sql)
     if _multi_row(world, plan):
         world.tally["neighbour checks"] += _check_neighbours(world, plan, sql, data)
+    if world.tally["accepted"] % PROGRESS_EVERY == 0:  # a long campaign shows how far it got
+        _report(world, final=False)
 
 
 def test_campaign_size(world: World) -> None:
@@ -274,12 +277,13 @@ def _within_sensitivity(plan: Plan, a: dict, b: dict, context: str) -> None:
         assert sum(moved) <= sel.l1, f"selection moved {sum(moved)} > l1 = {sel.l1} {context}"
 
 
-def _report(world: World) -> None:
+def _report(world: World, final: bool = True) -> None:
     report = REPO / os.environ.get("FUZZ_REPORT", "tests/output/fuzz.txt")
     report.parent.mkdir(parents=True, exist_ok=True)
     seconds = time.monotonic() - world.started
     lines = [
-        f"fuzz campaign: {world.tally['generated']} generated queries in {seconds:.0f} s",
+        f"fuzz campaign{'' if final else ' (in progress)'}: {world.tally['generated']} generated queries in "
+        f"{seconds:.0f} s",
         f"accepted and run on adversarial data: {world.tally['accepted']} "
         f"(run-time failures: {world.tally['run-time failures']})",
         f"refused at compile time: {world.tally['refused']}",
@@ -292,4 +296,5 @@ def _report(world: World) -> None:
         ),
     ]
     report.write_text("\n".join(lines) + "\n")
-    print("\n" + "\n".join(lines))
+    if final:
+        print("\n" + "\n".join(lines))
