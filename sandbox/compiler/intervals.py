@@ -117,8 +117,12 @@ def sum_interval(value: str, w: float, facts: ColumnFacts, count: str | None) ->
             hi = f"({hi} + GREATEST({n}, 0) * {facts.above * facts.above_excess!r})"
         if facts.below:
             lo = f"({lo} - GREATEST({n}, 0) * {facts.below * facts.below_excess!r})"
-    if a >= 0 and not facts.below:
-        lo, hi = at_least(lo, 0), at_least(hi, 0)
+    # the released sum is clipped to the sign its bounds make certain (generate._formula), so its
+    # interval reaches that side too, whatever the noise (wider, never narrower: still 95%)
+    if a >= 0:
+        lo, hi = (lo if facts.below else at_least(lo, 0)), at_least(hi, 0)
+    elif b <= 0:
+        lo, hi = at_most(lo, 0), (hi if facts.above else at_most(hi, 0))
     return lo, hi
 
 

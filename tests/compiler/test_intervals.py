@@ -44,3 +44,27 @@ def test_every_released_cell_has_an_interval(case, demo_catalog) -> None:
                 assert lo <= value + 1e-6 * max(1.0, abs(value)) and value <= hi + 1e-6 * max(1.0, abs(value)), (
                     f"{column.name}: {value} outside [{lo}, {hi}]"
                 )
+
+
+@pytest.mark.parametrize(
+    ("bounds", "noisy", "facts"),
+    [
+        ((0.0, 100.0), -5000, {"below": 0.01, "below_excess": 20.0}),  # clipped to 0, a tail below 0 estimated
+        ((0.0, 100.0), -5000, {}),
+        ((-100.0, 0.0), 5000, {"above": 0.01, "above_excess": 20.0}),
+        ((-100.0, 0.0), 5000, {}),
+    ],
+)
+def test_a_clipped_sum_lies_inside_its_interval(bounds, noisy, facts) -> None:
+    """A noisy sum far on the wrong side of 0 is released as 0 (its bounds make the sign certain);
+    its interval must reach 0 too, also when the DP metadata estimates values beyond a bound (CI
+    failure: 0.0 released with the interval [-78807, -11711])."""
+    import duckdb
+
+    from sandbox.compiler import intervals
+
+    facts = intervals.ColumnFacts(bounds, **facts)
+    lo, hi = intervals.sum_interval("s", 100.0, facts, "n")
+    clip = intervals.at_least("s", 0) if bounds[0] >= 0 else intervals.at_most("s", 0)
+    value, low, high = duckdb.connect().execute(f"SELECT {clip}, {lo}, {hi} FROM (SELECT {noisy} AS s, 50 AS n)").fetchone()
+    assert value == 0 and low <= value <= high, (value, low, high)
