@@ -71,7 +71,7 @@ DATE_PARTS = {
 }
 TRUNC_UNITS = {"year", "quarter", "month", "week", "day", "hour", "minute", "second"}
 # strftime specifiers with one meaning everywhere we run (no locale, no time zone).
-STRFTIME = set("YmdHMSjyUWwuVGIpbBaAe%")
+STRFTIME = set("YmdHMSjyUWwuVGIpbBaA%")  # each one DuckDB formats (it refuses %e)
 _SPECIFIER = re.compile(r"%(.?)")
 MAX_SCALE = 30
 SUBSTRING_LIMIT = 2**31 - 1
@@ -177,6 +177,10 @@ class TypeChecker:
                 target = joined
             target = target or NULL
         column = varying[0][0] if varying else None
+        if target == BIGINT and any(_fractional(t.constant.value) for _, t in constants):
+            # integers meet 1.5 or 1e308: compared (or chosen between) as DOUBLE, as DuckDB does; a
+            # BIGINT rendering would truncate the constant (x < 1.5 read as x < 1) or overflow it
+            target = DOUBLE
         for node, t in constants:
             try:
                 convert_constant(t.constant.value, target)
@@ -261,6 +265,14 @@ class TypeChecker:
 # -- rules, one per node type ---------------------------------------------------------------
 def _paren(tc: TypeChecker, node: exp.Paren) -> Typed:
     return tc.check(node.this)
+
+
+def _fractional(value: Any) -> bool:
+    """A constant that is a number but not a 64-bit integer (1.5, '2.5', 1e308)."""
+    try:
+        return isinstance(convert_constant(value, BIGINT), float)
+    except ValueError:
+        return False
 
 
 def _column(tc: TypeChecker, node: exp.Column) -> Typed:

@@ -90,6 +90,22 @@ def test_partial_operations_give_null_not_errors(catalog, where, expected) -> No
     assert _count(catalog, where) == expected
 
 
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [  # integers meet a fractional or huge constant: compared as DOUBLE, as DuckDB does (not truncated)
+        ("big < 1.5", 2),  # was read as big < 1
+        ("big = 1.5", 0),
+        ("big IN (1.5, 7)", 1),
+        ("big BETWEEN 1.5 AND 42.5", 2),
+        ("COALESCE(small, 2.5) > 2.4", 5),
+        ("small = (IF(TRUE, 1e308, small) + 4294967296)", 0),  # found by fuzzing: rendered CAST(1e308 AS BIGINT), failed
+        ("big < 1e30", 5),
+    ],
+)
+def test_integers_meet_fractional_constants_as_duckdb_does(catalog, where, expected) -> None:
+    assert _count(catalog, where) == expected
+
+
 def test_parentheses_keep_their_meaning(catalog) -> None:
     plan = compile_query(
         "SELECT (big + 1) * 2 AS k, COUNT(*) / (COUNT(*) + 1) AS x FROM t WHERE big BETWEEN 0 AND 100 "
