@@ -99,6 +99,18 @@ def show_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+def write_checkpoints(document: dict[str, Any], out: Path | None) -> None:
+    """The signed checkpoints (from the server or the local database) as JSON: printed, or written
+    to `out` with a one-line summary."""
+    text = json.dumps(document, indent=2)
+    if out is None:
+        print(text)
+        return
+    out.write_text(text + "\n")
+    console.print(_("wrote {path}: {n} checkpoints, key {key}…").format(
+        path=out, n=len(document["checkpoints"]), key=(document["key_id"] or "?")[:16]), soft_wrap=True)
+
+
 def ident(header: str) -> Column:
     """A column of ids: never wrapped or cut, so that an id can be copied into the next command."""
     return Column(header, no_wrap=True, min_width=36)

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from sandbox.cli.common import DatabaseUrl, DataDir, _, console, fail, word
+from sandbox.cli.common import DatabaseUrl, DataDir, _, console, fail, word, write_checkpoints
 
 PID_FILE = "sandbox.pid"
 REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"  # = sandbox.settings' (not imported: slow)
@@ -285,13 +285,7 @@ def audit_checkpoints_local(out: Path | None, data_dir: Path, database_url: str 
 
     with store(data_dir, database_url).read() as conn:
         document = checkpoints.export(conn, checkpoints.Signer.load(data_dir))
-    text = json.dumps(document, indent=2)
-    if out is None:
-        print(text)
-        return
-    out.write_text(text + "\n")
-    console.print(_("wrote {path}: {n} checkpoints, key {key}…").format(
-        path=out, n=len(document["checkpoints"]), key=(document["key_id"] or "?")[:16]), soft_wrap=True)
+    write_checkpoints(document, out)
 
 
 def audit_verify_local(data_dir: Path, database_url: str | None, checkpoints_file: Path | None) -> None:

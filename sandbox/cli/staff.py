@@ -29,6 +29,7 @@ from sandbox.cli.common import (
     state,
     table,
     word,
+    write_checkpoints,
 )
 from sandbox.errors import SandboxError
 
@@ -220,6 +221,14 @@ def licences_add(
                   soft_wrap=True)
 
 
+def _show_licence_status(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        show_json(data)
+        return
+    console.print(_("licence {number} ({licence}) is {status}").format(
+        number=data["licence_number"], licence=data["id"], status=word(data["status"])), soft_wrap=True)
+
+
 def licences_suspend(
     licence_id: Annotated[str, typer.Argument(help=_("the licence's id"), show_default=False)], reason: Reason,
     url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False,
@@ -227,11 +236,7 @@ def licences_suspend(
     """Suspend a licence with a reason; the developer's jobs are refused from now on."""
     with remote(url, token) as sb:
         data = sb.suspend_licence(licence_id, reason)
-    if as_json:
-        show_json(data)
-        return
-    console.print(_("licence {number} ({licence}) is {status}").format(
-        number=data["licence_number"], licence=data["id"], status=word(data["status"])), soft_wrap=True)
+    _show_licence_status(data, as_json)
 
 
 def licences_reinstate(
@@ -241,11 +246,7 @@ def licences_reinstate(
     """Reinstate a suspended licence with a reason; the developer may work again."""
     with remote(url, token) as sb:
         data = sb.reinstate_licence(licence_id, reason)
-    if as_json:
-        show_json(data)
-        return
-    console.print(_("licence {number} ({licence}) is {status}").format(
-        number=data["licence_number"], licence=data["id"], status=word(data["status"])), soft_wrap=True)
+    _show_licence_status(data, as_json)
 
 
 # -- users ----------------------------------------------------------------------------------------
@@ -405,10 +406,4 @@ def audit_checkpoints(
     against it with `sandbox audit verify --checkpoints FILE`."""
     with remote(url, token) as sb:
         document = sb.raw("GET", "/audit/checkpoints")
-    text = json.dumps(document, indent=2)
-    if out is None:
-        print(text)
-        return
-    out.write_text(text + "\n")
-    console.print(_("wrote {path}: {n} checkpoints, key {key}…").format(
-        path=out, n=len(document["checkpoints"]), key=(document["key_id"] or "?")[:16]), soft_wrap=True)
+    write_checkpoints(document, out)
