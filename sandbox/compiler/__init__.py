@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
+from sandbox.compiler import spellings
 from sandbox.compiler.bind import bind
 from sandbox.compiler.context import Context
 from sandbox.compiler.contribution import Contribution
@@ -82,7 +83,7 @@ def compile_query(
     rules = rules or OutputRules()
     epsilon, delta = check_parameters(epsilon, delta)
     contribution = Contribution.parse(contribution)
-    query = _normalize(parse(sql))
+    query = spellings.rewrite(_normalize(parse(sql)))
     ctx = Context(sql=sql, catalog=catalog, contribution=contribution)
     for rule in SYNTAX:
         rule.check(query, ctx)

@@ -79,8 +79,24 @@ def _clamped(p: Primitive, ref: str | None = None) -> str:
     return f"({deviation} * {deviation})"
 
 
-def _primitive_sql(p: Primitive, unit_column: str, dataset: Dataset | None, colmap: dict[str, str] | None) -> str:
-    ref = colmap[p.column] if colmap is not None and p.column is not None else None
+def _value_ref(p: Primitive, colmap: dict[str, str] | None, values: dict[str, str] | None) -> str | None:
+    """How the bounded rows hold a primitive's value: a fused row's projected __c<i>, an
+    aggregated expression's SQL on one dataset's row, or (None) the column by its name."""
+    if p.column is None:
+        return None
+    if colmap is not None:
+        return colmap[p.column]
+    return (values or {}).get(p.column)
+
+
+def _primitive_sql(
+    p: Primitive,
+    unit_column: str,
+    dataset: Dataset | None,
+    colmap: dict[str, str] | None,
+    values: dict[str, str] | None = None,
+) -> str:
+    ref = _value_ref(p, colmap, values)
     if p.kind == "count":
         return "COUNT(*)" if p.column is None else f"COUNT({ref or _q(p.column)})"
     if p.kind == "units":
@@ -90,7 +106,7 @@ def _primitive_sql(p: Primitive, unit_column: str, dataset: Dataset | None, colm
     if p.kind == "sum":
         # Exact integer sum of quantized values: order-independent, overflow ruled out by plan.
         minus = f" - {p.center}" if p.center else ""
-        if dataset is not None and p.power == 1 and dataset.quantized_step(p.column) == p.step:
+        if dataset is not None and ref is None and p.power == 1 and dataset.quantized_step(p.column) == p.step:
             stored = _q(QUANTIZED_PREFIX + p.column)  # clamped and quantized at registration
             return f"CAST(COALESCE(SUM({stored}{minus}), 0) AS BIGINT)"
         return f"CAST(COALESCE(SUM(CAST(ROUND({_clamped(p, ref)} / {_num(p.step)}) AS BIGINT){minus}), 0) AS BIGINT)"
@@ -106,11 +122,12 @@ def aggregate_sql(
     unit: str,
     dataset: Dataset | None = None,
     colmap: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
 ) -> str:
     grouped = [_key_sql(k, i, colmap, render) for i, k in enumerate(keys)]
     columns = [f"{_transported(g, k, render)} AS __k{i}" for i, (g, k) in enumerate(zip(grouped, keys, strict=True))]
     columns += [
-        f"{_primitive_sql(p, unit, dataset, colmap)} AS {p.id}"
+        f"{_primitive_sql(p, unit, dataset, colmap, values)} AS {p.id}"
         for p in primitives
         if p.kind != "quantile" and p.from_histogram is None
     ]
@@ -148,6 +165,7 @@ def histogram_sql(
     render: Render,
     colmap: dict[str, str] | None = None,
     dataset: Dataset | None = None,
+    values: dict[str, str] | None = None,
 ) -> str:
     """Counts per candidate of the clamped values snapped to the candidate grid; only these
     counts (never values) reach the exponential mechanism, inside the worker.
@@ -156,8 +174,9 @@ def histogram_sql(
     from the stored grid value q (clamped at registration) in integer arithmetic, half as costly
     as clamping and rounding doubles; a value within half a grid step of a bin's edge may land
     in the neighbouring bin, which changes nothing about privacy (one row, one bin)."""
-    ref = colmap[p.column] if colmap is not None else _q(p.column)
-    grid = dataset.quantized_step(p.column) if dataset is not None and colmap is None else None
+    ref = _value_ref(p, colmap, values)
+    grid = dataset.quantized_step(p.column) if dataset is not None and ref is None else None
+    ref = ref or _q(p.column)
     k, origin = (p.step / grid, p.lo / grid) if grid else (0.5, 0.5)
     if k.is_integer() and origin.is_integer():
         stored = _q(QUANTIZED_PREFIX + p.column)  # q >= origin: ROUND is floor(x + 1/2)
@@ -184,6 +203,7 @@ def fused_rows(
     cap: bool,
     groups_pass: bool,
     max_groups: int,
+    values: dict[str, str] | None = None,
 ) -> tuple[str, dict[str, str]]:
     """Joined (or pre-aggregated) rows, projected to what the query needs: the unit of each
     row, an order over each unit's joined rows, the group keys and the aggregated columns.
@@ -223,8 +243,11 @@ def fused_rows(
     colmap: dict[str, str] = {}
     for p in primitives:
         if p.column is not None and p.column not in colmap:
-            alias, _, name = p.column.partition(".")
             colmap[p.column] = f"__c{len(colmap)}"
+            if values and p.column in values:  # an aggregated expression, computed on the joined row
+                select.append(f"{values[p.column]} AS {colmap[p.column]}")
+                continue
+            alias, _, name = p.column.partition(".")
             select.append(f"{_q(alias)}.{_q(name)} AS {colmap[p.column]}")
     rows = f"SELECT {', '.join(select)} FROM {' '.join(parts)}"
     if where is not None:

@@ -5,12 +5,31 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import TokenType
 
 from sandbox.errors import SQLRejected
 
 __all__ = ["parse"]
 
 MAX_SQL_CHARS = 20_000
+
+
+def _top(sql: str) -> tuple[str, int | None]:
+    """`SELECT [DISTINCT] TOP n` (SQL Server's LIMIT): the text with `TOP n` blanked out (so
+    positions stay the user's) and n, or the text unchanged and None."""
+    try:
+        tokens = sqlglot.Dialect.get_or_raise("duckdb").tokenize(sql) if "top" in sql.lower() else []
+    except TokenError:
+        return sql, None
+    if len(tokens) < 3 or tokens[0].token_type != TokenType.SELECT:
+        return sql, None
+    i = 2 if tokens[1].token_type == TokenType.DISTINCT else 1
+    if i + 1 >= len(tokens) or tokens[i].text.upper() != "TOP" or tokens[i + 1].token_type != TokenType.NUMBER:
+        return sql, None
+    if not tokens[i + 1].text.isdigit():
+        return sql, None
+    start, end = tokens[i].start, tokens[i + 1].end + 1
+    return sql[:start] + " " * (end - start) + sql[end:], int(tokens[i + 1].text)
 
 
 def parse(sql: str) -> exp.Expression:
@@ -25,9 +44,10 @@ def parse(sql: str) -> exp.Expression:
         )
     if "\x00" in sql:
         raise SQLRejected("A NUL character", "SQL text must not contain NUL bytes", "Remove it.", rule="parse")
+    text, top = _top(sql)
     try:
         statements = [
-            s for s in sqlglot.parse(sql, read="duckdb") if s is not None and not isinstance(s, exp.Semicolon)
+            s for s in sqlglot.parse(text, read="duckdb") if s is not None and not isinstance(s, exp.Semicolon)
         ]
     except ParseError as err:
         first = err.errors[0] if err.errors else {}
@@ -56,4 +76,14 @@ def parse(sql: str) -> exp.Expression:
             "Submit each SELECT as its own query.",
             rule="parse",
         )
-    return statements[0]
+    statement = statements[0]
+    if top is not None and isinstance(statement, exp.Select):
+        if statement.args.get("limit") is not None:
+            raise SQLRejected(
+                "TOP together with LIMIT",
+                "they say the same thing twice",
+                "Keep one of them: SELECT TOP n ... or ... LIMIT n.",
+                rule="parse",
+            )
+        statement.set("limit", exp.Limit(expression=exp.Literal.number(top)))
+    return statement

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from sqlglot import exp
 
 from sandbox import metadata, privacy
-from sandbox.compiler import intervals, work
+from sandbox.compiler import bounds, intervals, work
 from sandbox.compiler import keys as key_sets
 from sandbox.compiler.bind import Bound
 from sandbox.compiler.contribution import Contribution
@@ -67,7 +67,7 @@ class _Builder:
     needs: dict[tuple, str] = field(default_factory=dict)
     order: list[_Need] = field(default_factory=list)
     internal: set[str] = field(default_factory=set)
-    never_null: frozenset[str] = frozenset()  # columns whose COUNT(x) is COUNT(*)
+    never_null: set[str] = field(default_factory=set)  # columns (and expressions) whose COUNT(x) is COUNT(*)
     counted_by: dict[str, str] = field(default_factory=dict)  # count id -> quantile whose histogram totals it
 
     def need(self, need: _Need, *, internal: bool = False) -> str:
@@ -112,17 +112,30 @@ def build_plan(
 
     columns: dict[str, Column] = {}  # primitive column key -> policy column (bounds, type)
     origins: dict[str, tuple] = {}  # primitive column key -> (relation, output name)
+    expressions: dict[str, exp.Expression] = {}  # primitive column key -> an aggregated expression
+    # COUNT(x) of a column declared and verified non-null is COUNT(*): one noisy count, not two.
+    # Only on one dataset: a join or pre-aggregation can produce NULLs the data does not have.
+    non_null = frozenset() if scope.fused else scope.base.dataset.non_null_columns
+    builder = _Builder(never_null=set(non_null))
 
-    def key_of(column: exp.Column) -> str:
+    def key_of(node: exp.Expression) -> str:
+        """The primitive column key of an aggregate's argument: a column's (qualified) name, or
+        an expression's text, which stands for a column with the expression's derived bounds."""
+        column = bounds.plain_column(node)
+        if column is None:
+            key = node.sql(dialect="duckdb")
+            if key not in columns:
+                columns[key] = bounds.expression_column(node, bound)
+                expressions[key] = node
+                if bounds.never_null(node, bound, non_null):
+                    builder.never_null.add(key)
+            return key
         relation, name = bound.ref(column)
         key = f"{relation.alias}.{name}" if scope.fused else name
         columns[key] = relation.outputs[name].column
         origins[key] = (relation, name)
         return key
 
-    # COUNT(x) of a column declared and verified non-null is COUNT(*): one noisy count, not two.
-    # Only on one dataset: a join or pre-aggregation can produce NULLs the data does not have.
-    builder = _Builder(never_null=frozenset() if scope.fused else scope.base.dataset.non_null_columns)
     outputs: list[tuple[str, exp.Expression, OutputColumn]] = []
     for index, item in enumerate(query.expressions):
         name = _output_name(item, index)
@@ -158,7 +171,7 @@ def build_plan(
     if min_count > 0:
         suppress_pid = _first_count(builder) or builder.need(_Need("count"), internal=True)
 
-    paired = _pair_sums_with_counts(builder, query, exclude=selection_pid, rounded=round_to > 1)
+    paired = _pair_sums_with_counts(builder, query, key_of, exclude=selection_pid, rounded=round_to > 1)
     # A count only a quantile's interval needs gets a quarter share: it turns a rank error into a
     # share of the count, for which a rough count does, and the quantile keeps most of the epsilon.
     interval_only = {
@@ -212,12 +225,22 @@ def build_plan(
     from sandbox.compiler import generate
 
     where = query.args.get("where")
+    values = {key: render.sql(node) for key, node in expressions.items()}  # each expression's SQL on a row
     if scope.fused:
         # Private relations are capped before the join; only a public table whose joined value
         # repeats can multiply a unit's rows beyond their product.
         capped = any(_fan_out(bound, join) > 1 for join in scope.joins if join.relation.kind == "public")
         relation, colmap = generate.fused_rows(
-            scope, where, keys, primitives, render, m=m, cap=capped, groups_pass=groups_pass, max_groups=max_groups
+            scope,
+            where,
+            keys,
+            primitives,
+            render,
+            m=m,
+            cap=capped,
+            groups_pass=groups_pass,
+            max_groups=max_groups,
+            values=values,
         )
         unit = "__unit"
         aggregate = generate.aggregate_sql(relation, keys, primitives, render, unit=unit, colmap=colmap)
@@ -241,15 +264,17 @@ def build_plan(
             groups_pass=groups_pass,
             max_groups=max_groups,
         )
-        aggregate = generate.aggregate_sql(relation, keys, primitives, render, unit=unit_relation.unit, dataset=dataset)
+        aggregate = generate.aggregate_sql(
+            relation, keys, primitives, render, unit=unit_relation.unit, dataset=dataset, values=values
+        )
         histograms = {
-            p.id: generate.histogram_sql(relation, keys, p, render, dataset=dataset)
+            p.id: generate.histogram_sql(relation, keys, p, render, dataset=dataset, values=values)
             for p in primitives
             if p.kind == "quantile"
         }
         if bounding:
             notes.append(note("rows", unit=unit_relation.unit, rows=m))
-    bias, bias_facts, bias_notes = _bias(scope, origins, columns, groups_pass, max_groups)
+    bias, bias_facts, bias_notes = _bias(scope, origins, columns, groups_pass, max_groups, expressions)
     choices = _choices(scope, share)
     notes.extend(bias_notes)
     touched = bound.reads()
@@ -345,7 +370,7 @@ def _choices(scope, share: float) -> list[dict]:
     return found
 
 
-def _bias(scope, origins: dict, columns: dict, groups_pass: bool, max_groups: int):
+def _bias(scope, origins: dict, columns: dict, groups_pass: bool, max_groups: int, expressions: dict | None = None):
     """What bounding and clamping are estimated to leave out, from the DP statistics released at
     registration (sandbox/metadata.py): the facts intervals use, the same facts for explain and
     the release, and warnings in plain words where they are material."""
@@ -378,6 +403,11 @@ def _bias(scope, origins: dict, columns: dict, groups_pass: bool, max_groups: in
         notes.append(note("max_groups", unit=unit, groups=max_groups))
     rows = 1 - kept
     per_column: dict[str, intervals.ColumnFacts] = {}
+    for key in expressions or {}:
+        # an expression's rows are left out like any other; how many of its values lie beyond its
+        # derived bounds the metadata cannot say (it describes columns), so that part is not in the interval
+        if columns[key].aggregable:
+            per_column[key] = intervals.ColumnFacts(tuple(float(b) for b in columns[key].bounds), rows_left_out=rows)
     for key, (relation, name) in origins.items():
         column = columns[key]
         if not column.aggregable:
@@ -450,17 +480,16 @@ def _output_name(item: exp.Expression, index: int) -> str:
     return item.sql(dialect="duckdb")
 
 
-def _pair_sums_with_counts(builder: _Builder, query: exp.Select, *, exclude: str | None, rounded: bool) -> dict:
+def _pair_sums_with_counts(builder: _Builder, query: exp.Select, key_of, *, exclude: str | None, rounded: bool) -> dict:
     """Sum primitive id -> the id of the count of the same values, for the sums to centre.
 
     Not with the private-key selection count (its released values are conditioned on passing
     the threshold), and, when counts are rounded for release, not for a column whose SUM (or
     VAR) is asked: SUM = centred sum + c x count would carry c times the rounding."""
     summed = {
-        node.this.name
+        key_of(node.this)
         for item in query.expressions
         for node in item.find_all(exp.Sum, exp.Variance, exp.VariancePop, exp.Stddev, exp.StddevSamp, exp.StddevPop)
-        if isinstance(node.this, exp.Column)
     }
     paired = {}
     for need in builder.order:
@@ -469,7 +498,7 @@ def _pair_sums_with_counts(builder: _Builder, query: exp.Select, *, exclude: str
         count = builder.needs.get(_Need("count", need.column).key())
         if count is None and need.column in builder.never_null:
             count = builder.needs.get(_Need("count").key())
-        if count is None or count == exclude or (rounded and need.column.rpartition(".")[2] in summed):
+        if count is None or count == exclude or (rounded and need.column in summed):
             continue
         paired[builder.needs[need.key()]] = count
     return paired

@@ -97,3 +97,29 @@ FROM residents; /* done */
 SELECT age // 10 * 10 AS decade, COUNT(*) * 100.0 / 5000 AS share FROM residents GROUP BY decade;
 -- title: unquoted names are case-insensitive, as in DuckDB
 SELECT District, COUNT(*) AS N FROM RESIDENTS GROUP BY DISTRICT ORDER BY n DESC;
+-- title: a share is the average of a 0/1 condition
+SELECT district, AVG(CASE WHEN age >= 60 THEN 1 ELSE 0 END) AS share_60_plus FROM residents GROUP BY district;
+-- title: a conditional sum and count
+SELECT SUM(CASE WHEN sex = 'F' THEN monthly_income ELSE 0 END) AS women, SUM(CASE WHEN age >= 60 THEN 1 ELSE 0 END) AS seniors FROM residents;
+-- title: a count of a condition's matches (CASE without ELSE)
+SELECT COUNT(CASE WHEN age < 18 THEN 1 END) AS minors FROM residents;
+-- title: aggregates of arithmetic over a bounded column
+SELECT AVG(monthly_income * 12) AS annual, STDDEV(age * 2 + 1) FROM residents;
+-- title: a missing value counted as 0
+SELECT SUM(COALESCE(income, 0)), AVG(COALESCE(income, 0)) FROM pums_null;
+-- title: the analyst's own clamp tightens the bounds
+SELECT AVG(LEAST(GREATEST(monthly_income, 1000), 50000)) AS clamped FROM residents;
+-- title: the analyst's clamp bounds a quotient
+SELECT SUM(LEAST(GREATEST(monthly_income / household_size, 0), 20000)) FROM residents;
+-- title: FILTER clauses
+SELECT district, COUNT(*) FILTER (WHERE age >= 60) AS seniors, SUM(monthly_income) FILTER (WHERE sex = 'F') AS women_income, AVG(age) FILTER (WHERE household_size > 2) FROM residents GROUP BY district;
+-- title: IF, CAST and a median of an expression
+SELECT AVG(IF(household_size > 3, 1.0, 0.0)) AS large, MEDIAN(monthly_income / 1000) AS k, SUM(CAST(age AS DOUBLE) / 10) FROM residents;
+-- title: a share as arithmetic over two aggregates
+SELECT SUM(CASE WHEN age >= 65 THEN 1 ELSE 0 END) * 1.0 / COUNT(*) AS share FROM residents;
+-- title: a share on PUMS codes
+SELECT educ, AVG(CASE WHEN married = '1' THEN 1.0 ELSE 0.0 END) AS married_share FROM pums_pid GROUP BY educ;
+-- title: VAR and STD are the sample forms
+SELECT VAR(age), STD(age) AS sd FROM residents;
+-- title: TOP n is LIMIT n
+SELECT TOP 3 district, COUNT(*) AS n FROM residents GROUP BY district ORDER BY n DESC;

@@ -174,14 +174,42 @@ SELECT COUNT(*) FROM residents, enterprises;
 -- rule: from_clause
 -- expect: qualified name
 SELECT COUNT(*) FROM main.residents;
--- title: sum without bounds
+-- title: sum of text
+-- rule: aggregates
+-- expect: needs a number
+SELECT SUM(district) FROM residents;
+-- title: sum of a condition
+-- rule: aggregates
+-- expect: SUM(CASE WHEN age > 60 THEN 1 ELSE 0 END)
+SELECT SUM(age > 60) FROM residents;
+-- title: sum of an expression whose divisor can be 0
+-- rule: aggregates
+-- expect: the divisor age can be 0
+SELECT SUM(monthly_income / age) FROM residents;
+-- title: average of text read as a number has no bounds
+-- rule: aggregates
+-- expect: LEAST(GREATEST(
+SELECT AVG(TRY_CAST(district AS DOUBLE)) FROM residents;
+-- title: sum of a function without derivable bounds
+-- rule: aggregates
+-- expect: no bounds the sandbox can derive
+SELECT SUM(LENGTH(district)) FROM residents;
+-- title: a clamp on one side only leaves the other unbounded
 -- rule: aggregates
 -- expect: no public bounds
-SELECT SUM(district) FROM residents;
--- title: sum of an expression
+SELECT SUM(GREATEST(monthly_income / age, 0)) FROM residents;
+-- title: sum of a value that is always NULL
 -- rule: aggregates
--- expect: plain column
-SELECT SUM(monthly_income * 2) FROM residents;
+-- expect: always NULL
+SELECT SUM(CASE WHEN age > 60 THEN NULL END) FROM residents;
+-- title: a distinct count with FILTER
+-- rule: aggregates
+-- expect: Move the condition into WHERE
+SELECT COUNT(DISTINCT person_id) FILTER (WHERE age > 60) FROM residents;
+-- title: TOP together with LIMIT
+-- rule: parse
+-- expect: TOP together with LIMIT
+SELECT TOP 3 district, COUNT(*) FROM residents GROUP BY district LIMIT 2;
 -- title: quantile level out of range
 -- rule: aggregates
 -- expect: strictly between 0 and 1
@@ -214,10 +242,6 @@ SELECT district FROM residents GROUP BY district;
 -- rule: no_row_level_output
 -- expect: without aggregates
 SELECT monthly_income FROM residents ORDER BY monthly_income DESC LIMIT 1;
--- title: filter clause
--- rule: allowed_nodes
--- expect: FILTER clause
-SELECT COUNT(*) FILTER (WHERE age > 3) FROM residents;
 -- title: limit not a constant
 -- rule: order_and_limit
 -- expect: non-negative integer constant

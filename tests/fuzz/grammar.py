@@ -413,6 +413,8 @@ def aggregate(draw, cols: list[Col]) -> str:
     measures = [c for c in cols if c.kind == "num" and c.bounds and not c.unit]
     units = [c for c in cols if c.unit]
     choice = draw(st.sampled_from(range(12)))
+    if draw(rarely(3)):  # an aggregate over an expression, a FILTER, a dialect spelling
+        return draw(expression_aggregate(cols, measures))
     if choice <= 2 or not measures:
         if choice == 1 and units:
             return f"COUNT(DISTINCT {draw(st.sampled_from(units)).ref})"
@@ -440,13 +442,46 @@ def aggregate(draw, cols: list[Col]) -> str:
 
 
 @st.composite
+def expression_aggregate(draw, cols: list[Col], measures: list[Col]) -> str:
+    """Aggregates over row-level expressions (bounds derived from the policy's, or the analyst's
+    clamp), FILTER clauses and VAR/STD: often bounded, sometimes not (a divisor that can be 0, a
+    column without bounds), which the compiler must refuse or clamp."""
+    function = draw(st.sampled_from(["SUM", "AVG", "VAR", "STD", "STDDEV_POP", "MEDIAN", "COUNT"]))
+    m = draw(st.sampled_from(measures)).ref if measures else draw(literal("num"))
+    shape = draw(st.sampled_from(range(8)))
+    if shape == 0:
+        value = f"CASE WHEN {draw(boolean(cols, 1))} THEN {draw(st.sampled_from(['1', '1.0', m]))} ELSE 0 END"
+    elif shape == 1:
+        value = f"CASE WHEN {draw(boolean(cols, 1))} THEN {m} END"
+    elif shape == 2:
+        value = f"{m} {draw(st.sampled_from(['*', '/', '+', '-']))} {draw(st.one_of(literal('num'), st.just(m)))}"
+    elif shape == 3:
+        value = f"COALESCE({m}, {draw(literal('num'))})"
+    elif shape == 4:
+        lo, hi = sorted(draw(st.lists(st.sampled_from(["-1", "0", "10", "1e3", "1e300"]), min_size=2, max_size=2)))
+        value = f"LEAST(GREATEST({draw(expr(cols, 'num', 1))}, {lo}), {hi})"
+    elif shape == 5:
+        value = draw(expr(cols, "num", 2))  # anything: bounded or refused
+    elif shape == 6:
+        value = f"IF({draw(boolean(cols, 1))}, {m}, -{m})"
+    else:
+        value = m
+    text = "*" if function == "COUNT" and draw(st.booleans()) else value
+    aggregate_sql = f"{function}({text})"
+    if draw(rarely(3)):
+        aggregate_sql += f" FILTER (WHERE {draw(boolean(cols, 1))})"
+    return aggregate_sql
+
+
+@st.composite
 def queries(draw, schema: Schema) -> str:
     source, cols, facts = draw(relations(schema))
     keys = [k for k in draw(st.lists(group_key(cols), max_size=2)) if k]
     keys = list(dict.fromkeys(keys))
     aggregates = draw(st.lists(aggregate(cols), min_size=1, max_size=3))
     items = [f"{k} AS k{i}" for i, k in enumerate(keys)] + [f"{a} AS a{i}" for i, a in enumerate(aggregates)]
-    sql = f"SELECT {', '.join(items)} FROM {source}"
+    top = f"TOP {draw(st.integers(0, 5))} " if draw(rarely(20)) else ""
+    sql = f"SELECT {top}{', '.join(items)} FROM {source}"
     if not draw(rarely(3)):
         sql += f" WHERE {draw(boolean(cols, draw(st.sampled_from([2, 3, 3, 1]))))}"
     if keys:
@@ -461,6 +496,6 @@ def queries(draw, schema: Schema) -> str:
             sql += f" HAVING a0 > {draw(st.integers(-5, 50))}"
     if draw(rarely(4)):
         sql += " ORDER BY " + ("k0" if keys else "a0") + draw(st.sampled_from(["", " DESC"]))
-    if draw(rarely(10)):
+    if draw(rarely(10)) and not top:
         sql += f" LIMIT {draw(st.integers(0, 5))}"
     return sql
