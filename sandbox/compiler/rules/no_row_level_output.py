@@ -36,10 +36,12 @@ def check(query: exp.Select, ctx: Context) -> None:
     for item in query.expressions:
         bad = covered(item.unalias(), ctx.group_keys)
         if bad is not None:
-            ctx.reject(
-                bad,
-                f"The non-aggregated column {bad.name!r}",
-                "it would output row values",
-                f"Add it to GROUP BY (if it is a dimension) or aggregate it, e.g. AVG({bad.name}).",
-                NAME,
+            ref = ctx.bound.ref(bad)
+            public = ref is not None and ref[0].kind == "public"
+            fix = (
+                f"Add {bad.sql('duckdb')} to GROUP BY: a public table's columns are keys (one group per row "
+                "of the table), and a key can be used in arithmetic, e.g. COUNT(*) * 1000.0 / d.population."
+                if public
+                else f"Add it to GROUP BY (if it is a dimension) or aggregate it, e.g. AVG({bad.name})."
             )
+            ctx.reject(bad, f"The non-aggregated column {bad.name!r}", "it would output row values", fix, NAME)
