@@ -1,14 +1,16 @@
 """SmartNoise SQL's PUMS test queries against our compiler: the README table.
 
     .venv/bin/python -m tests.peers.report            # the table, as README's "Accepted SQL" has it
-    .venv/bin/python -m tests.peers.report --check    # also list entries whose expectation is stale
+    .venv/bin/python -m tests.peers.report --check    # exit 1 if an entry's expectation is stale
     .venv/bin/python -m tests.peers.report --readme   # write the table into README.md
 
 Reads tests/peers/smartnoise_pums.yaml (the queries, SmartNoise's answers and our expectations),
 compiles every query on our dataset names against the PUMS policies (no data is read to compile),
-and prints how many distinct queries there are, how many SmartNoise accepts, how many we accept,
-and every query SmartNoise accepts that we refuse, with our rule and why. The same `outcome()`
-is what tests/peers/test_smartnoise_pums.py compares with the stored expectation.
+and checks the stored expectations against what it does (stale entries are listed on stderr;
+`--readme` refuses to write while any is stale). The table counts distinct queries, how many
+SmartNoise accepts, how many we accept, and lists every query SmartNoise accepts that we refuse,
+with our rule and why. tests/peers/test_smartnoise_pums.py runs the same `outcome()` and checks
+that README's table is `table()` of the file.
 """
 
 from __future__ import annotations
@@ -78,12 +80,13 @@ def pums_catalog(data_dir: Path):
     return catalog
 
 
-def table(doc: dict, outcomes: dict[str, Outcome]) -> str:
+def table(doc: dict) -> str:
+    """The README table, from the stored answers and expectations (the test keeps those true)."""
     queries = doc["queries"]
     theirs = [q for q in queries if q["smartnoise"] == "accepted"]
-    ours = [q for q in queries if outcomes[q["id"]].accepted]
-    both = [q for q in theirs if outcomes[q["id"]].accepted]
-    gaps = [q for q in theirs if not outcomes[q["id"]].accepted]
+    ours = [q for q in queries if q["expect"] == "accepted"]
+    both = [q for q in theirs if q["expect"] == "accepted"]
+    gaps = [q for q in theirs if q["expect"] != "accepted"]
     by_kind: dict[str, int] = {}
     for q in gaps:
         kind = q.get("why", "?").split(":")[0]
@@ -96,9 +99,13 @@ def table(doc: dict, outcomes: dict[str, Outcome]) -> str:
         f"| we accept | {len(ours)} |",
         f"| both accept | {len(both)} |",
         f"| we accept, SmartNoise refuses | {len(ours) - len(both)} |",
-        f"| SmartNoise accepts, we refuse | {len(gaps)} ("
-        + ", ".join(f"{n} {kind}" for kind, n in sorted(by_kind.items()))
-        + ") |",
+        f"| SmartNoise accepts, we refuse | {len(gaps)}"
+        + (" (" + ", ".join(f"{n} {kind}" for kind, n in sorted(by_kind.items())) + ")" if gaps else "")
+        + " |",
+    ]
+    if not gaps:
+        return "\n".join(lines)
+    lines += [
         "",
         "Every query SmartNoise accepts that we refuse, by reason (`privacy:` a documented privacy decision,",
         "`missing:` a feature we lack; `rule` is the rule that refuses it; the queries, verbatim, are in",
@@ -109,13 +116,26 @@ def table(doc: dict, outcomes: dict[str, Outcome]) -> str:
     ]
     groups: dict[str, list[dict]] = {}
     for q in gaps:
-        groups.setdefault(q.get("why", "(no expectation recorded)"), []).append(q)
+        groups.setdefault(q.get("why", "(no reason recorded)"), []).append(q)
     for why, members in sorted(groups.items(), key=lambda g: (g[0].split(":")[0] != "missing", -len(g[1]), g[0])):
-        rules = ", ".join(dict.fromkeys(outcomes[q["id"]].rule for q in members))
+        rules = ", ".join(dict.fromkeys(q.get("rule", "?") for q in members))
         ids = " ".join(q["id"] for q in members)
         example, reason = members[0]["ours"][0].replace("|", "\\|"), why.replace("|", "\\|")
         lines.append(f"| {reason} | {rules} | {ids} | `{example}` |")
     return "\n".join(lines)
+
+
+def provenance(doc: dict) -> str:
+    """Which code produced the table: our commit (and whether the compiler had changes on top)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=HERE).stdout.strip()
+
+    dirty = " with uncommitted changes to sandbox/" if git("status", "--porcelain", "--", "../../sandbox") else ""
+    return (
+        f"Produced by `python -m tests.peers.report --readme` at commit {git('rev-parse', '--short', 'HEAD') or '?'}"
+        f"{dirty} (SmartNoise commit {doc['source']['commit'][:7]})."
+    )
 
 
 def write_readme(text: str) -> None:
@@ -143,23 +163,23 @@ def stale(doc: dict, outcomes: dict[str, Outcome]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="also list stale expectations (exit 1 if any)")
+    parser.add_argument("--check", action="store_true", help="exit 1 if an expectation is stale")
     parser.add_argument("--readme", action="store_true", help="replace the table in README.md")
     args = parser.parse_args()
     doc = load()
     with tempfile.TemporaryDirectory() as tmp:
         catalog = pums_catalog(Path(tmp))
-        outcomes = {q["id"]: query_outcome(q, catalog) for q in doc["queries"]}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout
-    print(table(doc, outcomes))
-    print(f"\n(tests/peers/smartnoise_pums.yaml, SmartNoise commit {doc['source']['commit'][:7]}; "
-          f"our compiler at commit {commit.strip() or '?'}: `python -m tests.peers.report`)")
-    if args.readme:
-        write_readme(table(doc, outcomes))
-    if args.check:
-        problems = stale(doc, outcomes)
-        for line in problems:
-            print(line, file=sys.stderr)
+        problems = stale(doc, {q["id"]: query_outcome(q, catalog) for q in doc["queries"]})
+    text = table(doc) + "\n\n" + provenance(doc)
+    print(text)
+    for line in problems:
+        print(f"stale: {line}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} stale entries: the table above shows the stored expectations, not the compiler's "
+              "answers; update tests/peers/smartnoise_pums.yaml first", file=sys.stderr)
+    if args.readme and not problems:
+        write_readme(text)
+    if args.check or (args.readme and problems):
         sys.exit(1 if problems else 0)
 
 

@@ -12,7 +12,7 @@ import pytest
 from sandbox.engine.execute import run_plan
 from sandbox.engine.lockdown import open_locked_connection
 from sandbox.engine.worker import Limits
-from tests.peers.report import DATA, WHY_KINDS, load, outcome
+from tests.peers.report import DATA, README, WHY_KINDS, load, outcome, table
 
 DOC = load()
 QUERIES = DOC["queries"]
@@ -82,3 +82,11 @@ def test_the_data_file_is_complete() -> None:
         assert q["why"].startswith(WHY_KINDS), f"{q['id']}: why must start with one of {WHY_KINDS}"
         if q["smartnoise"] == "accepted":
             assert not q["why"].startswith("invalid:"), f"{q['id']}: SmartNoise answers it, so it is not invalid SQL"
+
+
+def test_the_readme_table_is_the_data_files() -> None:
+    """README's "Measured against SmartNoise SQL's PUMS test queries" shows the file as it is
+    (regenerate with `python -m tests.peers.report --readme`)."""
+    assert table(DOC) + "\n\nProduced by `python -m tests.peers.report --readme`" in README.read_text(), (
+        "README's SmartNoise table is stale: run .venv/bin/python -m tests.peers.report --readme"
+    )
