@@ -262,7 +262,32 @@ def combine(node: exp.Expression, parts: dict[int, Interval], point: dict[int, s
         ends = [combine(v, parts, point) for v in [node.this, *node.expressions]]
         pick = _least if isinstance(node, exp.Least) else _greatest
         return pick(*(e[0] for e in ends)), pick(*(e[1] for e in ends))
+    if isinstance(node, exp.Pow):
+        return _power(combine(node.this, parts, point), node.expression)
     return None, None
+
+
+def _power(base: Interval, exponent: exp.Expression) -> Interval:
+    """POWER(x, p) for a constant p >= 0: monotone in x for odd integers and (on x >= 0, where
+    it is defined) for fractions; even integers are smallest at 0. A negative or computed
+    exponent has no interval here (1 / x^k is unbounded near 0)."""
+    if not isinstance(exponent, exp.Literal) or exponent.is_string:
+        return None, None
+    p = float(exponent.this)
+    lo, hi = base
+    if not math.isfinite(p) or p > 2**53:
+        return None, None
+    if p == 0:
+        return "1", "1"
+    if not p.is_integer():
+        return (f"POWER({_greatest(lo, '0')}, {p!r})" if lo else None), (f"POWER({hi}, {p!r})" if hi else None)
+    n = int(p)
+    if n % 2:
+        return (f"POWER({lo}, {n})" if lo else None), (f"POWER({hi}, {n})" if hi else None)
+    if lo is None or hi is None:
+        return "0", None
+    low = f"CASE WHEN {lo} >= 0 THEN POWER({lo}, {n}) WHEN {hi} <= 0 THEN POWER({hi}, {n}) ELSE 0 END"
+    return low, f"GREATEST(POWER({lo}, {n}), POWER({hi}, {n}))"
 
 
 def noisy_quantities(node: exp.Expression) -> int:
