@@ -17,6 +17,7 @@ from sandbox.compiler.plan import Primitive
 from sandbox.compiler.render import Renderer
 from sandbox.compiler.scope import Relation, Scope
 from sandbox.compiler.shape import matches_key
+from sandbox.compiler.typecheck import Facts
 from sandbox.compiler.vocabulary import is_aggregate
 from sandbox.policy import Column
 from sandbox.privacy.grid import clamped_sql
@@ -336,6 +337,8 @@ class _Released:
     paired: dict[str, str]  # centred sum id -> count id
     key_of: Callable[[exp.Column], str]
     key_types: list[str | None]  # DATE/TIMESTAMP keys arrive as text (see _transported)
+    aliases: frozenset[int] = frozenset()  # ids of HAVING / ORDER BY names bound to an output alias
+    facts: Facts | None = None  # the types typecheck.py decided (comparisons' operand types)
 
     def ref(self, kind: str, column: str | None = None, power: int = 1, alpha: float | None = None) -> str:
         return self.needs[(kind, column, power, alpha)]
@@ -412,6 +415,8 @@ def _parsed(formula: str) -> exp.Expression:
 def _rewrite(node: exp.Expression, ctx: _Released) -> exp.Expression:
     """The user's expression over released values: keys become __k<i>, aggregates their
     formulas. Built anew from the original nodes (whose types and bindings are known by id)."""
+    if id(node) in ctx.aliases:  # an output's name (bind.py): the released value of that output
+        return exp.column(node.name, quoted=True)
     index = matches_key(node, ctx.keys)
     if index is not None:
         key = exp.column(f"__k{index}")
@@ -419,15 +424,26 @@ def _rewrite(node: exp.Expression, ctx: _Released) -> exp.Expression:
         return exp.TryCast(this=key, to=exp.DataType.build(kind)) if kind else key
     if is_aggregate(node):
         return _formula(node, ctx)
+    target = ctx.facts.operand.get(id(node)) if ctx.facts is not None else None
     args = {}
     for name, value in node.args.items():
         if isinstance(value, exp.Expression):
-            args[name] = _rewrite(value, ctx)
+            args[name] = _converted(value, _rewrite(value, ctx), target, ctx)
         elif isinstance(value, list):
-            args[name] = [_rewrite(v, ctx) if isinstance(v, exp.Expression) else v for v in value]
+            args[name] = [_converted(v, _rewrite(v, ctx), target, ctx) if isinstance(v, exp.Expression) else v for v in value]
         else:
             args[name] = value
     return type(node)(**args)
+
+
+def _converted(original: exp.Expression, out: exp.Expression, target, ctx: _Released) -> exp.Expression:
+    """A released text key compared as a number (PUMS codes: HAVING sex > 2, typecheck.meet) is
+    converted as render.py converts it in WHERE: by TRY_CAST, which cannot fail."""
+    if target is None or target.name not in ("BIGINT", "DOUBLE", "BOOLEAN") or id(original) not in ctx.facts.types:
+        return out
+    if ctx.facts.of(original).type.name != "VARCHAR" or ctx.facts.of(original).constant is not None:
+        return out
+    return exp.TryCast(this=out, to=exp.DataType.build(target.name))
 
 
 def output_sql(
@@ -442,12 +458,15 @@ def output_sql(
     key_of=lambda c: c.name,
     paired: dict[str, str] | None = None,
     bias: intervals.Bias | None = None,
+    aliases: frozenset[int] = frozenset(),
 ) -> str:
     """Post-processing over the noisy table `released`: the user's SELECT list (each value with
     the two ends of its interval, intervals.py), HAVING (as a filter on released values),
     ORDER BY and LIMIT. Runs after the noise, so it is free."""
     key_types = [temporal(k, render) for k in keys]
-    ctx = _Released(keys, needs, columns, {p.id: p for p in primitives}, paired or {}, key_of, key_types)
+    ctx = _Released(
+        keys, needs, columns, {p.id: p for p in primitives}, paired or {}, key_of, key_types, aliases, render.facts
+    )
     bias = bias or intervals.Bias()
     items = [f"{_sql(_rewrite(expression, ctx))} AS {_q(name)}" for name, expression, _ in outputs]
     widths = [f"{_half_width_sql(column, ctx, round_to)} AS __hw_{i}" for i, (_, _, column) in enumerate(outputs)]

@@ -295,7 +295,8 @@ def build_plan(
         min_count=min_count,
         round_to=round_to,
         output_sql=generate.output_sql(
-            query, outputs, keys, builder.needs, primitives, columns, render, round_to, key_of, paired, bias
+            query, outputs, keys, builder.needs, primitives, columns, render, round_to, key_of, paired, bias,
+            aliases=_alias_refs(query, bound),
         ),
         outputs=tuple(_with_half_width(o, primitives, round_to) for _, _, o in outputs),
         max_rows=m,
@@ -304,6 +305,16 @@ def build_plan(
         bias=tuple(bias_facts),
         choices=tuple(choices),
     )
+
+
+def _alias_refs(query: exp.Select, bound: Bound) -> frozenset[int]:
+    """HAVING / ORDER BY names that refer to an output (bind.py left them unbound): they must
+    not be read as the group key a column of the same name would be."""
+    found = set()
+    for clause in (query.args.get("having"), query.args.get("order")):
+        if clause is not None:
+            found |= {id(c) for c in clause.find_all(exp.Column) if not c.table and bound.ref(c) is None}
+    return frozenset(found)
 
 
 def _check_work(bound: Bound, keys, public, primitives, groups_pass: bool, memory_mb: int) -> None:
