@@ -430,7 +430,9 @@ def _rewrite(node: exp.Expression, ctx: _Released) -> exp.Expression:
         if isinstance(value, exp.Expression):
             args[name] = _converted(value, _rewrite(value, ctx), target, ctx)
         elif isinstance(value, list):
-            args[name] = [_converted(v, _rewrite(v, ctx), target, ctx) if isinstance(v, exp.Expression) else v for v in value]
+            args[name] = [
+                _converted(v, _rewrite(v, ctx), target, ctx) if isinstance(v, exp.Expression) else v for v in value
+            ]
         else:
             args[name] = value
     return type(node)(**args)
