@@ -415,6 +415,13 @@ def _parsed(formula: str) -> exp.Expression:
 def _rewrite(node: exp.Expression, ctx: _Released) -> exp.Expression:
     """The user's expression over released values: keys become __k<i>, aggregates their
     formulas. Built anew from the original nodes (whose types and bindings are known by id)."""
+    out = _rewritten(node, ctx)
+    if ctx.facts is not None and id(node) in ctx.facts.booleans:  # a text code as a condition: HAVING married
+        return exp.TryCast(this=out, to=exp.DataType.build("BOOLEAN"))
+    return out
+
+
+def _rewritten(node: exp.Expression, ctx: _Released) -> exp.Expression:
     if id(node) in ctx.aliases:  # an output's name (bind.py): the released value of that output
         return exp.column(node.name, quoted=True)
     index = matches_key(node, ctx.keys)

@@ -83,6 +83,8 @@ class Renderer:
             return literal(typed.constant.value, typed.type)
         method = getattr(self, f"_{type(node).__name__.lower()}", None)
         out = method(node) if method is not None else self._function(node)
+        if id(node) in self.facts.booleans:  # a text code as a condition (typecheck.condition)
+            return exp.TryCast(this=out, to=exp.DataType.build("BOOLEAN"))
         return exp.Try(this=out) if id(node) in self.facts.guarded else out
 
     def render_as(self, node: exp.Expression, target: SqlType) -> exp.Expression:
@@ -97,7 +99,8 @@ class Renderer:
             return exp.cast(out, target.name)
         if typed.type == BIGINT and target == DOUBLE:
             return exp.cast(out, "DOUBLE")
-        if (typed.type == DATE and target == TIMESTAMP) or (typed.type == VARCHAR and target.numeric):
+        text_read = typed.type == VARCHAR and (target.numeric or target == BOOLEAN)  # keys that are numbers / 0-1
+        if (typed.type == DATE and target == TIMESTAMP) or text_read:
             return exp.TryCast(this=out, to=exp.DataType.build(target.name))
         raise AssertionError(f"typecheck admitted {typed.type} as {target}")
 

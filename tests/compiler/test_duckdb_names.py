@@ -23,6 +23,10 @@ CASES = [
     "SELECT educ AS sex, COUNT(*) AS n FROM {t} GROUP BY educ HAVING sex = '3'",
     "SELECT educ AS e, COUNT(*) AS n FROM {t} GROUP BY e",
     "SELECT sex AS educ, educ AS sex, COUNT(*) AS n FROM {t} GROUP BY 1, 2 ORDER BY sex, educ",
+    # text codes read as conditions, as DuckDB reads '0'/'1'
+    "SELECT married, COUNT(*) AS n FROM {t} GROUP BY married HAVING married",
+    "SELECT age, married, COUNT(*) AS n FROM {t} GROUP BY age, married HAVING NOT married",
+    "SELECT sex, COUNT(*) AS n FROM {t} GROUP BY sex HAVING NOT (sex = TRUE)",
     "SELECT sex AS educ, COUNT(*) AS n FROM {t} GROUP BY educ",  # both refuse: sex is not grouped
     "SELECT sex AS married, COUNT(*) AS n FROM {t} GROUP BY married",  # both refuse
 ]
@@ -34,7 +38,8 @@ def keys_table(demo_catalog):
     names = ["sex", "educ", "married"]
     con = duckdb.connect()
     con.execute("CREATE TABLE t (sex VARCHAR, educ VARCHAR, married VARCHAR, age INTEGER)")
-    rows = [(*combo, 30) for combo in itertools.product(*(policy.columns[n].keys for n in names))]
+    ages = range(int(policy.columns["age"].bounds[0]), int(policy.columns["age"].bounds[1]) + 1)
+    rows = list(itertools.product(*(policy.columns[n].keys for n in names), ages))
     con.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
     yield con
     con.close()
@@ -88,3 +93,14 @@ def test_text_codes_compare_as_numbers_in_having_as_in_where(sql, demo_catalog) 
         assert len(first) == sum(int(k[0]) > 2 for k in plan.public_keys), "every code above 2, '10' too"
     else:
         assert set(first) == {"1"}, "sex is the grouped column, e its alias: both read as numbers"
+
+
+def test_a_text_code_compared_with_true_counts_the_ones(demo_catalog) -> None:
+    """WHERE sex = TRUE reads the code '1' as TRUE (TRY_CAST AS BOOLEAN: any other text is NULL,
+    never an error), exactly the rows of WHERE sex = '1'."""
+    from tests.support.exact import exact_primitives
+
+    as_boolean = compile_query("SELECT COUNT(*) FROM pums_null WHERE sex = TRUE AND married", demo_catalog, epsilon=1)
+    as_text = compile_query("SELECT COUNT(*) FROM pums_null WHERE sex = '1' AND married = '1'", demo_catalog, epsilon=1)
+    assert "TRY_CAST" in as_boolean.aggregate_sql
+    assert exact_primitives(as_boolean) == exact_primitives(as_text)
