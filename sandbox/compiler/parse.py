@@ -24,12 +24,16 @@ def _top(sql: str) -> tuple[str, int | None]:
     if len(tokens) < 3 or tokens[0].token_type != TokenType.SELECT:
         return sql, None
     i = 2 if tokens[1].token_type == TokenType.DISTINCT else 1
-    if i + 1 >= len(tokens) or tokens[i].text.upper() != "TOP" or tokens[i + 1].token_type != TokenType.NUMBER:
+    texts = [t.text.upper() for t in tokens[i : i + 5]]
+    if texts[:1] != ["TOP"] or len(texts) < 3:
         return sql, None
-    if not tokens[i + 1].text.isdigit():
+    n, last = (2, 3) if texts[1] == "(" and texts[3:4] == [")"] else (1, 1)  # TOP n or TOP (n)
+    if not tokens[i + n].text.isdigit() or i + last + 1 >= len(tokens):
         return sql, None
-    start, end = tokens[i].start, tokens[i + 1].end + 1
-    return sql[:start] + " " * (end - start) + sql[end:], int(tokens[i + 1].text)
+    if tokens[i + last + 1].text.upper() in ("PERCENT", "WITH"):
+        return sql, None  # TOP n PERCENT / WITH TIES: not a LIMIT, left to the parser to refuse
+    start, end = tokens[i].start, tokens[i + last].end + 1
+    return sql[:start] + " " * (end - start) + sql[end:], int(tokens[i + n].text)
 
 
 def parse(sql: str) -> exp.Expression:

@@ -123,3 +123,5 @@ SELECT educ, AVG(CASE WHEN married = '1' THEN 1.0 ELSE 0.0 END) AS married_share
 SELECT VAR(age), STD(age) AS sd FROM residents;
 -- title: TOP n is LIMIT n
 SELECT TOP 3 district, COUNT(*) AS n FROM residents GROUP BY district ORDER BY n DESC;
+-- title: TOP (n) with parentheses, after DISTINCT-free SELECT
+SELECT TOP (2) sex, AVG(age) AS mean_age FROM residents GROUP BY sex ORDER BY mean_age;

@@ -206,6 +206,10 @@ SELECT SUM(CASE WHEN age > 60 THEN NULL END) FROM residents;
 -- rule: aggregates
 -- expect: Move the condition into WHERE
 SELECT COUNT(DISTINCT person_id) FILTER (WHERE age > 60) FROM residents;
+-- title: TOP n PERCENT is not a LIMIT
+-- rule: parse
+-- expect: could not be parsed
+SELECT TOP 5 PERCENT district, COUNT(*) FROM residents GROUP BY district;
 -- title: TOP together with LIMIT
 -- rule: parse
 -- expect: TOP together with LIMIT
