@@ -58,6 +58,12 @@ MESSAGES: dict[str, str] = {
     "clamped.below": N_(
         "about {share} of {column} values lie below {bound} and are clamped to it: sums and averages of it come out "
         "high, and the intervals allow for it"),
+    "clamped_input.above": N_(
+        "about {share} of {column} values lie above {bound}: an aggregated expression computed from it is clamped to "
+        "the bounds derived from that bound, so its sums and averages come out low (not included in the intervals)"),
+    "clamped_input.below": N_(
+        "about {share} of {column} values lie below {bound}: an aggregated expression computed from it is clamped to "
+        "the bounds derived from that bound, so its sums and averages come out high (not included in the intervals)"),
     "open_ends": N_(
         "{n} value(s) of {column} have no finite interval (a missing end means unbounded): the interval of a "
         "denominator includes 0; a larger epsilon or larger groups narrow it"),
@@ -66,7 +72,7 @@ MESSAGES: dict[str, str] = {
 # Notes a reader must not miss: shown as warnings (⚠) before the others.
 WARNINGS = frozenset({"private_keys.units", "private_keys.rows", "no_groups.units", "no_groups.rows",
                       "rows_left_out", "rows_left_out.below_ceiling", "max_groups", "clamped.above",
-                      "clamped.below", "open_ends"})
+                      "clamped.below", "clamped_input.above", "clamped_input.below", "open_ends"})
 
 _COUNTS = frozenset({"threshold", "rows", "groups", "ceiling", "n"})
 

@@ -29,7 +29,7 @@ from sandbox.policy import Column, Role
 if TYPE_CHECKING:
     from sandbox.compiler.bind import Bound
 
-__all__ = ["Range", "derive", "expression_column", "never_null", "plain_column"]
+__all__ = ["Range", "derive", "expression_column", "never_null", "plain_column", "value_columns"]
 
 INF = math.inf
 
@@ -130,6 +130,31 @@ def never_null(node: exp.Expression, bound: Bound, non_null: frozenset[str] | se
     if isinstance(node, exp.Neg | exp.Abs | exp.Floor | exp.Ceil | exp.Sign):
         return never_null(node.this, bound, non_null)
     return False
+
+
+_PASS_THROUGH = (exp.Paren, exp.Neg, exp.Abs, exp.Floor, exp.Ceil, exp.Round, exp.Cast, exp.TryCast, exp.Nullif)
+_PASS_THROUGH += (exp.Sqrt, exp.Exp, exp.Ln)
+
+
+def value_columns(node: exp.Expression) -> list[exp.Column]:
+    """The columns whose values become the expression's value (not those only in conditions,
+    nor under the analyst's own LEAST/GREATEST, which clamps them itself): where a value beyond
+    its policy bound is clamped along with the expression."""
+    if isinstance(node, exp.Column):
+        return [node]
+    if isinstance(node, exp.Case):
+        parts = [b.args["true"] for b in node.args.get("ifs") or []] + [node.args.get("default")]
+    elif isinstance(node, exp.If):
+        parts = [node.args.get("true"), node.args.get("false")]
+    elif isinstance(node, exp.Coalesce):
+        parts = [node.this, *node.expressions]
+    elif isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div | exp.IntDiv):
+        parts = [node.this, node.expression]
+    elif isinstance(node, _PASS_THROUGH):
+        parts = [node.this]
+    else:
+        parts = []
+    return [c for part in parts if part is not None for c in value_columns(part)]
 
 
 # -- interval arithmetic ----------------------------------------------------------------------

@@ -274,7 +274,8 @@ def build_plan(
         }
         if bounding:
             notes.append(note("rows", unit=unit_relation.unit, rows=m))
-    bias, bias_facts, bias_notes = _bias(scope, origins, columns, groups_pass, max_groups, expressions)
+    inputs = {key: [bound.ref(c) for c in bounds.value_columns(node)] for key, node in expressions.items()}
+    bias, bias_facts, bias_notes = _bias(scope, origins, columns, groups_pass, max_groups, inputs)
     choices = _choices(scope, share)
     notes.extend(bias_notes)
     touched = bound.reads()
@@ -382,6 +383,7 @@ def _choices(scope, share: float) -> list[dict]:
 
 
 def _bias(scope, origins: dict, columns: dict, groups_pass: bool, max_groups: int, expressions: dict | None = None):
+    """(`expressions`: an aggregated expression's key -> the (relation, column) its value reads.)"""
     """What bounding and clamping are estimated to leave out, from the DP statistics released at
     registration (sandbox/metadata.py): the facts intervals use, the same facts for explain and
     the release, and warnings in plain words where they are material."""
@@ -419,6 +421,25 @@ def _bias(scope, origins: dict, columns: dict, groups_pass: bool, max_groups: in
         # derived bounds the metadata cannot say (it describes columns), so that part is not in the interval
         if columns[key].aggregable:
             per_column[key] = intervals.ColumnFacts(tuple(float(b) for b in columns[key].bounds), rows_left_out=rows)
+    warned = set()
+    for inputs in (expressions or {}).values():
+        # the expression's value is clamped where a column it is computed from lies beyond its policy
+        # bound: say so (the interval cannot: its bias is in the column's units, not the expression's)
+        for relation, name in inputs:
+            column = relation.outputs[name].column
+            if relation.kind != "private" or not column.aggregable or (relation.dataset.name, name) in warned:
+                continue
+            warned.add((relation.dataset.name, name))
+            bounds_ = tuple(float(b) for b in column.bounds)
+            clamp = metadata.clamped(relation.dataset.metadata, name, *bounds_) or {}
+            noise = clamp.get("noise", 0.0)
+            for side, bound_ in (("above", bounds_[1]), ("below", bounds_[0])):
+                share = max(0.0, clamp.get(side, 0.0) - CLAMP_SIGNIFICANCE * noise)
+                if share >= MATERIAL_CLAMPED and (relation, name) not in origins.values():
+                    column_name = f"{relation.dataset.name}.{name}"
+                    notes.append(
+                        note(f"clamped_input.{side}", share=round(share, 4), column=column_name, bound=bound_)
+                    )
     for key, (relation, name) in origins.items():
         column = columns[key]
         if not column.aggregable:

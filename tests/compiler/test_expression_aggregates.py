@@ -132,3 +132,19 @@ def test_median_of_an_expression_bins_its_clamped_value(whole) -> None:
         index = round((value - p.lo) / p.step)
         expected[index] = expected.get(index, 0) + 1
     assert hist == expected
+
+
+def test_a_clamped_input_column_is_said_for_its_expressions(demo_catalog) -> None:
+    """With monthly_income clamped to [0, 5000], most incomes lie above the bound: AVG(income * 12)
+    is clamped with them, and the release says so (its interval cannot include that bias, which the
+    DP metadata knows in the column's units); the analyst's own clamp changes nothing of that kind."""
+    clamp = {"clamp": {"residents.monthly_income": [0, 5000]}}
+
+    def keys(sql: str) -> list[str]:
+        return [n.key for n in compile_query(sql, demo_catalog, epsilon=1.0, contribution=clamp).notes]
+
+    assert "clamped_input.above" in keys("SELECT AVG(monthly_income * 12) FROM residents")
+    assert "clamped_input.above" in keys("SELECT SUM(CASE WHEN age > 60 THEN monthly_income ELSE 0 END) FROM residents")
+    plain = keys("SELECT AVG(monthly_income), AVG(monthly_income * 12) FROM residents")
+    assert "clamped.above" in plain and "clamped_input.above" not in plain, "said once, by the column's own note"
+    assert not any(k.startswith("clamped") for k in keys("SELECT AVG(LEAST(monthly_income, 4000)) FROM residents"))
