@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.engine.execute import run_plan
-from sandbox.engine.lockdown import open_locked_connection
-from sandbox.engine.worker import Limits
 from tests.peers.report import DATA, README, WHY_KINDS, load, outcome, table
+from tests.support.intervals import assert_released_cells_have_intervals
 
 DOC = load()
 QUERIES = DOC["queries"]
@@ -31,37 +29,7 @@ def test_the_compiler_does_what_the_entry_expects(query, sql, demo_catalog) -> N
         )
         return
     assert result.accepted, f"{query['id']} is now refused: {result}; {UPDATE} ({sql})"
-    _run_with_intervals(sql, demo_catalog)
-
-
-def _run_with_intervals(sql: str, catalog) -> None:
-    """Run the plan as the worker does; every released non-key cell has both interval ends
-    around its value, except a ratio whose denominator may be 0, which the release says."""
-    from sandbox.compiler import compile_query
-
-    plan = compile_query(sql, catalog, epsilon=1.0)
-    con = open_locked_connection(plan.attach, Limits(threads=1))
-    try:
-        output = run_plan(con, plan)
-    finally:
-        con.close()
-    said = [str(n) for n in output["notes"]]
-    for row in output["table"].to_pylist():
-        if row["__suppressed"]:
-            continue
-        values = list(row.values())
-        for i, column in enumerate(plan.outputs):
-            if column.kind == "key":
-                continue
-            value, lo, hi = values[i], row[f"__lo_{i}"], row[f"__hi_{i}"]
-            if value is not None and None in (lo, hi):
-                assert "/" in sql, f"{column.name}: no interval ({sql})"
-                assert any(f"of {column.name} have no finite interval" in n for n in said), said
-                continue
-            assert lo is not None and hi is not None, f"{column.name}: no interval ({sql})"
-            if isinstance(value, float) and value == value:
-                slack = 1e-6 * max(1.0, abs(value))
-                assert lo - slack <= value <= hi + slack, f"{column.name}: {value} outside [{lo}, {hi}] ({sql})"
+    assert_released_cells_have_intervals(sql, demo_catalog)
 
 
 def test_the_data_file_is_complete() -> None:
