@@ -369,6 +369,9 @@ def _relation(draw, schema: Schema, name: str, alias: str, kind: str) -> tuple[s
 @st.composite
 def group_key(draw, cols: list[Col]) -> str | None:
     dims = [c for c in cols if c.role is Role.dimension]
+    public = [c for c in cols if c.ref.startswith("d.") and c.role is not Role.identifier]
+    if public and draw(rarely(3)):  # any column of the public table (its measures too), plain
+        return draw(st.sampled_from(public)).ref
     if not dims or draw(rarely(30)):
         dims = cols  # sometimes a measure or identifier: refused
     if not dims:
@@ -433,6 +436,9 @@ def aggregate(draw, cols: list[Col]) -> str:
     if choice == 7:
         return f"QUANTILE_CONT({m}, {draw(st.sampled_from(['0.1', '0.25', '0.9', '0.99']))})"
     if choice == 8:
+        public = [c for c in cols if c.ref.startswith("d.") and c.kind == "num"]
+        if public and draw(st.booleans()):  # a public column in output arithmetic (a key if grouped)
+            return f"COUNT(*) * 1000.0 / {draw(st.sampled_from(public)).ref}"
         return f"SUM({m}) / (COUNT(*) + 1)"
     if choice == 9:
         return f"ROUND(AVG({m}), 1) * 2"
