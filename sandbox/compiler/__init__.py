@@ -83,7 +83,7 @@ def compile_query(
     rules = rules or OutputRules()
     epsilon, delta = check_parameters(epsilon, delta)
     contribution = Contribution.parse(contribution)
-    query = spellings.rewrite(_normalize(parse(sql)))
+    query = spellings.rewrite(_normalize(parse(sql)), sql)
     ctx = Context(sql=sql, catalog=catalog, contribution=contribution)
     for rule in SYNTAX:
         rule.check(query, ctx)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from sandbox.compiler.context import position
 from sandbox.errors import SQLRejected
 
 __all__ = ["rewrite"]
@@ -19,7 +20,7 @@ __all__ = ["rewrite"]
 _FUNCTIONS = {"var": exp.Variance, "std": exp.StddevSamp}
 
 
-def rewrite(query: exp.Expression) -> exp.Expression:
+def rewrite(query: exp.Expression, sql: str = "") -> exp.Expression:
     if isinstance(query, exp.Select):  # an output keeps the name the user's spelling gives it
         for item in query.expressions:
             if not item.alias and any(_respelled(n) for n in item.walk()):
@@ -30,7 +31,7 @@ def rewrite(query: exp.Expression) -> exp.Expression:
             _swap(node, cls(this=node.expressions[0]))
     for node in list(query.find_all(exp.Filter)):
         if isinstance(node.expression, exp.Where) and isinstance(node.this, exp.AggFunc):
-            _swap(node, _filtered(node, node.this, node.expression.this))
+            _swap(node, _filtered(node, node.this, node.expression.this, sql))
     return query
 
 
@@ -38,14 +39,18 @@ def _respelled(node: exp.Expression) -> bool:
     return isinstance(node, exp.Filter) or (isinstance(node, exp.Anonymous) and node.name.lower() in _FUNCTIONS)
 
 
-def _filtered(node: exp.Filter, aggregate: exp.Expression, condition: exp.Expression) -> exp.Expression:
+def _filtered(node: exp.Filter, aggregate: exp.Expression, condition: exp.Expression, sql: str) -> exp.Expression:
     target = aggregate.this
     if isinstance(target, exp.Distinct):
+        line, column = position(sql, node)
         raise SQLRejected(
             f"FILTER on {aggregate.sql('duckdb')[:40]}",
             "a distinct count with a FILTER is not supported",
             "Move the condition into WHERE.",
             rule="aggregates",
+            line=line,
+            column=column,
+            sql=sql or None,
         )
     value = exp.Literal.number(1) if isinstance(target, exp.Star) or target is None else target
     case = exp.Case(ifs=[exp.If(this=condition, true=value)])
