@@ -29,7 +29,7 @@ from sandbox.policy import Column, Role
 if TYPE_CHECKING:
     from sandbox.compiler.bind import Bound
 
-__all__ = ["Range", "derive", "expression_column", "never_null", "plain_column", "value_columns"]
+__all__ = ["Range", "derive", "expression_column", "never_null", "affine", "plain_column", "value_columns"]
 
 INF = math.inf
 
@@ -130,6 +130,46 @@ def never_null(node: exp.Expression, bound: Bound, non_null: frozenset[str] | se
     if isinstance(node, exp.Neg | exp.Abs | exp.Floor | exp.Ceil | exp.Sign):
         return never_null(node.this, bound, non_null)
     return False
+
+
+def affine(node: exp.Expression, bound: Bound) -> tuple[float, float, exp.Column] | None:
+    """(a, b, x) when the expression is a * x + b of one column x with constants a != 0 and b
+    (x * 12, x / 1000, -x, x + 5, CAST(x AS DOUBLE)): its values beyond its derived bounds are
+    exactly x's beyond x's, so the DP metadata's clamping facts of x carry over (intervals.py)."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Column):
+        return 1.0, 0.0, node
+    if isinstance(node, exp.Cast | exp.TryCast) and bound.typed(node).type == DOUBLE:
+        return affine(node.this, bound) if bound.typed(node.this).type in (BIGINT, DOUBLE) else None
+    if isinstance(node, exp.Neg):
+        inner = affine(node.this, bound)
+        return None if inner is None else (-inner[0], -inner[1], inner[2])
+    if not isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div):
+        return None
+    left, right = _number(node.this, bound), _number(node.expression, bound)
+    if (left is None) == (right is None):
+        return None
+    inner = affine(node.expression if left is not None else node.this, bound)
+    if inner is None:
+        return None
+    a, b, x = inner
+    c = left if left is not None else right
+    if isinstance(node, exp.Add):
+        return a, b + c, x
+    if isinstance(node, exp.Sub):
+        return (a, b - c, x) if right is not None else (-a, c - b, x)
+    if isinstance(node, exp.Mul):
+        return (a * c, b * c, x) if c != 0 else None
+    return (a / c, b / c, x) if right is not None and c != 0 else None
+
+
+def _number(node: exp.Expression, bound: Bound) -> float | None:
+    constant = bound.typed(node).constant
+    value = constant.value if constant is not None else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 _PASS_THROUGH = (exp.Paren, exp.Neg, exp.Abs, exp.Floor, exp.Ceil, exp.Round, exp.Cast, exp.TryCast, exp.Nullif)

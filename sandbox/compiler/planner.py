@@ -275,7 +275,12 @@ def build_plan(
         if bounding:
             notes.append(note("rows", unit=unit_relation.unit, rows=m))
     inputs = {key: [bound.ref(c) for c in bounds.value_columns(node)] for key, node in expressions.items()}
-    bias, bias_facts, bias_notes = _bias(scope, origins, columns, groups_pass, max_groups, inputs)
+    linear = {}  # an expression a * x + b: x's clamping facts carry over to it
+    for key, node in expressions.items():
+        found = bounds.affine(node, bound)
+        if found is not None:
+            linear[key] = (found[0], found[1], bound.ref(found[2]))
+    bias, bias_facts, bias_notes = _bias(scope, origins, columns, groups_pass, max_groups, inputs, linear)
     choices = _choices(scope, share)
     notes.extend(bias_notes)
     touched = bound.reads()
@@ -382,8 +387,17 @@ def _choices(scope, share: float) -> list[dict]:
     return found
 
 
-def _bias(scope, origins: dict, columns: dict, groups_pass: bool, max_groups: int, expressions: dict | None = None):
-    """(`expressions`: an aggregated expression's key -> the (relation, column) its value reads.)"""
+def _bias(
+    scope,
+    origins: dict,
+    columns: dict,
+    groups_pass: bool,
+    max_groups: int,
+    expressions: dict | None = None,
+    linear: dict | None = None,
+):
+    """(`expressions`: an aggregated expression's key -> the (relation, column) its value reads;
+    `linear`: key -> (a, b, (relation, column)) of an expression a * x + b.)"""
     """What bounding and clamping are estimated to leave out, from the DP statistics released at
     registration (sandbox/metadata.py): the facts intervals use, the same facts for explain and
     the release, and warnings in plain words where they are material."""
@@ -421,8 +435,38 @@ def _bias(scope, origins: dict, columns: dict, groups_pass: bool, max_groups: in
         # derived bounds the metadata cannot say (it describes columns), so that part is not in the interval
         if columns[key].aggregable:
             per_column[key] = intervals.ColumnFacts(tuple(float(b) for b in columns[key].bounds), rows_left_out=rows)
-    warned = set()
-    for inputs in (expressions or {}).values():
+    warned, noted_linear = set(), set()
+    for key, (a, _, (relation, name)) in (linear or {}).items():
+        column = relation.outputs[name].column
+        if relation.kind != "private" or not column.aggregable or not columns[key].aggregable:
+            continue
+        meta = relation.dataset.metadata
+        x_lo, x_hi = (float(b) for b in column.bounds)
+        clamp = metadata.clamped(meta, name, x_lo, x_hi) or {}
+        noise = clamp.get("noise", 0.0)
+        beyond = {side: max(0.0, clamp.get(side, 0.0) - CLAMP_SIGNIFICANCE * noise) for side in ("below", "above")}
+        excess = {side: clamp.get(f"{side}_excess", 0.0) * abs(a) for side in ("below", "above")}
+        low, high = ("below", "above") if a > 0 else ("above", "below")  # a < 0 turns x's tail below into one above
+        spread = metadata.spread(meta, name, x_lo, x_hi)
+        per_column[key] = intervals.ColumnFacts(
+            per_column[key].bounds,
+            rows_left_out=rows,
+            below=beyond[low],
+            above=beyond[high],
+            below_excess=excess[low] if beyond[low] else 0.0,
+            above_excess=excess[high] if beyond[high] else 0.0,
+            spread=None if spread is None else spread * abs(a),
+        )
+        said = (relation.dataset.name, name) in noted_linear
+        noted_linear.add((relation.dataset.name, name))
+        for share, side, bound_ in ((beyond["above"], "above", x_hi), (beyond["below"], "below", x_lo)):
+            # the interval allows for it, as for the column itself: the column's own note says so, once
+            if share >= MATERIAL_CLAMPED and (relation, name) not in origins.values() and not said:
+                notes.append(note(f"clamped.{side}", share=round(share, 4), column=f"{relation.dataset.name}.{name}",
+                                  bound=bound_))
+    for key, inputs in (expressions or {}).items():
+        if key in (linear or {}):
+            continue
         # the expression's value is clamped where a column it is computed from lies beyond its policy
         # bound: say so (the interval cannot: its bias is in the column's units, not the expression's)
         for relation, name in inputs:

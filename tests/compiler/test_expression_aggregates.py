@@ -143,8 +143,32 @@ def test_a_clamped_input_column_is_said_for_its_expressions(demo_catalog) -> Non
     def keys(sql: str) -> list[str]:
         return [n.key for n in compile_query(sql, demo_catalog, epsilon=1.0, contribution=clamp).notes]
 
-    assert "clamped_input.above" in keys("SELECT AVG(monthly_income * 12) FROM residents")
+    # a * x + b: x's facts carry over to the interval, which allows for it, as the column's note says
+    assert keys("SELECT AVG(monthly_income * 12), SUM(monthly_income / 1000) FROM residents") == ["clamped.above"]
     assert "clamped_input.above" in keys("SELECT SUM(CASE WHEN age > 60 THEN monthly_income ELSE 0 END) FROM residents")
     plain = keys("SELECT AVG(monthly_income), AVG(monthly_income * 12) FROM residents")
-    assert "clamped.above" in plain and "clamped_input.above" not in plain, "said once, by the column's own note"
+    assert plain.count("clamped.above") == 1 and "clamped_input.above" not in plain, "said once"
     assert not any(k.startswith("clamped") for k in keys("SELECT AVG(LEAST(monthly_income, 4000)) FROM residents"))
+
+
+def test_an_affine_expression_interval_allows_for_its_columns_clamping(demo_catalog) -> None:
+    """AVG(monthly_income * 12) with incomes clamped to [0, 5000]: most lie above, so the released
+    mean is far below the truth; its interval reaches up to the truth as AVG(monthly_income)'s
+    does (x 12), because the column's clamping facts carry over to a * x + b."""
+    from sandbox.engine.execute import run_plan
+    from sandbox.engine.lockdown import open_locked_connection
+    from sandbox.engine.worker import Limits
+
+    clamp = {"clamp": {"residents.monthly_income": [0, 5000]}}
+    plan = compile_query("SELECT AVG(monthly_income * 12) AS a, AVG(monthly_income) AS m FROM residents",
+                         demo_catalog, epsilon=1.0, contribution=clamp)
+    facts = {p.column: p for p in plan.primitives if p.kind == "sum"}
+    assert set(facts) == {"monthly_income * 12", "monthly_income"}
+    con = open_locked_connection(plan.attach, Limits(threads=1))
+    try:
+        (row,) = run_plan(con, plan)["table"].to_pylist()
+    finally:
+        con.close()
+    assert row["__hi_0"] == pytest.approx(12 * row["__hi_1"], rel=0.05), "the same bias allowance, in its units"
+    if row["__hi_1"] > 5000:  # the DP metadata of this registration sees the incomes beyond 5000
+        assert row["__hi_0"] > 12 * 5000, f"above what clamping alone allows: the values beyond the bound ({row})"
