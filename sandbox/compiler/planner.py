@@ -690,7 +690,10 @@ def _primitive(
     center = center_units(column) if centered and need.power == 1 else 0
     q_max = max(abs(q_lo - center), abs(q_hi - center))
     # q_max <= 2**21 and registration caps a dataset at 2**40 rows: every sum fits in 64 bits.
-    sensitivity = m * q_max
+    # At least 1: bounds narrower than one grid step (x + 9223372036854775807 is [9.2e18, 9.2e18 +
+    # 2e5], and its step is 2**43) put every value on one point, and the centred sum is then 0 for
+    # any data; OpenDP's mechanisms take a sensitivity of at least 1 (found by the fuzzer).
+    sensitivity = max(m * q_max, 1)
     return Primitive(
         pid,
         "sum",

@@ -172,3 +172,13 @@ def test_an_affine_expression_interval_allows_for_its_columns_clamping(demo_cata
     assert row["__hi_0"] == pytest.approx(12 * row["__hi_1"], rel=0.05), "the same bias allowance, in its units"
     if row["__hi_1"] > 5000:  # the DP metadata of this registration sees the incomes beyond 5000
         assert row["__hi_0"] > 12 * 5000, f"above what clamping alone allows: the values beyond the bound ({row})"
+
+
+def test_bounds_narrower_than_one_grid_step_still_get_noise(whole) -> None:
+    """amount * 100 + 2**63 - 1 lies in [9.2e18, 9.2e18 + 1e4]: its grid step (2**43) puts every value on
+    one point and the centred sum is 0 for any data; the plan must still be valid (a sensitivity
+    of 0 was refused by OpenDP at compile time: found by the fuzzer)."""
+    plan = compile_query("SELECT AVG(amount * 100 + 9223372036854775807) FROM visits", whole, epsilon=1.0)
+    (total,) = _sums(plan)
+    assert total.sensitivity >= 1
+    assert exact_primitives(plan)[()][total.id] == 0
