@@ -98,7 +98,8 @@ def test_partial_operations_give_null_not_errors(catalog, where, expected) -> No
         ("big IN (1.5, 7)", 1),
         ("big BETWEEN 1.5 AND 42.5", 2),
         ("COALESCE(small, 2.5) > 2.4", 5),
-        ("small = (IF(TRUE, 1e308, small) + 4294967296)", 0),  # found by fuzzing: rendered CAST(1e308 AS BIGINT), failed
+        # found by fuzzing: rendered CAST(1e308 AS BIGINT), failed
+        ("small = (IF(TRUE, 1e308, small) + 4294967296)", 0),
         ("big < 1e30", 5),
     ],
 )
