@@ -214,7 +214,16 @@ class Renderer:
         inner = self.double(node.this) if operand.type == DOUBLE else self.integer(node.this)
         return type(node)(this=inner)
 
-    _abs = _sign = _floor = _ceil = _unary_number
+    _abs = _sign = _unary_number
+
+    def _floor_ceil(self, node: exp.Expression) -> exp.Expression:
+        """FLOOR/CEIL of an integer is the integer itself: DuckDB's FLOOR(BIGINT) returns DOUBLE,
+        whose cast back fails near 2^63 and loses digits beyond 2^53."""
+        if self.facts.of(node.this).type == DOUBLE:
+            return type(node)(this=self.double(node.this))
+        return self.integer(node.this)
+
+    _floor = _ceil = _floor_ceil
 
     def _round(self, node: exp.Round) -> exp.Expression:
         operand = self.facts.of(node.this)
