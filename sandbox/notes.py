@@ -39,6 +39,13 @@ MESSAGES: dict[str, str] = {
     "no_groups.rows": N_(
         "no group reached the release threshold for private keys: a group needs about {threshold} rows (a noisy "
         "count) to appear, so nothing was released; group by a coarser key, or one with a public key set"),
+    "public_keys_only": N_(
+        "only group keys were asked for, and their key set is public (declared in the policy): every key of it is "
+        "listed, also keys absent from the data, without reading data and without charging budget"),
+    "extremes": N_(
+        "MIN and MAX are differentially private quantiles near the extremes (the 1% and 99% quantiles), not the exact "
+        "smallest and largest values, which single persons decide; the interval of MIN reaches down to the "
+        "column's lower bound and that of MAX up to its upper bound, so that it covers the exact extreme"),
     "joined_rows": N_(
         "each {unit} contributes at most {rows} joined rows: {caps}, each side's rows chosen by their keyed-hash "
         "ranks before the join"),

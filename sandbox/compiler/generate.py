@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlglot import exp, parse_one
 
 from sandbox.catalog import QUANTIZED_PREFIX, RANK_COLUMN, Dataset
-from sandbox.compiler import intervals
+from sandbox.compiler import extremes, intervals, products
 from sandbox.compiler.plan import Primitive
 from sandbox.compiler.render import Renderer
 from sandbox.compiler.scope import Relation, Scope
@@ -100,6 +100,15 @@ def _primitive_sql(
     ref = _value_ref(p, colmap, values)
     if p.kind == "count":
         return "COUNT(*)" if p.column is None else f"COUNT({ref or _q(p.column)})"
+    if p.kind == "distinct":
+        value = ref or _q(p.column)
+        if p.values is not None:  # only the declared keys count: a unit adds at most all of them
+            listed = ", ".join(_sql(exp.convert(v)) for v in p.values)
+            value = f"CASE WHEN {value} IN ({listed}) THEN {value} END"
+        return f"COUNT(DISTINCT {value})"
+    if p.kind == "moment":
+        other = colmap[p.other] if colmap is not None else (values or {}).get(p.other) or _q(p.other)
+        return products.moment_sql(p, ref or _q(p.column), other)
     if p.kind == "units":
         if colmap is not None:
             return f"COUNT(DISTINCT {ref or unit_column})"
@@ -242,14 +251,14 @@ def fused_rows(
     select += [f"{tie} AS __t{i}" for i, tie in enumerate(ties)]
     select += [f"{render.sql(k)} AS __k{i}" for i, k in enumerate(keys)]
     colmap: dict[str, str] = {}
-    for p in primitives:
-        if p.column is not None and p.column not in colmap:
-            colmap[p.column] = f"__c{len(colmap)}"
-            if values and p.column in values:  # an aggregated expression, computed on the joined row
-                select.append(f"{values[p.column]} AS {colmap[p.column]}")
+    for column in (c for p in primitives for c in (p.column, p.other)):
+        if column is not None and column not in colmap:
+            colmap[column] = f"__c{len(colmap)}"
+            if values and column in values:  # an aggregated expression, computed on the joined row
+                select.append(f"{values[column]} AS {colmap[column]}")
                 continue
-            alias, _, name = p.column.partition(".")
-            select.append(f"{_q(alias)}.{_q(name)} AS {colmap[p.column]}")
+            alias, _, name = column.partition(".")
+            select.append(f"{_q(alias)}.{_q(name)} AS {colmap[column]}")
     rows = f"SELECT {', '.join(select)} FROM {' '.join(parts)}"
     if where is not None:
         rows += f" WHERE {render.sql(where.this)}"
@@ -339,6 +348,7 @@ class _Released:
     key_types: list[str | None]  # DATE/TIMESTAMP keys arrive as text (see _transported)
     aliases: frozenset[int] = frozenset()  # ids of HAVING / ORDER BY names bound to an output alias
     facts: Facts | None = None  # the types typecheck.py decided (comparisons' operand types)
+    pieces: dict[str, str] = field(default_factory=dict)  # interval parts computed once (products.py)
 
     def ref(self, kind: str, column: str | None = None, power: int = 1, alpha: float | None = None) -> str:
         return self.needs[(kind, column, power, alpha)]
@@ -361,8 +371,24 @@ def count_ref(node: exp.Count, ctx: _Released) -> str:
     if isinstance(inner, exp.Star):
         return ctx.ref("count")
     if isinstance(inner, exp.Distinct):
-        return ctx.ref("units", ctx.key_of(inner.expressions[0]))
+        column = ctx.key_of(inner.expressions[0])
+        return ctx.needs.get(("units", column, 1, None)) or ctx.ref("distinct", column)
     return ctx.ref("count", ctx.key_of(inner))
+
+
+def distinct_cap(node: exp.Count, ctx: _Released) -> str | None:
+    """The most distinct values COUNT(DISTINCT col) can count when the column's domain is public
+    (declared keys, BOOLEAN): a noisy count above it is clipped to it. Not for bounded numbers:
+    bounds clamp values in sums, but values beyond them exist and are distinct values too."""
+    inner = node.this
+    if not isinstance(inner, exp.Distinct) or ctx.needs.get(("units", ctx.key_of(inner.expressions[0]), 1, None)):
+        return None
+    column = ctx.columns[ctx.key_of(inner.expressions[0])]
+    if column.keys is not None:
+        return f"CAST({len([k for k in column.keys if k is not None])} AS DOUBLE)"
+    if column.type == "BOOLEAN":
+        return "CAST(2 AS DOUBLE)"
+    return None
 
 
 def _formula(node: exp.Expression, ctx: _Released) -> exp.Expression:
@@ -370,12 +396,15 @@ def _formula(node: exp.Expression, ctx: _Released) -> exp.Expression:
     to what the bounds make possible (a count >= 0, a sum of non-negative values >= 0, an
     average inside the bounds): post-processing, free, and never further from the truth."""
     if isinstance(node, exp.Count):
-        return exp.Paren(this=_parsed(intervals.at_least(count_ref(node, ctx), 0)).copy())
+        text = intervals.at_least(count_ref(node, ctx), 0)
+        cap = distinct_cap(node, ctx)
+        return exp.Paren(this=_parsed(text if cap is None else intervals.at_most(text, cap)).copy())
+    if isinstance(node, products.PAIRED):
+        return exp.Paren(this=_parsed(products.formula(node, ctx)).copy())
     column = ctx.key_of(node.this)
     lo, hi = ctx.columns[column].bounds
-    if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile):
-        alpha = 0.5 if isinstance(node, exp.Median) else float(node.expression.this)
-        return exp.column(ctx.ref("quantile", column, alpha=alpha))
+    if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile | exp.Min | exp.Max):
+        return exp.column(ctx.ref("quantile", column, alpha=extremes.quantile_level(node)))
     if isinstance(node, exp.Sum):
         s = ctx.ref("sum", column)
         text = s if s not in ctx.paired else ctx.plain_sum(column)
@@ -485,7 +514,12 @@ def output_sql(
         # a suppressed cell has no interval (GREATEST and LEAST skip its NULLs and would make one up)
         ends.append(f"CAST(CASE WHEN __suppressed THEN NULL ELSE {lo or 'NULL'} END AS DOUBLE) AS __lo_{i}")
         ends.append(f"CAST(CASE WHEN __suppressed THEN NULL ELSE {hi or 'NULL'} END AS DOUBLE) AS __hi_{i}")
-    sql = f"SELECT {', '.join(items + widths + ends)}, __suppressed FROM released"
+    relation = "released"
+    for level in products.levels(ctx.pieces):  # named parts of intervals, each computed once
+        relation = f"(SELECT *, {', '.join(f'{sql} AS {name}' for name, sql in level)} FROM {relation} AS __p)"
+    sql = f"SELECT {', '.join(items + widths + ends)}, __suppressed FROM {relation}"
+    if ctx.pieces:
+        sql += " AS released"
     having = query.args.get("having")
     if having is not None:
         sql += f" WHERE {_sql(_rewrite(having.this, ctx))}"
@@ -531,14 +565,18 @@ def _aggregate_interval(
 ) -> intervals.Interval:
     if isinstance(node, exp.Count):
         pid = count_ref(node, ctx)
-        return intervals.count_interval(pid, ctx.by_id[pid], alpha, bias.rows_left_out, round_to)
+        lo, hi = intervals.count_interval(pid, ctx.by_id[pid], alpha, bias.rows_left_out, round_to)
+        cap = distinct_cap(node, ctx)
+        return (lo, hi) if cap is None else (intervals.at_most(lo, cap), intervals.at_most(hi, cap))
+    if isinstance(node, products.PAIRED):
+        return products.interval(node, ctx, lambda key: _facts(key, ctx, bias), alpha)
     value = _sql(_formula(node, ctx))
     column = ctx.key_of(node.this)
     facts = bias.columns.get(column) or intervals.ColumnFacts(tuple(float(b) for b in ctx.columns[column].bounds))
-    if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile):
-        level = 0.5 if isinstance(node, exp.Median) else float(node.expression.this)
-        q = ctx.by_id[ctx.ref("quantile", column, alpha=level)]
-        return intervals.quantile_interval(value, q, ctx.by_id[ctx.ref("count", column)], alpha, facts)
+    if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile | exp.Min | exp.Max):
+        q = ctx.by_id[ctx.ref("quantile", column, alpha=extremes.quantile_level(node))]
+        found = intervals.quantile_interval(value, q, ctx.by_id[ctx.ref("count", column)], alpha, facts)
+        return extremes.extreme_interval(node, found, facts.bounds) if extremes.is_extreme(node) else found
     s = ctx.by_id[ctx.ref("sum", column)]
     count = ctx.paired.get(s.id) or ctx.needs.get(("count", column, 1, None))
     if isinstance(node, exp.Sum):
@@ -556,6 +594,10 @@ def _aggregate_interval(
     if isinstance(node, exp.Variance | exp.VariancePop):
         return lo, hi
     return f"SQRT({lo})", f"SQRT({hi})"
+
+
+def _facts(column: str, ctx: _Released, bias: intervals.Bias) -> intervals.ColumnFacts:
+    return bias.columns.get(column) or intervals.ColumnFacts(tuple(float(b) for b in ctx.columns[column].bounds))
 
 
 def _sum_width(s: Primitive, ctx: _Released, alpha: float) -> float:

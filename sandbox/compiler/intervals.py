@@ -63,7 +63,7 @@ Interval = tuple[str | None, str | None]  # SQL of the lower and upper end (None
 
 def _w(p: Primitive, alpha: float, round_to: int = 1) -> float:
     width = privacy.half_width(p.scale, alpha) * p.step
-    if p.kind in ("count", "units") and round_to > 1:
+    if p.kind in ("count", "units", "distinct") and round_to > 1:
         width += round_to / 2
     return width
 
@@ -392,6 +392,10 @@ def noisy_quantities(node: exp.Expression) -> int:
 def _weight(node: exp.Expression) -> int:
     if isinstance(node, exp.Count | exp.Sum):
         return 1
-    if isinstance(node, exp.Avg | exp.Median | exp.PercentileCont | exp.Quantile):
+    if isinstance(node, exp.Avg | exp.Median | exp.PercentileCont | exp.Quantile | exp.Min | exp.Max):
         return 2
+    from sandbox.compiler import products
+
+    if isinstance(node, products.PAIRED):
+        return products.weight(node)
     return 3

@@ -6,6 +6,9 @@ unit has at most m = max_rows rows, spread over at most l0 groups. Then, for the
 primitive over all groups:
 - COUNT(*) / COUNT(col): L1 <= m (each row lands in one group);
 - COUNT(DISTINCT unit):  L1 <= l0 (one per group the unit reaches);
+- COUNT(DISTINCT col) of another column: L1 <= m (a value leaves or joins a group's distinct set
+  only with one of the unit's rows), and <= l0 when the column is constant within a unit (one
+  value per group it reaches: a declared constant dimension, or any column at max_rows 1);
 - SUM of a value quantized to integers q in [q_lo, q_hi]: L1 <= m * max(|q_lo|, |q_hi|);
   when the query releases the count of the same values anyway (AVG, COUNT(x), or COUNT(*) of a
   column verified non-null), the sum is of q - c instead, c the middle of [q_lo, q_hi]:
@@ -27,12 +30,13 @@ selection only; a query over public keys charges delta = 0.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
 
 from sandbox import metadata, privacy
-from sandbox.compiler import bounds, intervals, work
+from sandbox.compiler import bounds, extremes, intervals, products, work
 from sandbox.compiler import keys as key_sets
 from sandbox.compiler.bind import Bound
 from sandbox.compiler.contribution import Contribution
@@ -57,9 +61,12 @@ class _Need:
     column: str | None = None
     power: int = 1
     alpha: float | None = None
+    other: str | None = None  # a moment's second column and (power of column, power of other)
+    powers: tuple[int, int] | None = None
 
     def key(self) -> tuple:
-        return (self.kind, self.column, self.power, self.alpha)
+        base = (self.kind, self.column, self.power, self.alpha)
+        return base if self.other is None else (*base, self.other, self.powers)
 
 
 @dataclass
@@ -68,6 +75,7 @@ class _Builder:
     order: list[_Need] = field(default_factory=list)
     internal: set[str] = field(default_factory=set)
     never_null: set[str] = field(default_factory=set)  # columns (and expressions) whose COUNT(x) is COUNT(*)
+    is_unit: Callable[[exp.Expression], bool] = lambda node: False  # COUNT(DISTINCT it) counts units
     counted_by: dict[str, str] = field(default_factory=dict)  # count id -> quantile whose histogram totals it
 
     def need(self, need: _Need, *, internal: bool = False) -> str:
@@ -116,7 +124,7 @@ def build_plan(
     # COUNT(x) of a column declared and verified non-null is COUNT(*): one noisy count, not two.
     # Only on one dataset: a join or pre-aggregation can produce NULLs the data does not have.
     non_null = frozenset() if scope.fused else scope.base.dataset.non_null_columns
-    builder = _Builder(never_null=set(non_null))
+    builder = _Builder(never_null=set(non_null), is_unit=bound.is_unit)
 
     def key_of(node: exp.Expression) -> str:
         """The primitive column key of an aggregate's argument: a column's (qualified) name, or
@@ -153,6 +161,8 @@ def build_plan(
         kind = "aggregate" if function else "derived"
         outputs.append((name, expression, OutputColumn(name, kind, function, prims)))
 
+    # a column constant within a unit gives it one value: one distinct value per group it reaches
+    per_unit = frozenset(key for key, (rel, name) in origins.items() if rel.private and name in rel.constant)
     public = key_sets.public_key_set(keys, bound) if keys else None
     # Only a count of distinct units and the release of private keys depend on how many groups a
     # unit is in (l0). Counts, sums and quantiles over public keys are bounded by the unit's rows
@@ -162,13 +172,16 @@ def build_plan(
         bool(keys)
         and not constant_keys
         and max_groups < m
-        and (public is None or any(n.kind == "units" for n in builder.order))
+        and (public is None or any(_per_group(n, per_unit) for n in builder.order))
     )
+    # Keys alone (`SELECT educ FROM t GROUP BY educ`): private keys cost the selection count; a
+    # public key set is the policy's, released as declared, with nothing noisy to compute
+    public_keys_only = bool(keys) and public is not None and not builder.order
     selection_pid = None
     if keys and public is None:
         selection_pid = builder.need(_Need("units" if m > 1 else "count"), internal=True)
     suppress_pid = None
-    if min_count > 0:
+    if min_count > 0 and not public_keys_only:
         suppress_pid = _first_count(builder) or builder.need(_Need("count"), internal=True)
 
     paired = _pair_sums_with_counts(builder, query, key_of, exclude=selection_pid, rounded=round_to > 1)
@@ -180,7 +193,7 @@ def build_plan(
     weights = {
         n.key(): INTERVAL_COUNT_WEIGHT if builder.needs[n.key()] in interval_only else 1.0 for n in builder.order
     }
-    share = epsilon / sum(weights.values())  # a full share
+    share = epsilon / max(sum(weights.values()), 1.0)  # a full share
     primitives = [
         _primitive(
             builder.needs[n.key()],
@@ -191,6 +204,7 @@ def build_plan(
             share * weights[n.key()],
             builder.needs[n.key()] in builder.internal,
             centered=builder.needs[n.key()] in paired,
+            per_unit=per_unit,
         )
         for n in builder.order
     ]
@@ -200,6 +214,10 @@ def build_plan(
         ]
     outputs = [(name, expression, _with_count(column, paired)) for name, expression, column in outputs]
     notes: list[Note] = []
+    if public_keys_only:
+        notes.append(note("public_keys_only"))
+    if any(extremes.is_extreme(n) for item in query.expressions for n in item.walk()):
+        notes.append(note("extremes"))
     delta_used, selection = 0.0, None
     if selection_pid is not None:
         delta_used = default_delta if delta is None else delta
@@ -282,14 +300,17 @@ def build_plan(
             linear[key] = (found[0], found[1], bound.ref(found[2]))
     bias, bias_facts, bias_notes = _bias(scope, origins, columns, groups_pass, max_groups, inputs, linear)
     choices = _choices(scope, share)
-    notes.extend(bias_notes)
+    if primitives:  # with nothing noisy, nothing is left out of a figure
+        notes.extend(bias_notes)
+    else:
+        notes = [n for n in notes if n.key == "public_keys_only"]
     touched = bound.reads()
     return Plan(
         sql=sql,
         normalized_sql=query.sql(dialect="duckdb", normalize=True, comments=False),
         dataset=unit_relation.dataset.name,
         attach={d.name: str(d.engine_path) for d in scope.datasets()},
-        epsilon=epsilon,
+        epsilon=epsilon if primitives else 0.0,  # nothing noisy: public keys alone cost nothing
         delta=delta_used,
         aggregate_sql=aggregate,
         histogram_sql=histograms,
@@ -597,6 +618,26 @@ def _count_need(builder: _Builder, column: str) -> str:
     return builder.need(_Need("count", column))
 
 
+def _per_group(need: _Need, per_unit: frozenset[str]) -> bool:
+    """A primitive whose sensitivity is the number of groups a unit reaches (l0), which public
+    keys bound only through the max_groups pass: distinct units, distinct values of a column
+    constant within a unit."""
+    return need.kind == "units" or (need.kind == "distinct" and need.column in per_unit)
+
+
+def _key_values(column: Column) -> tuple | None:
+    """The declared key set of a text or integer column, when every key has the column's own type
+    (so comparing with them can never fail on a value), without NULL (COUNT DISTINCT skips it)."""
+    keys = [k for k in column.keys or () if k is not None]
+    if not keys:
+        return None
+    if column.type == "VARCHAR" and all(isinstance(k, str) for k in keys):
+        return tuple(keys)
+    if column.is_integer and all(isinstance(k, int) and not isinstance(k, bool) for k in keys):
+        return tuple(keys)
+    return None
+
+
 def _first_count(builder: _Builder) -> str | None:
     for need in builder.order:
         if need.kind in ("count", "units") and need.column is None:
@@ -606,12 +647,16 @@ def _first_count(builder: _Builder) -> str | None:
 
 def _describe(node: exp.Expression, builder: _Builder, key_of):
     """Register the primitives an aggregate needs; return its function name and their ids."""
+    if isinstance(node, products.PAIRED):
+        return products.describe(node, lambda **need: builder.need(_Need(**need)), key_of)
     if isinstance(node, exp.Count):
         inner = node.this
         if isinstance(inner, exp.Star):
             return "count", (builder.need(_Need("count")),)
-        if isinstance(inner, exp.Distinct):  # the unit of one fused relation (e.g. matched persons)
-            return "count", (builder.need(_Need("units", key_of(inner.expressions[0]))),)
+        if isinstance(inner, exp.Distinct):  # units (of one fused relation, e.g. matched persons) or values
+            target = inner.expressions[0]
+            kind = "units" if builder.is_unit(target) else "distinct"
+            return "count", (builder.need(_Need(kind, key_of(target))),)
         return "count", (_count_need(builder, key_of(inner)),)
     column = key_of(node.this)
     if isinstance(node, exp.Sum):
@@ -625,7 +670,7 @@ def _describe(node: exp.Expression, builder: _Builder, key_of):
             _count_need(builder, column),
         )
         return ("stddev" if isinstance(node, exp.Stddev | exp.StddevSamp | exp.StddevPop) else "var"), prims
-    alpha = 0.5 if isinstance(node, exp.Median) else float(node.expression.this)
+    alpha = extremes.quantile_level(node)
     quantile = builder.need(_Need("quantile", column, alpha=alpha))
     # the quantile's interval turns its rank error into a share of the count (intervals.py): an
     # internal count unless the query releases that count anyway
@@ -648,11 +693,26 @@ def _primitive(
     internal: bool,
     *,
     centered: bool = False,
+    per_unit: frozenset[str] = frozenset(),
 ) -> Primitive:
     if need.kind == "count":
         return Primitive(pid, "count", need.column, m, epsilon, privacy.laplace_scale(m, epsilon), internal=internal)
     if need.kind == "units":
         return Primitive(pid, "units", need.column, l0, epsilon, privacy.laplace_scale(l0, epsilon), internal=internal)
+    if need.kind == "moment":
+        return products.primitive(pid, need, columns, m, epsilon, internal)
+    if need.kind == "distinct":
+        # a unit adds or removes at most one distinct value per row it has, and of a column constant
+        # within it one value in each of the (at most l0) groups it reaches; in one group (l0 = 1),
+        # counting only a declared key set, at most all of its keys
+        d = min(l0, m) if _per_group(need, per_unit) else m
+        values = _key_values(columns[need.column]) if l0 == 1 else None
+        if values is not None and len(values) < d:
+            d = len(values)
+        else:
+            values = None
+        scale = privacy.laplace_scale(d, epsilon)
+        return Primitive(pid, "distinct", need.column, d, epsilon, scale, internal=internal, values=values)
     column = columns[need.column]
     lo, hi = clamp_bounds(column)
     if need.kind == "quantile":

@@ -4,6 +4,28 @@ SELECT COUNT(*) FROM residents;
 SELECT district, COUNT(*) FROM residents GROUP BY district;
 -- title: count distinct units
 SELECT COUNT(DISTINCT person_id) FROM social_insurance;
+-- title: count distinct values of a non-unit column
+SELECT COUNT(DISTINCT educ), COUNT(DISTINCT age) FROM pums_null;
+-- title: count distinct values per group, next to distinct units
+SELECT hospital, COUNT(DISTINCT department), COUNT(DISTINCT person_id) FROM medical_visits GROUP BY hospital;
+-- title: keys alone over a public key set (free)
+SELECT district, sex FROM residents GROUP BY district, sex;
+-- title: keys alone with a filter, over a key set derived from public domains
+SELECT age // 10 AS decade FROM pums_null WHERE income > 20000 GROUP BY decade;
+-- title: keys alone over private keys pass the threshold
+SELECT FLOOR(s.total / 1000) AS band FROM (SELECT person_id, SUM(contribution) AS total FROM social_insurance GROUP BY person_id) AS s GROUP BY band;
+-- title: select distinct is the key-only group by
+SELECT DISTINCT hospital FROM medical_visits;
+-- title: min and max are quantiles near the extremes
+SELECT MIN(age), MAX(monthly_income) FROM residents;
+-- title: min and max per group, and arithmetic over them
+SELECT sex, MIN(income) AS low, MAX(income) - MIN(income) AS spread FROM pums_null GROUP BY sex;
+-- title: correlation and regression of two bounded columns
+SELECT CORR(monthly_income, age) AS r, REGR_SLOPE(monthly_income, age) AS slope, REGR_INTERCEPT(monthly_income, age) AS intercept FROM residents WHERE age >= 18;
+-- title: covariances and the regression count per group
+SELECT district, COVAR_SAMP(monthly_income, age), COVAR_POP(age, monthly_income), REGR_COUNT(monthly_income, age) FROM residents GROUP BY district;
+-- title: correlation next to other aggregates, with arithmetic
+SELECT sex, CORR(income, age) * 100 AS r_percent, AVG(income), COUNT(*) FROM pums_null GROUP BY sex;
 -- title: count of a column skips nulls
 SELECT COUNT(income) FROM pums_null;
 -- title: sum of a measure

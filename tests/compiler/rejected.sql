@@ -22,18 +22,22 @@ SELECT COUNT(*) FROM social_insurance GROUP BY person_id;
 -- rule: no_identifiers
 -- expect: targets single persons
 SELECT AVG(monthly_income) FROM residents WHERE person_id = 42;
--- title: count distinct of a non-unit column
+-- title: count distinct of an expression
 -- rule: aggregates
--- expect: only COUNT(DISTINCT <unit>)
-SELECT COUNT(DISTINCT district) FROM residents;
--- title: min
--- rule: allowed_nodes
--- expect: MIN returns one person's value
-SELECT MIN(age) FROM residents;
--- title: max
--- rule: allowed_nodes
--- expect: MAX returns one person's value
-SELECT MAX(monthly_income) FROM residents;
+-- expect: COUNT(DISTINCT ...) takes one column
+SELECT COUNT(DISTINCT age // 10) FROM residents;
+-- title: count distinct of two columns
+-- rule: aggregates
+-- expect: COUNT(DISTINCT ...) takes one column
+SELECT COUNT(DISTINCT district, sex) FROM residents;
+-- title: min of a column without bounds
+-- rule: aggregates
+-- expect: has no public bounds
+SELECT MIN(district) FROM residents;
+-- title: max of a distinct
+-- rule: aggregates
+-- expect: DISTINCT in
+SELECT MAX(DISTINCT age) FROM residents;
 -- title: arg_max
 -- rule: allowed_nodes
 -- expect: ARG_MAX
@@ -234,14 +238,22 @@ SELECT SUM(COUNT(*)) FROM residents;
 -- rule: group_by_dimensions
 -- expect: GROUP BY on the measure 'monthly_income'
 SELECT monthly_income, COUNT(*) FROM residents GROUP BY monthly_income;
--- title: select distinct
+-- title: select distinct of an aggregate
 -- rule: single_select
 -- expect: SELECT DISTINCT
-SELECT DISTINCT district FROM residents;
--- title: no aggregates at all
+SELECT DISTINCT COUNT(*) FROM residents;
+-- title: select distinct on
+-- rule: single_select
+-- expect: SELECT DISTINCT
+SELECT DISTINCT ON (district) district, age FROM residents;
+-- title: keys alone without GROUP BY
 -- rule: no_row_level_output
 -- expect: without aggregates
-SELECT district FROM residents GROUP BY district;
+SELECT district FROM residents;
+-- title: no aggregates at all, a column that is not a key
+-- rule: no_row_level_output
+-- expect: non-aggregated column 'age'
+SELECT district, age FROM residents GROUP BY district;
 -- title: order by ... limit 1 without aggregates
 -- rule: no_row_level_output
 -- expect: without aggregates

@@ -415,9 +415,11 @@ def group_key(draw, cols: list[Col]) -> str | None:
 def aggregate(draw, cols: list[Col]) -> str:
     measures = [c for c in cols if c.kind == "num" and c.bounds and not c.unit]
     units = [c for c in cols if c.unit]
-    choice = draw(st.sampled_from(range(12)))
+    choice = draw(st.sampled_from(range(16)))
     if draw(rarely(3)):  # an aggregate over an expression, a FILTER, a dialect spelling
         return draw(expression_aggregate(cols, measures))
+    if choice >= 12:  # COUNT(DISTINCT col), MIN/MAX, CORR/COVAR/REGR
+        return draw(distinct_extreme_or_paired(cols, measures))
     if choice <= 2 or not measures:
         if choice == 1 and units:
             return f"COUNT(DISTINCT {draw(st.sampled_from(units)).ref})"
@@ -480,12 +482,31 @@ def expression_aggregate(draw, cols: list[Col], measures: list[Col]) -> str:
 
 
 @st.composite
+def distinct_extreme_or_paired(draw, cols: list[Col], measures: list[Col]) -> str:
+    """COUNT(DISTINCT col) of any column, MIN/MAX, and the aggregates of two columns (issue 18)."""
+    choice = draw(st.sampled_from(range(4)))
+    if choice == 0 or not measures:
+        return f"COUNT(DISTINCT {draw(st.sampled_from(cols)).ref})"
+    m = draw(st.sampled_from(measures)).ref
+    if choice == 1:
+        return f"{draw(st.sampled_from(['MIN', 'MAX']))}({m})"
+    other = draw(st.sampled_from(measures)).ref
+    function = draw(st.sampled_from(["CORR", "COVAR_SAMP", "COVAR_POP", "REGR_SLOPE", "REGR_INTERCEPT", "REGR_COUNT"]))
+    if choice == 2:
+        return f"{function}({m}, {other})"
+    return f"{function}({m}, {other}) * 2 + MAX({m}) - MIN({other})"
+
+
+@st.composite
 def queries(draw, schema: Schema) -> str:
     source, cols, facts = draw(relations(schema))
     keys = [k for k in draw(st.lists(group_key(cols), max_size=2)) if k]
     keys = list(dict.fromkeys(keys))
-    aggregates = draw(st.lists(aggregate(cols), min_size=1, max_size=3))
+    # keys alone sometimes (key-only GROUP BY, or SELECT DISTINCT of them)
+    aggregates = draw(st.lists(aggregate(cols), min_size=0 if keys and draw(rarely(4)) else 1, max_size=3))
     items = [f"{k} AS k{i}" for i, k in enumerate(keys)] + [f"{a} AS a{i}" for i, a in enumerate(aggregates)]
+    if not aggregates and draw(st.booleans()):
+        return f"SELECT DISTINCT {', '.join(items)} FROM {source}"
     top = f"TOP {draw(st.integers(0, 5))} " if draw(rarely(20)) else ""
     sql = f"SELECT {top}{', '.join(items)} FROM {source}"
     if not draw(rarely(3)):

@@ -1,7 +1,9 @@
-"""Aggregates have the shapes we can bound: COUNT(*), COUNT(x), COUNT(DISTINCT unit), and
-SUM/AVG/VAR/STDDEV/MEDIAN/QUANTILE_CONT of a column with public bounds or of a row-level
+"""Aggregates have the shapes we can bound: COUNT(*), COUNT(x), COUNT(DISTINCT col) (the unit, or
+any other column: one unit adds at most its rows' values), and
+SUM/AVG/VAR/STDDEV/MEDIAN/QUANTILE_CONT/MIN/MAX of a column with public bounds or of a row-level
 numeric expression whose bounds follow from them (bounds.py: CASE, arithmetic, COALESCE,
-LEAST/GREATEST, casts; the analyst's LEAST(GREATEST(x, lo), hi) clamps anything)."""
+LEAST/GREATEST, casts; the analyst's LEAST(GREATEST(x, lo), hi) clamps anything), and
+CORR/COVAR_*/REGR_* of two such values (products.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from sandbox.compiler.vocabulary import AGGREGATES, is_aggregate
 
 NAME = "aggregates"
 _QUANTILES = (exp.PercentileCont, exp.Quantile)
+_PAIRED = (exp.Corr, exp.CovarSamp, exp.CovarPop, exp.RegrSlope, exp.RegrIntercept, exp.RegrCount)
 
 
 def check(query: exp.Select, ctx: Context) -> None:
@@ -35,21 +38,24 @@ def check(query: exp.Select, ctx: Context) -> None:
                 continue
             if isinstance(inner, exp.Distinct):
                 targets = inner.expressions
-                if len(targets) == 1 and ctx.bound.is_unit(targets[0]):
-                    continue
+                if len(targets) == 1 and isinstance(_bare(targets[0]), exp.Column):
+                    continue  # the unit (units counted), or distinct values a unit adds at most m of
                 ctx.reject(
                     node,
                     f"The aggregate {label}",
-                    "only COUNT(DISTINCT <unit>) is supported: distinct values of other columns are exact",
-                    f"Count units with COUNT(DISTINCT {unit}), or GROUP BY the column and COUNT(*).",
+                    "COUNT(DISTINCT ...) takes one column: one unit's rows bound how many values it adds",
+                    f"Count one column's distinct values, e.g. COUNT(DISTINCT {unit}), or GROUP BY the expression "
+                    "and COUNT(*).",
                     NAME,
                 )
             continue  # COUNT(x) counts the rows where x is not NULL: at most max_rows per unit
         if isinstance(inner, exp.Distinct):
             ctx.reject(
-                node, f"DISTINCT in {label}", "only COUNT(DISTINCT <unit>) is supported", "Remove DISTINCT.", NAME
+                node, f"DISTINCT in {label}", "only COUNT(DISTINCT col) is supported", "Remove DISTINCT.", NAME
             )
         _bounded_value(node, inner, label, ctx)
+        if isinstance(node, _PAIRED):  # CORR(y, x): x is bounded too
+            _bounded_value(node, node.expression, label, ctx)
         if isinstance(node, _QUANTILES):
             level = node.expression
             value = _number(level)
@@ -114,6 +120,12 @@ def _always_null(node: exp.Expression, label: str, ctx: Context) -> None:
         "Aggregate a value that is not NULL on some rows, e.g. CASE WHEN <condition> THEN 1 ELSE 0 END.",
         NAME,
     )
+
+
+def _bare(node: exp.Expression) -> exp.Expression:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    return node
 
 
 def _number(node: exp.Expression | None) -> float | None:
