@@ -30,10 +30,14 @@ SELECT COUNT(DISTINCT age // 10) FROM residents;
 -- rule: aggregates
 -- expect: COUNT(DISTINCT ...) takes one column
 SELECT COUNT(DISTINCT district, sex) FROM residents;
--- title: min of a column without bounds
+-- title: min of a text column
 -- rule: aggregates
--- expect: has no public bounds
+-- expect: it needs a number
 SELECT MIN(district) FROM residents;
+-- title: max of an expression without bounds
+-- rule: aggregates
+-- expect: no public bounds
+SELECT MAX(monthly_income / age) FROM residents;
 -- title: max of a distinct
 -- rule: aggregates
 -- expect: DISTINCT in

@@ -298,23 +298,44 @@ def test_sensitivity_is_max_rows_times_the_largest_product(catalog) -> None:
         assert p.sensitivity == 3 * round(largest / p.step)
 
 
-def test_released_formulas_are_duckdbs_on_exact_sums(catalog) -> None:
+@pytest.mark.parametrize(
+    ("x", "y", "clamped", "present"),
+    [
+        (
+            "amount",
+            "score",
+            "LEAST(GREATEST(amount, 0), 100) AS x, LEAST(GREATEST(score, 0), 10) AS y",
+            "amount IS NOT NULL AND score IS NOT NULL",
+        ),
+        # expressions with derived bounds: the analyst's clamp [0, 50], and a CASE in [0, 1] that is
+        # never NULL (a missing score is 0)
+        (
+            "LEAST(GREATEST(amount, 0), 50)",
+            "CASE WHEN score > 2 THEN 1 ELSE 0 END",
+            "LEAST(GREATEST(amount, 0), 50) AS x, CASE WHEN score > 2 THEN 1 ELSE 0 END AS y",
+            "amount IS NOT NULL",
+        ),
+    ],
+    ids=["columns", "expressions"],
+)
+def test_released_formulas_are_duckdbs_on_exact_sums(catalog, x, y, clamped, present) -> None:
     """Post-processing of the exact sums gives DuckDB's own CORR, COVAR_SAMP, COVAR_POP,
     REGR_SLOPE, REGR_INTERCEPT and REGR_COUNT of the clamped pairs."""
-    plan = compile_query(PAIRED_SQL, catalog, epsilon=1.0)
+    sql = (
+        f"SELECT CORR({y}, {x}) AS r, COVAR_SAMP({y}, {x}) AS cs, COVAR_POP({x}, {y}) AS cp, "
+        f"REGR_SLOPE({y}, {x}) AS b, REGR_INTERCEPT({y}, {x}) AS a, REGR_COUNT({y}, {x}) AS n FROM visits"
+    )
+    plan = compile_query(sql, catalog, epsilon=1.0)
     values = exact_primitives(plan)[()]
     con = duckdb.connect()
     columns = ", ".join(f"CAST({values[p.id] * p.step!r} AS DOUBLE) AS {p.id}" for p in plan.primitives)
     con.execute(f"CREATE TABLE released AS SELECT {columns}, false AS __suppressed")
     released = dict(zip([d[0] for d in con.execute(plan.output_sql).description], con.fetchone(), strict=True))
-    clamped = (
-        "SELECT CASE WHEN amount IS NOT NULL THEN LEAST(GREATEST(amount, 0), 100) END AS x, "
-        "CASE WHEN score IS NOT NULL THEN LEAST(GREATEST(score, 0), 10) END AS y "
-        f"FROM read_parquet('{catalog.get('visits').parquet_path}')"
-    )
+    # only the pairs present: DuckDB's GREATEST(NULL, 0) is 0, which would make up a pair
+    pairs = f"SELECT {clamped} FROM read_parquet('{catalog.get('visits').parquet_path}') WHERE {present}"
     exact = con.execute(
         "SELECT CORR(y, x), COVAR_SAMP(y, x), COVAR_POP(x, y), REGR_SLOPE(y, x), REGR_INTERCEPT(y, x), "
-        f"REGR_COUNT(y, x) FROM ({clamped})"
+        f"REGR_COUNT(y, x) FROM ({pairs})"
     ).fetchone()
     for name, truth in zip(["r", "cs", "cp", "b", "a", "n"], exact, strict=True):
         assert released[name] == pytest.approx(truth, rel=1e-12), name
@@ -338,8 +359,8 @@ def test_corr_is_clipped_to_what_is_possible(catalog) -> None:
 @pytest.mark.parametrize(
     ("sql", "expect"),
     [
-        ("SELECT CORR(amount, dept) FROM visits", "has no public bounds"),
-        ("SELECT COVAR_POP(amount, age // 10) FROM visits", "plain columns"),
+        ("SELECT CORR(amount, dept) FROM visits", "needs a number"),
+        ("SELECT COVAR_POP(amount, amount / age) FROM visits", "no public bounds"),
         ("SELECT CORR(amount, pid) FROM visits", "identifier"),
     ],
 )
