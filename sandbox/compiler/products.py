@@ -200,7 +200,7 @@ class _Sums:
     xy: str = "0"
 
 
-def _sums(node: exp.Expression, ids: dict[tuple[int, int], str]) -> _Sums:
+def _sums(ids: dict[tuple[int, int], str]) -> _Sums:
     return _Sums(**{name: ids[powers] for name, powers in zip(
         ("n", "x", "y", "xy", "xx", "yy"), (_COUNT, _X, _Y, _XY, _XX, _YY), strict=True) if powers in ids})
 
@@ -219,7 +219,7 @@ def _ids(node: exp.Expression, ctx) -> tuple[dict[tuple[int, int], str], _Factor
 def formula(node: exp.Expression, ctx) -> str:
     """The aggregate as SQL over the released sums, clipped to what is possible."""
     ids, fx, fy = _ids(node, ctx)
-    s = _sums(node, ids)
+    s = _sums(ids)
     if isinstance(node, exp.RegrCount):
         return f"CASE WHEN ({s.n}) IS NULL THEN NULL ELSE GREATEST({s.n}, 0) END"
     n = f"GREATEST({s.n}, 1)"
