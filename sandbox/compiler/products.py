@@ -313,7 +313,8 @@ class _Arith:
         return self.iv(_join(a[0], "-", repr(by)), _join(a[1], "+", repr(by)))
 
     def at_least_zero(self, a: _Iv) -> _Iv:
-        return self.iv(f"GREATEST({a[0]}, 0)", a[1])
+        """Both ends >= 0 (a variance): a noisy upper end below 0 would make SQRT fail."""
+        return self.iv(f"GREATEST({a[0]}, 0)", f"GREATEST({a[1]}, 0)")
 
     def clip(self, a: _Iv, lo: float, hi: float) -> _Iv:
         """Both ends into [lo, hi]: an unbounded end becomes the bound (the value is clipped there too)."""

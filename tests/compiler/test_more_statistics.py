@@ -369,3 +369,27 @@ def test_paired_aggregates_need_two_bounded_columns(catalog, sql, expect) -> Non
 
     with pytest.raises(SQLRejected, match=expect):
         compile_query(sql, catalog, epsilon=1.0)
+
+
+def test_post_processing_of_sums_of_products_never_fails(catalog) -> None:
+    """Whatever the noise makes of the six sums (a negative count, a negative sum of squares, a
+    variance whose interval lies below 0), the released values and intervals are computed without
+    an error (DuckDB's SQRT fails on a negative number): every combination of extreme values."""
+    import itertools
+
+    plan = compile_query(PAIRED_SQL, catalog, epsilon=1.0)
+    ids = [p.id for p in plan.primitives]
+    extremes = (-1e12, -3.0, 0.0, 2.0, 1e12)
+    rows = ", ".join(f"({', '.join(map(repr, combo))})" for combo in itertools.product(extremes, repeat=len(ids)))
+    con = duckdb.connect()
+    con.execute(
+        f"CREATE TABLE released AS SELECT {', '.join(f'CAST(c{i} AS DOUBLE) AS {pid}' for i, pid in enumerate(ids))}, "
+        f"false AS __suppressed FROM (VALUES {rows}) AS v({', '.join(f'c{i}' for i in range(len(ids)))})"
+    )
+    names = [d[0] for d in con.execute(plan.output_sql).description]
+    result = [dict(zip(names, row, strict=True)) for row in con.fetchall()]
+    assert len(result) == len(extremes) ** len(ids)
+    corr = [row["r"] for row in result if row["r"] is not None]
+    assert corr and all(-1 <= r <= 1 for r in corr)
+    ends = [row[f"__{end}_{i}"] for row in result for i in range(6) for end in ("lo", "hi")]
+    assert not [e for e in ends if e is not None and e != e], "no NaN end (SQRT of a negative variance is NaN)"
