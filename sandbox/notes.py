@@ -39,6 +39,13 @@ MESSAGES: dict[str, str] = {
     "no_groups.rows": N_(
         "no group reached the release threshold for private keys: a group needs about {threshold} rows (a noisy "
         "count) to appear, so nothing was released; group by a coarser key, or one with a public key set"),
+    "public_keys_only": N_(
+        "only group keys were asked for, and their key set is public (declared in the policy): every key of it is "
+        "listed, also keys absent from the data, without reading data and without charging budget"),
+    "extremes": N_(
+        "MIN and MAX are differentially private quantiles near the extremes (the 1% and 99% quantiles), not the exact "
+        "smallest and largest values, which single persons decide; the interval of MIN reaches down to the "
+        "column's lower bound and that of MAX up to its upper bound, so that it covers the exact extreme"),
     "joined_rows": N_(
         "each {unit} contributes at most {rows} joined rows: {caps}, each side's rows chosen by their keyed-hash "
         "ranks before the join"),
@@ -58,6 +65,12 @@ MESSAGES: dict[str, str] = {
     "clamped.below": N_(
         "about {share} of {column} values lie below {bound} and are clamped to it: sums and averages of it come out "
         "high, and the intervals allow for it"),
+    "clamped_input.above": N_(
+        "about {share} of {column} values lie above {bound}: an aggregated expression computed from it is clamped to "
+        "the bounds derived from that bound, so its sums and averages come out low (not included in the intervals)"),
+    "clamped_input.below": N_(
+        "about {share} of {column} values lie below {bound}: an aggregated expression computed from it is clamped to "
+        "the bounds derived from that bound, so its sums and averages come out high (not included in the intervals)"),
     "open_ends": N_(
         "{n} value(s) of {column} have no finite interval (a missing end means unbounded): the interval of a "
         "denominator includes 0; a larger epsilon or larger groups narrow it"),
@@ -66,7 +79,7 @@ MESSAGES: dict[str, str] = {
 # Notes a reader must not miss: shown as warnings (⚠) before the others.
 WARNINGS = frozenset({"private_keys.units", "private_keys.rows", "no_groups.units", "no_groups.rows",
                       "rows_left_out", "rows_left_out.below_ceiling", "max_groups", "clamped.above",
-                      "clamped.below", "open_ends"})
+                      "clamped.below", "clamped_input.above", "clamped_input.below", "open_ends"})
 
 _COUNTS = frozenset({"threshold", "rows", "groups", "ceiling", "n"})
 

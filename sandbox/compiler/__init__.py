@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
+from sandbox.compiler import spellings
 from sandbox.compiler.bind import bind
 from sandbox.compiler.context import Context
 from sandbox.compiler.contribution import Contribution
@@ -65,6 +66,23 @@ def _normalize(query: exp.Expression) -> exp.Expression:
     return query
 
 
+def _distinct_as_group_by(query: exp.Expression) -> exp.Expression:
+    """`SELECT DISTINCT a, b FROM t` (no aggregates, no GROUP BY) asks which groups exist: it is
+    `SELECT a, b FROM t GROUP BY 1, 2`, released as group keys are (private keys through the
+    threshold selection, public ones as declared)."""
+    distinct = query.args.get("distinct") if isinstance(query, exp.Select) else None
+    if (
+        distinct is None
+        or distinct.args.get("on") is not None
+        or query.args.get("group") is not None
+        or any(isinstance(n, exp.AggFunc) for item in query.expressions for n in item.walk())
+        or any(isinstance(item.unalias(), exp.Star) for item in query.expressions)
+    ):
+        return query
+    query.set("distinct", None)
+    return query.group_by(*(str(i) for i in range(1, len(query.expressions) + 1)), copy=False)
+
+
 def compile_query(
     sql: str,
     catalog: Catalog,
@@ -82,7 +100,7 @@ def compile_query(
     rules = rules or OutputRules()
     epsilon, delta = check_parameters(epsilon, delta)
     contribution = Contribution.parse(contribution)
-    query = _normalize(parse(sql))
+    query = _distinct_as_group_by(spellings.rewrite(_normalize(parse(sql)), sql))
     ctx = Context(sql=sql, catalog=catalog, contribution=contribution)
     for rule in SYNTAX:
         rule.check(query, ctx)

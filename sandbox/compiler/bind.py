@@ -5,7 +5,8 @@ base dataset columns it reads, with its static type; then every expression is ty
 Everything downstream works on this bound tree: the agreement scope is the set of base columns
 *any* part of the query reads; a relation's privacy unit is the output whose lineage is exactly
 the base unit column; identifier rules apply wherever an identifier is read. GROUP BY names
-bind as DuckDB binds them: a column of FROM first, then an output alias, then an ordinal.
+bind as DuckDB binds them: a column of FROM first, then an output alias, then an ordinal; in
+HAVING a grouped column first, then an output alias; in ORDER BY an output alias first.
 """
 
 from __future__ import annotations
@@ -158,6 +159,10 @@ class Binder:
     def _keys(self, node: exp.Expression) -> tuple[Any, ...] | None:
         while isinstance(node, exp.Paren):
             node = node.this
+        if isinstance(node, exp.Column) and id(node) not in self.bound.refs and not node.table:
+            alias = self.bound.aliases.get(node.name)  # an output name in HAVING / ORDER BY
+            if alias is not None and not (isinstance(alias, exp.Column) and alias.name == node.name):
+                return self._keys(alias)
         if not isinstance(node, exp.Column) or id(node) not in self.bound.refs:
             return None
         return self.bound.output(node).column.keys
@@ -212,7 +217,8 @@ def bind(query: exp.Select, ctx: Context) -> Bound:
         if id(column) in bound.refs or column.find_ancestor(exp.Join):
             continue
         if not column.table and column.name in outputs and column.find_ancestor(exp.Order, exp.Having):
-            continue  # an output name, resolved after noise
+            if not (column.find_ancestor(exp.Having) and _grouped_column(column, query, binder)):
+                continue  # an output name, resolved after noise
         binder.resolve(column)
     where = query.args.get("where")
     if where is not None:
@@ -229,6 +235,22 @@ def bind(query: exp.Select, ctx: Context) -> Bound:
         for ordered in order.expressions:
             binder.types.check(ordered.this)
     return bound
+
+
+def _grouped_column(column: exp.Column, query: exp.Select, binder: Binder) -> bool:
+    """A bare name in HAVING that is also an output alias binds as DuckDB binds it: to the
+    column of FROM when that column is a GROUP BY key, else to the alias (`SELECT sex AS educ,
+    educ AS sex ... GROUP BY sex, educ HAVING sex > 2` filters on the column sex)."""
+    if not binder.resolvable(column):
+        return False
+    relation = binder.scope.candidates(column.name)[0]
+    group = query.args.get("group")
+    for key in group.expressions if group else []:
+        while isinstance(key, exp.Paren):
+            key = key.this
+        if isinstance(key, exp.Column) and binder.bound.ref(key) == (relation, column.name):
+            return True
+    return False
 
 
 def _resolve_group_by(query: exp.Select, binder: Binder, ctx: Context) -> None:

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlglot import exp, parse_one
 
 from sandbox.catalog import QUANTIZED_PREFIX, RANK_COLUMN, Dataset
-from sandbox.compiler import intervals
+from sandbox.compiler import extremes, intervals, products
 from sandbox.compiler.plan import Primitive
 from sandbox.compiler.render import Renderer
 from sandbox.compiler.scope import Relation, Scope
 from sandbox.compiler.shape import matches_key
+from sandbox.compiler.typecheck import Facts
 from sandbox.compiler.vocabulary import is_aggregate
 from sandbox.policy import Column
 from sandbox.privacy.grid import clamped_sql
@@ -79,10 +80,35 @@ def _clamped(p: Primitive, ref: str | None = None) -> str:
     return f"({deviation} * {deviation})"
 
 
-def _primitive_sql(p: Primitive, unit_column: str, dataset: Dataset | None, colmap: dict[str, str] | None) -> str:
-    ref = colmap[p.column] if colmap is not None and p.column is not None else None
+def _value_ref(p: Primitive, colmap: dict[str, str] | None, values: dict[str, str] | None) -> str | None:
+    """How the bounded rows hold a primitive's value: a fused row's projected __c<i>, an
+    aggregated expression's SQL on one dataset's row, or (None) the column by its name."""
+    if p.column is None:
+        return None
+    if colmap is not None:
+        return colmap[p.column]
+    return (values or {}).get(p.column)
+
+
+def _primitive_sql(
+    p: Primitive,
+    unit_column: str,
+    dataset: Dataset | None,
+    colmap: dict[str, str] | None,
+    values: dict[str, str] | None = None,
+) -> str:
+    ref = _value_ref(p, colmap, values)
     if p.kind == "count":
         return "COUNT(*)" if p.column is None else f"COUNT({ref or _q(p.column)})"
+    if p.kind == "distinct":
+        value = ref or _q(p.column)
+        if p.values is not None:  # only the declared keys count: a unit adds at most all of them
+            listed = ", ".join(_sql(exp.convert(v)) for v in p.values)
+            value = f"CASE WHEN {value} IN ({listed}) THEN {value} END"
+        return f"COUNT(DISTINCT {value})"
+    if p.kind == "moment":
+        other = colmap[p.other] if colmap is not None else (values or {}).get(p.other) or _q(p.other)
+        return products.moment_sql(p, ref or _q(p.column), other)
     if p.kind == "units":
         if colmap is not None:
             return f"COUNT(DISTINCT {ref or unit_column})"
@@ -90,7 +116,7 @@ def _primitive_sql(p: Primitive, unit_column: str, dataset: Dataset | None, colm
     if p.kind == "sum":
         # Exact integer sum of quantized values: order-independent, overflow ruled out by plan.
         minus = f" - {p.center}" if p.center else ""
-        if dataset is not None and p.power == 1 and dataset.quantized_step(p.column) == p.step:
+        if dataset is not None and ref is None and p.power == 1 and dataset.quantized_step(p.column) == p.step:
             stored = _q(QUANTIZED_PREFIX + p.column)  # clamped and quantized at registration
             return f"CAST(COALESCE(SUM({stored}{minus}), 0) AS BIGINT)"
         return f"CAST(COALESCE(SUM(CAST(ROUND({_clamped(p, ref)} / {_num(p.step)}) AS BIGINT){minus}), 0) AS BIGINT)"
@@ -106,11 +132,12 @@ def aggregate_sql(
     unit: str,
     dataset: Dataset | None = None,
     colmap: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
 ) -> str:
     grouped = [_key_sql(k, i, colmap, render) for i, k in enumerate(keys)]
     columns = [f"{_transported(g, k, render)} AS __k{i}" for i, (g, k) in enumerate(zip(grouped, keys, strict=True))]
     columns += [
-        f"{_primitive_sql(p, unit, dataset, colmap)} AS {p.id}"
+        f"{_primitive_sql(p, unit, dataset, colmap, values)} AS {p.id}"
         for p in primitives
         if p.kind != "quantile" and p.from_histogram is None
     ]
@@ -148,6 +175,7 @@ def histogram_sql(
     render: Render,
     colmap: dict[str, str] | None = None,
     dataset: Dataset | None = None,
+    values: dict[str, str] | None = None,
 ) -> str:
     """Counts per candidate of the clamped values snapped to the candidate grid; only these
     counts (never values) reach the exponential mechanism, inside the worker.
@@ -156,8 +184,9 @@ def histogram_sql(
     from the stored grid value q (clamped at registration) in integer arithmetic, half as costly
     as clamping and rounding doubles; a value within half a grid step of a bin's edge may land
     in the neighbouring bin, which changes nothing about privacy (one row, one bin)."""
-    ref = colmap[p.column] if colmap is not None else _q(p.column)
-    grid = dataset.quantized_step(p.column) if dataset is not None and colmap is None else None
+    ref = _value_ref(p, colmap, values)
+    grid = dataset.quantized_step(p.column) if dataset is not None and ref is None else None
+    ref = ref or _q(p.column)
     k, origin = (p.step / grid, p.lo / grid) if grid else (0.5, 0.5)
     if k.is_integer() and origin.is_integer():
         stored = _q(QUANTIZED_PREFIX + p.column)  # q >= origin: ROUND is floor(x + 1/2)
@@ -184,6 +213,7 @@ def fused_rows(
     cap: bool,
     groups_pass: bool,
     max_groups: int,
+    values: dict[str, str] | None = None,
 ) -> tuple[str, dict[str, str]]:
     """Joined (or pre-aggregated) rows, projected to what the query needs: the unit of each
     row, an order over each unit's joined rows, the group keys and the aggregated columns.
@@ -221,11 +251,14 @@ def fused_rows(
     select += [f"{tie} AS __t{i}" for i, tie in enumerate(ties)]
     select += [f"{render.sql(k)} AS __k{i}" for i, k in enumerate(keys)]
     colmap: dict[str, str] = {}
-    for p in primitives:
-        if p.column is not None and p.column not in colmap:
-            alias, _, name = p.column.partition(".")
-            colmap[p.column] = f"__c{len(colmap)}"
-            select.append(f"{_q(alias)}.{_q(name)} AS {colmap[p.column]}")
+    for column in (c for p in primitives for c in (p.column, p.other)):
+        if column is not None and column not in colmap:
+            colmap[column] = f"__c{len(colmap)}"
+            if values and column in values:  # an aggregated expression, computed on the joined row
+                select.append(f"{values[column]} AS {colmap[column]}")
+                continue
+            alias, _, name = column.partition(".")
+            select.append(f"{_q(alias)}.{_q(name)} AS {colmap[column]}")
     rows = f"SELECT {', '.join(select)} FROM {' '.join(parts)}"
     if where is not None:
         rows += f" WHERE {render.sql(where.this)}"
@@ -313,6 +346,9 @@ class _Released:
     paired: dict[str, str]  # centred sum id -> count id
     key_of: Callable[[exp.Column], str]
     key_types: list[str | None]  # DATE/TIMESTAMP keys arrive as text (see _transported)
+    aliases: frozenset[int] = frozenset()  # ids of HAVING / ORDER BY names bound to an output alias
+    facts: Facts | None = None  # the types typecheck.py decided (comparisons' operand types)
+    pieces: dict[str, str] = field(default_factory=dict)  # interval parts computed once (products.py)
 
     def ref(self, kind: str, column: str | None = None, power: int = 1, alpha: float | None = None) -> str:
         return self.needs[(kind, column, power, alpha)]
@@ -335,8 +371,24 @@ def count_ref(node: exp.Count, ctx: _Released) -> str:
     if isinstance(inner, exp.Star):
         return ctx.ref("count")
     if isinstance(inner, exp.Distinct):
-        return ctx.ref("units", ctx.key_of(inner.expressions[0]))
+        column = ctx.key_of(inner.expressions[0])
+        return ctx.needs.get(("units", column, 1, None)) or ctx.ref("distinct", column)
     return ctx.ref("count", ctx.key_of(inner))
+
+
+def distinct_cap(node: exp.Count, ctx: _Released) -> str | None:
+    """The most distinct values COUNT(DISTINCT col) can count when the column's domain is public
+    (declared keys, BOOLEAN): a noisy count above it is clipped to it. Not for bounded numbers:
+    bounds clamp values in sums, but values beyond them exist and are distinct values too."""
+    inner = node.this
+    if not isinstance(inner, exp.Distinct) or ctx.needs.get(("units", ctx.key_of(inner.expressions[0]), 1, None)):
+        return None
+    column = ctx.columns[ctx.key_of(inner.expressions[0])]
+    if column.keys is not None:
+        return f"CAST({len([k for k in column.keys if k is not None])} AS DOUBLE)"
+    if column.type == "BOOLEAN":
+        return "CAST(2 AS DOUBLE)"
+    return None
 
 
 def _formula(node: exp.Expression, ctx: _Released) -> exp.Expression:
@@ -344,12 +396,15 @@ def _formula(node: exp.Expression, ctx: _Released) -> exp.Expression:
     to what the bounds make possible (a count >= 0, a sum of non-negative values >= 0, an
     average inside the bounds): post-processing, free, and never further from the truth."""
     if isinstance(node, exp.Count):
-        return exp.Paren(this=_parsed(intervals.at_least(count_ref(node, ctx), 0)).copy())
+        text = intervals.at_least(count_ref(node, ctx), 0)
+        cap = distinct_cap(node, ctx)
+        return exp.Paren(this=_parsed(text if cap is None else intervals.at_most(text, cap)).copy())
+    if isinstance(node, products.PAIRED):
+        return exp.Paren(this=_parsed(products.formula(node, ctx)).copy())
     column = ctx.key_of(node.this)
     lo, hi = ctx.columns[column].bounds
-    if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile):
-        alpha = 0.5 if isinstance(node, exp.Median) else float(node.expression.this)
-        return exp.column(ctx.ref("quantile", column, alpha=alpha))
+    if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile | exp.Min | exp.Max):
+        return exp.column(ctx.ref("quantile", column, alpha=extremes.quantile_level(node)))
     if isinstance(node, exp.Sum):
         s = ctx.ref("sum", column)
         text = s if s not in ctx.paired else ctx.plain_sum(column)
@@ -389,6 +444,15 @@ def _parsed(formula: str) -> exp.Expression:
 def _rewrite(node: exp.Expression, ctx: _Released) -> exp.Expression:
     """The user's expression over released values: keys become __k<i>, aggregates their
     formulas. Built anew from the original nodes (whose types and bindings are known by id)."""
+    out = _rewritten(node, ctx)
+    if ctx.facts is not None and id(node) in ctx.facts.booleans:  # a text code as a condition: HAVING married
+        return exp.TryCast(this=out, to=exp.DataType.build("BOOLEAN"))
+    return out
+
+
+def _rewritten(node: exp.Expression, ctx: _Released) -> exp.Expression:
+    if id(node) in ctx.aliases:  # an output's name (bind.py): the released value of that output
+        return exp.column(node.name, quoted=True)
     index = matches_key(node, ctx.keys)
     if index is not None:
         key = exp.column(f"__k{index}")
@@ -396,15 +460,28 @@ def _rewrite(node: exp.Expression, ctx: _Released) -> exp.Expression:
         return exp.TryCast(this=key, to=exp.DataType.build(kind)) if kind else key
     if is_aggregate(node):
         return _formula(node, ctx)
+    target = ctx.facts.operand.get(id(node)) if ctx.facts is not None else None
     args = {}
     for name, value in node.args.items():
         if isinstance(value, exp.Expression):
-            args[name] = _rewrite(value, ctx)
+            args[name] = _converted(value, _rewrite(value, ctx), target, ctx)
         elif isinstance(value, list):
-            args[name] = [_rewrite(v, ctx) if isinstance(v, exp.Expression) else v for v in value]
+            args[name] = [
+                _converted(v, _rewrite(v, ctx), target, ctx) if isinstance(v, exp.Expression) else v for v in value
+            ]
         else:
             args[name] = value
     return type(node)(**args)
+
+
+def _converted(original: exp.Expression, out: exp.Expression, target, ctx: _Released) -> exp.Expression:
+    """A released text key compared as a number (PUMS codes: HAVING sex > 2, typecheck.meet) is
+    converted as render.py converts it in WHERE: by TRY_CAST, which cannot fail."""
+    if target is None or target.name not in ("BIGINT", "DOUBLE", "BOOLEAN") or id(original) not in ctx.facts.types:
+        return out
+    if ctx.facts.of(original).type.name != "VARCHAR" or ctx.facts.of(original).constant is not None:
+        return out
+    return exp.TryCast(this=out, to=exp.DataType.build(target.name))
 
 
 def output_sql(
@@ -419,12 +496,15 @@ def output_sql(
     key_of=lambda c: c.name,
     paired: dict[str, str] | None = None,
     bias: intervals.Bias | None = None,
+    aliases: frozenset[int] = frozenset(),
 ) -> str:
     """Post-processing over the noisy table `released`: the user's SELECT list (each value with
     the two ends of its interval, intervals.py), HAVING (as a filter on released values),
     ORDER BY and LIMIT. Runs after the noise, so it is free."""
     key_types = [temporal(k, render) for k in keys]
-    ctx = _Released(keys, needs, columns, {p.id: p for p in primitives}, paired or {}, key_of, key_types)
+    ctx = _Released(
+        keys, needs, columns, {p.id: p for p in primitives}, paired or {}, key_of, key_types, aliases, render.facts
+    )
     bias = bias or intervals.Bias()
     items = [f"{_sql(_rewrite(expression, ctx))} AS {_q(name)}" for name, expression, _ in outputs]
     widths = [f"{_half_width_sql(column, ctx, round_to)} AS __hw_{i}" for i, (_, _, column) in enumerate(outputs)]
@@ -434,7 +514,12 @@ def output_sql(
         # a suppressed cell has no interval (GREATEST and LEAST skip its NULLs and would make one up)
         ends.append(f"CAST(CASE WHEN __suppressed THEN NULL ELSE {lo or 'NULL'} END AS DOUBLE) AS __lo_{i}")
         ends.append(f"CAST(CASE WHEN __suppressed THEN NULL ELSE {hi or 'NULL'} END AS DOUBLE) AS __hi_{i}")
-    sql = f"SELECT {', '.join(items + widths + ends)}, __suppressed FROM released"
+    relation = "released"
+    for level in products.levels(ctx.pieces):  # named parts of intervals, each computed once
+        relation = f"(SELECT *, {', '.join(f'{sql} AS {name}' for name, sql in level)} FROM {relation} AS __p)"
+    sql = f"SELECT {', '.join(items + widths + ends)}, __suppressed FROM {relation}"
+    if ctx.pieces:
+        sql += " AS released"
     having = query.args.get("having")
     if having is not None:
         sql += f" WHERE {_sql(_rewrite(having.this, ctx))}"
@@ -480,14 +565,18 @@ def _aggregate_interval(
 ) -> intervals.Interval:
     if isinstance(node, exp.Count):
         pid = count_ref(node, ctx)
-        return intervals.count_interval(pid, ctx.by_id[pid], alpha, bias.rows_left_out, round_to)
+        lo, hi = intervals.count_interval(pid, ctx.by_id[pid], alpha, bias.rows_left_out, round_to)
+        cap = distinct_cap(node, ctx)
+        return (lo, hi) if cap is None else (intervals.at_most(lo, cap), intervals.at_most(hi, cap))
+    if isinstance(node, products.PAIRED):
+        return products.interval(node, ctx, lambda key: _facts(key, ctx, bias), alpha)
     value = _sql(_formula(node, ctx))
     column = ctx.key_of(node.this)
     facts = bias.columns.get(column) or intervals.ColumnFacts(tuple(float(b) for b in ctx.columns[column].bounds))
-    if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile):
-        level = 0.5 if isinstance(node, exp.Median) else float(node.expression.this)
-        q = ctx.by_id[ctx.ref("quantile", column, alpha=level)]
-        return intervals.quantile_interval(value, q, ctx.by_id[ctx.ref("count", column)], alpha, facts)
+    if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile | exp.Min | exp.Max):
+        q = ctx.by_id[ctx.ref("quantile", column, alpha=extremes.quantile_level(node))]
+        found = intervals.quantile_interval(value, q, ctx.by_id[ctx.ref("count", column)], alpha, facts)
+        return extremes.extreme_interval(node, found, facts.bounds) if extremes.is_extreme(node) else found
     s = ctx.by_id[ctx.ref("sum", column)]
     count = ctx.paired.get(s.id) or ctx.needs.get(("count", column, 1, None))
     if isinstance(node, exp.Sum):
@@ -505,6 +594,10 @@ def _aggregate_interval(
     if isinstance(node, exp.Variance | exp.VariancePop):
         return lo, hi
     return f"SQRT({lo})", f"SQRT({hi})"
+
+
+def _facts(column: str, ctx: _Released, bias: intervals.Bias) -> intervals.ColumnFacts:
+    return bias.columns.get(column) or intervals.ColumnFacts(tuple(float(b) for b in ctx.columns[column].bounds))
 
 
 def _sum_width(s: Primitive, ctx: _Released, alpha: float) -> float:

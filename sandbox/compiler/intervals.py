@@ -63,7 +63,7 @@ Interval = tuple[str | None, str | None]  # SQL of the lower and upper end (None
 
 def _w(p: Primitive, alpha: float, round_to: int = 1) -> float:
     width = privacy.half_width(p.scale, alpha) * p.step
-    if p.kind in ("count", "units") and round_to > 1:
+    if p.kind in ("count", "units", "distinct") and round_to > 1:
         width += round_to / 2
     return width
 
@@ -237,7 +237,12 @@ def combine(node: exp.Expression, parts: dict[int, Interval], point: dict[int, s
         if isinstance(node, exp.IntDiv):
             lo, hi = (f"FLOOR({lo})" if lo else None), (f"FLOOR({hi})" if hi else None)
         return (f"CASE WHEN {safe} THEN {lo} END" if lo else None), (f"CASE WHEN {safe} THEN {hi} END" if hi else None)
-    if isinstance(node, exp.Round | exp.Floor | exp.Ceil | exp.Sqrt | exp.Ln | exp.Exp | exp.Cast | exp.TryCast):
+    if isinstance(node, exp.Ln | exp.Log):
+        return _logarithm(node, parts, point)
+    if isinstance(node, exp.Sign):
+        lo, hi = combine(node.this, parts, point)
+        return (f"SIGN({lo})" if lo else "-1"), (f"SIGN({hi})" if hi else "1")
+    if isinstance(node, exp.Round | exp.Floor | exp.Ceil | exp.Sqrt | exp.Exp | exp.Cast | exp.TryCast):
         lo, hi = combine(node.this, parts, point)
 
         def again(end: str | None) -> str | None:
@@ -262,7 +267,112 @@ def combine(node: exp.Expression, parts: dict[int, Interval], point: dict[int, s
         ends = [combine(v, parts, point) for v in [node.this, *node.expressions]]
         pick = _least if isinstance(node, exp.Least) else _greatest
         return pick(*(e[0] for e in ends)), pick(*(e[1] for e in ends))
+    if isinstance(node, exp.Case | exp.If | exp.Coalesce):
+        return _hull([combine(v, parts, point) for v in _outcomes(node)])
+    if isinstance(node, exp.Nullif):
+        return combine(node.this, parts, point)  # the value or NULL
+    if isinstance(node, exp.Mod):
+        return _remainder(combine(node.this, parts, point), node.expression)
+    if isinstance(node, exp.Pow):
+        if isinstance(node.this, exp.Literal) and not node.this.is_string:
+            return _exponential(float(node.this.this), node.this.this, combine(node.expression, parts, point))
+        return _power(combine(node.this, parts, point), node.expression)
     return None, None
+
+
+def _outcomes(node: exp.Case | exp.If | exp.Coalesce) -> list[exp.Expression]:
+    """The values a CASE, IF or COALESCE may take (NULL left out: a NULL cell needs no interval)."""
+    if isinstance(node, exp.Coalesce):
+        values = [node.this, *node.expressions]
+    elif isinstance(node, exp.If):
+        values = [node.args.get("true"), node.args.get("false")]
+    else:
+        values = [branch.args.get("true") for branch in node.args.get("ifs") or []] + [node.args.get("default")]
+    return [v for v in values if v is not None and not isinstance(v, exp.Null)]
+
+
+def _hull(ends: list[Interval]) -> Interval:
+    """The smallest interval holding every outcome's interval. Which outcome the exact answer takes
+    depends on exact values (a condition on COUNT(*) may go the other way than its noisy value),
+    so all of them count; an end that is NULL when the query runs (unbounded) keeps the hull's
+    end NULL, where DuckDB's LEAST and GREATEST would skip it."""
+
+    def strict(pick: str, parts: list[str | None]) -> str | None:
+        if not parts or any(p is None for p in parts):
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        nulls = " OR ".join(f"({p}) IS NULL" for p in parts)
+        return f"CASE WHEN {nulls} THEN NULL ELSE {pick}({', '.join(parts)}) END"
+
+    return strict("LEAST", [e[0] for e in ends]), strict("GREATEST", [e[1] for e in ends])
+
+
+def _remainder(dividend: Interval, divisor: exp.Expression) -> Interval:
+    """x % m for a constant m: |x % m| < |m|, with the sign of x (DuckDB's fmod)."""
+    if not isinstance(divisor, exp.Literal) or divisor.is_string or float(divisor.this) == 0:
+        return None, None
+    m = abs(float(divisor.this))
+    if not math.isfinite(m):
+        return None, None
+    lo, hi = dividend
+    low = f"CASE WHEN {lo} >= 0 THEN 0 ELSE {-m!r} END" if lo else repr(-m)
+    high = f"CASE WHEN {hi} <= 0 THEN 0 ELSE {m!r} END" if hi else repr(m)
+    return low, high
+
+
+def _logarithm(node: exp.Ln | exp.Log, parts: dict[int, Interval], point: dict[int, str]) -> Interval:
+    """LN(x), LOG(x) (base 10 in DuckDB), LOG(b, x) with a constant base b > 1: increasing in x,
+    and unbounded below where x's interval reaches 0 (DuckDB gives -inf at 0 and NaN below)."""
+    argument = "expression" if node.args.get("expression") is not None else "this"
+    if argument == "expression":
+        base = node.this
+        if not isinstance(base, exp.Literal) or base.is_string or not float(base.this) > 1:
+            return None, None
+    lo, hi = combine(node.args[argument], parts, point)
+
+    def at(end: str) -> str:
+        copy = node.copy()
+        copy.set(argument, exp.Paren(this=exp.maybe_parse(end, dialect="duckdb")))
+        return copy.sql(dialect="duckdb")
+
+    return (f"CASE WHEN {lo} > 0 THEN {at(lo)} END" if lo else None), (at(hi) if hi else None)
+
+
+def _exponential(base: float, text: str, exponent: Interval) -> Interval:
+    """POWER(b, x) for a constant b > 0: increasing in x for b > 1, decreasing for b < 1, never
+    below 0."""
+    lo, hi = exponent
+    if not math.isfinite(base) or base <= 0:
+        return None, None
+    if base == 1:
+        return "1", "1"
+    if base < 1:
+        lo, hi = hi, lo
+    return (f"POWER({text}, {lo})" if lo else "0"), (f"POWER({text}, {hi})" if hi else None)
+
+
+def _power(base: Interval, exponent: exp.Expression) -> Interval:
+    """POWER(x, p) for a constant p >= 0: monotone in x for odd integers and (on x >= 0, where
+    it is defined) for fractions; even integers are smallest at 0. A negative or computed
+    exponent has no interval here (1 / x^k is unbounded near 0)."""
+    if not isinstance(exponent, exp.Literal) or exponent.is_string:
+        return None, None
+    p = float(exponent.this)
+    lo, hi = base
+    if not math.isfinite(p) or p > 2**53:
+        return None, None
+    if p == 0:
+        return "1", "1"
+    if not p.is_integer():
+        return (f"POWER({_greatest(lo, '0')}, {p!r})" if lo else None), (f"POWER({hi}, {p!r})" if hi else None)
+    n = int(p)
+    if n % 2:
+        return (f"POWER({lo}, {n})" if lo else None), (f"POWER({hi}, {n})" if hi else None)
+    if lo is None or hi is None:
+        return "0", None
+    low = f"CASE WHEN {lo} >= 0 THEN POWER({lo}, {n}) WHEN {hi} <= 0 THEN POWER({hi}, {n}) ELSE 0 END"
+    return low, f"GREATEST(POWER({lo}, {n}), POWER({hi}, {n}))"
 
 
 def noisy_quantities(node: exp.Expression) -> int:
@@ -282,6 +392,10 @@ def noisy_quantities(node: exp.Expression) -> int:
 def _weight(node: exp.Expression) -> int:
     if isinstance(node, exp.Count | exp.Sum):
         return 1
-    if isinstance(node, exp.Avg | exp.Median | exp.PercentileCont | exp.Quantile):
+    if isinstance(node, exp.Avg | exp.Median | exp.PercentileCont | exp.Quantile | exp.Min | exp.Max):
         return 2
+    from sandbox.compiler import products
+
+    if isinstance(node, products.PAIRED):
+        return products.weight(node)
     return 3

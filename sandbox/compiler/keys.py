@@ -48,15 +48,24 @@ def _domain(column: Column) -> list[Any] | None:
 
 def public_key_set(keys: list[exp.Expression], bound: Bound) -> tuple[tuple[Any, ...], ...] | None:
     """Cached: it depends only on the key expressions and the columns' public domains. The keys
-    are evaluated as the engine evaluates them (the same total rendering, render.py)."""
+    are evaluated as the engine evaluates them (the same total rendering, render.py).
+
+    Columns of a public reference table take their values together, as the rows of that table
+    hold them (its distinct tuples, plus all-NULL for a LEFT join): every column of a public table
+    is public, so `GROUP BY d.district, d.population` releases one group per district of the
+    table, whichever of them the private rows reach, and never a pairing the table does not hold."""
     names: dict[tuple[str, str], str] = {}
-    specs: list[str] = []
+    specs: list[tuple] = []
+    public: dict[str, list[tuple[str, str]]] = {}  # public relation alias -> [(column, cN)]
 
     def column(node: exp.Column) -> exp.Expression:
         relation, name = bound.ref(node)
         if (relation.alias, name) not in names:
             names[(relation.alias, name)] = f"c{len(names)}"
-            specs.append(relation.outputs[name].column.model_dump_json())
+            if relation.kind == "public":
+                public.setdefault(relation.alias, []).append((name, names[(relation.alias, name)]))
+            else:
+                specs.append(("column", names[(relation.alias, name)], relation.outputs[name].column.model_dump_json()))
         return exp.column(names[(relation.alias, name)])
 
     renderer = Renderer(bound.facts, column)
@@ -65,30 +74,66 @@ def public_key_set(keys: list[exp.Expression], bound: Bound) -> tuple[tuple[Any,
         sql = renderer.sql(key)
         rendered.append(f"CAST({sql} AS VARCHAR)" if bound.typed(key).type.name in ("DATE", "TIMESTAMP") else sql)
     rendered = tuple(rendered)
+    for alias, columns in public.items():
+        relation = bound.scope.by_alias(alias)
+        left = any(j.relation is relation and j.kind == "left" for j in bound.scope.joins)
+        rows = _public_rows(relation, [c for c, _ in columns], left)
+        if rows is None:
+            return None
+        types = tuple(relation.outputs[c].column.type for c, _ in columns)
+        specs.append(("public", tuple(n for _, n in columns), types, rows))
     return _cached(rendered, tuple(specs))
 
 
+def _public_rows(relation, columns: list[str], left: bool) -> tuple[tuple[Any, ...], ...] | None:
+    """The distinct tuples of a public table's `columns` (None when there are more than
+    MAX_DOMAIN: the keys are then private and go through threshold selection)."""
+    listed = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
+    con = duckdb.connect(config={"threads": "1"})
+    try:
+        con.execute(f"ATTACH '{relation.dataset.engine_path}' AS p (READ_ONLY)")
+        rows = con.execute(f"SELECT DISTINCT {listed} FROM p.main.data LIMIT {MAX_DOMAIN + 1}").fetchall()
+    finally:
+        con.close()
+    if len(rows) > MAX_DOMAIN:
+        return None
+    if left:
+        rows.append(tuple(None for _ in columns))
+    return tuple(dict.fromkeys(tuple(r) for r in rows))
+
+
 @lru_cache(maxsize=512)
-def _cached(key_sql: tuple[str, ...], specs: tuple[str, ...]) -> tuple[tuple[Any, ...], ...] | None:
-    columns = [Column.model_validate_json(spec) for spec in specs]
-    domains = {}
+def _cached(key_sql: tuple[str, ...], specs: tuple[tuple, ...]) -> tuple[tuple[Any, ...], ...] | None:
     size = 1
-    for i, column in enumerate(columns):
-        domain = _domain(column)
-        if domain is None:
-            return None
-        domains[f"c{i}"] = domain
-        size *= len(domain)
+    sources: list[tuple] = []
+    for spec in specs:
+        if spec[0] == "column":
+            _, name, text = spec
+            column = Column.model_validate_json(text)
+            domain = _domain(column)
+            if domain is None:
+                return None
+            sources.append(("column", name, column.type, domain))
+            size *= len(domain)
+        else:
+            sources.append(spec)
+            size *= max(len(spec[3]), 1)
         if size > MAX_PRODUCT:
             return None
     con = duckdb.connect(config={"enable_external_access": "false", "threads": "1"})
     try:
-        sources = []
-        for i, column in enumerate(columns):
-            con.execute(
-                f'CREATE TABLE d{i} AS SELECT unnest($values::{column.type}[]) AS "c{i}"', {"values": domains[f"c{i}"]}
-            )
-            sources.append(f"d{i}")
+        tables = []
+        for i, source in enumerate(sources):
+            if source[0] == "column":
+                _, name, type_, domain = source
+                con.execute(f'CREATE TABLE d{i} AS SELECT unnest($values::{type_}[]) AS "{name}"', {"values": domain})
+            else:
+                _, names, types, rows = source
+                con.execute(f"CREATE TABLE d{i} ({', '.join(f'{n} {t}' for n, t in zip(names, types, strict=True))})")
+                if rows:
+                    con.executemany(f"INSERT INTO d{i} VALUES ({', '.join('?' for _ in names)})", list(rows))
+            tables.append(f"d{i}")
+        sources = tables
         select = ", ".join(f"{k} AS k{i}" for i, k in enumerate(key_sql))
         relation = " CROSS JOIN ".join(sources) if sources else "(SELECT 1)"
         rows = con.execute(f"SELECT DISTINCT {select} FROM {relation} ORDER BY ALL NULLS LAST").fetchall()

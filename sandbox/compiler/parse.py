@@ -5,12 +5,35 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import TokenType
 
 from sandbox.errors import SQLRejected
 
 __all__ = ["parse"]
 
 MAX_SQL_CHARS = 20_000
+
+
+def _top(sql: str) -> tuple[str, int | None]:
+    """`SELECT [DISTINCT] TOP n` (SQL Server's LIMIT): the text with `TOP n` blanked out (so
+    positions stay the user's) and n, or the text unchanged and None."""
+    try:
+        tokens = sqlglot.Dialect.get_or_raise("duckdb").tokenize(sql) if "top" in sql.lower() else []
+    except TokenError:
+        return sql, None
+    if len(tokens) < 3 or tokens[0].token_type != TokenType.SELECT:
+        return sql, None
+    i = 2 if tokens[1].token_type == TokenType.DISTINCT else 1
+    texts = [t.text.upper() for t in tokens[i : i + 5]]
+    if texts[:1] != ["TOP"] or len(texts) < 3:
+        return sql, None
+    n, last = (2, 3) if texts[1] == "(" and texts[3:4] == [")"] else (1, 1)  # TOP n or TOP (n)
+    if not tokens[i + n].text.isdigit() or i + last + 1 >= len(tokens):
+        return sql, None
+    if tokens[i + last + 1].text.upper() in ("PERCENT", "WITH"):
+        return sql, None  # TOP n PERCENT / WITH TIES: not a LIMIT, left to the parser to refuse
+    start, end = tokens[i].start, tokens[i + last].end + 1
+    return sql[:start] + " " * (end - start) + sql[end:], int(tokens[i + n].text)
 
 
 def parse(sql: str) -> exp.Expression:
@@ -25,9 +48,10 @@ def parse(sql: str) -> exp.Expression:
         )
     if "\x00" in sql:
         raise SQLRejected("A NUL character", "SQL text must not contain NUL bytes", "Remove it.", rule="parse")
+    text, top = _top(sql)
     try:
         statements = [
-            s for s in sqlglot.parse(sql, read="duckdb") if s is not None and not isinstance(s, exp.Semicolon)
+            s for s in sqlglot.parse(text, read="duckdb") if s is not None and not isinstance(s, exp.Semicolon)
         ]
     except ParseError as err:
         first = err.errors[0] if err.errors else {}
@@ -56,4 +80,14 @@ def parse(sql: str) -> exp.Expression:
             "Submit each SELECT as its own query.",
             rule="parse",
         )
-    return statements[0]
+    statement = statements[0]
+    if top is not None and isinstance(statement, exp.Select):
+        if statement.args.get("limit") is not None:
+            raise SQLRejected(
+                "TOP together with LIMIT",
+                "they say the same thing twice",
+                "Keep one of them: SELECT TOP n ... or ... LIMIT n.",
+                rule="parse",
+            )
+        statement.set("limit", exp.Limit(expression=exp.Literal.number(top)))
+    return statement

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 __all__ = ["OutputColumn", "OutputRules", "Plan", "Primitive", "Selection"]
 
-PrimitiveKind = Literal["count", "units", "sum", "quantile"]
+PrimitiveKind = Literal["count", "units", "distinct", "sum", "quantile", "moment"]
 
 
 @dataclass(frozen=True)
@@ -21,9 +21,15 @@ class Primitive:
 
     count     COUNT(*) or COUNT(column) of bounded rows; L1 sensitivity = max_rows
     units     COUNT(DISTINCT unit); L1 sensitivity = groups one unit can reach
+    distinct  COUNT(DISTINCT column) of another column; L1 sensitivity = max_rows, or the groups
+              one unit can reach when the column is constant within a unit; ungrouped, over a
+              declared key set (`values`, and only those are counted), at most its size
     sum       SUM of clamped values (or of their squared deviations from `shift`, the middle
               of the bounds), quantized to integers on a grid of `step`, minus `center` grid
               units per value; L1 sensitivity = max_rows * largest |quantized value - center|
+    moment    SUM of (clamp(x) - shift)^p * (clamp(y) - other_shift)^q, (p, q) = `powers`, over the rows
+              where x (`column`) and y (`other`) are both present, quantized to a grid of `step`
+              (products.py); L1 sensitivity = max_rows * largest |quantized product|
     quantile  exponential mechanism over `candidates` grid points from `lo` in steps of `step`;
               `sensitivity` is the number of rows one unit can change (d_in)
     """
@@ -44,6 +50,12 @@ class Primitive:
     shift: float = 0.0  # power 2: the sum is of (clamp(x) - shift)**2, deviations from the bounds' middle
     internal: bool = False
     from_histogram: str | None = None  # a count that is the total of this quantile's histogram
+    values: tuple[Any, ...] | None = None  # distinct: only these (the declared key set) are counted
+    other: str | None = None  # moment: the second column, its bounds and the middle it is centred on
+    powers: tuple[int, int] = (0, 0)
+    other_lo: float = 0.0
+    other_hi: float = 0.0
+    other_shift: float = 0.0
 
     @property
     def mechanism(self) -> str:

@@ -6,6 +6,9 @@ unit has at most m = max_rows rows, spread over at most l0 groups. Then, for the
 primitive over all groups:
 - COUNT(*) / COUNT(col): L1 <= m (each row lands in one group);
 - COUNT(DISTINCT unit):  L1 <= l0 (one per group the unit reaches);
+- COUNT(DISTINCT col) of another column: L1 <= m (a value leaves or joins a group's distinct set
+  only with one of the unit's rows), and <= l0 when the column is constant within a unit (one
+  value per group it reaches: a declared constant dimension, or any column at max_rows 1);
 - SUM of a value quantized to integers q in [q_lo, q_hi]: L1 <= m * max(|q_lo|, |q_hi|);
   when the query releases the count of the same values anyway (AVG, COUNT(x), or COUNT(*) of a
   column verified non-null), the sum is of q - c instead, c the middle of [q_lo, q_hi]:
@@ -27,12 +30,13 @@ selection only; a query over public keys charges delta = 0.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
 
 from sandbox import metadata, privacy
-from sandbox.compiler import intervals, work
+from sandbox.compiler import bounds, extremes, intervals, products, work
 from sandbox.compiler import keys as key_sets
 from sandbox.compiler.bind import Bound
 from sandbox.compiler.contribution import Contribution
@@ -57,9 +61,12 @@ class _Need:
     column: str | None = None
     power: int = 1
     alpha: float | None = None
+    other: str | None = None  # a moment's second column and (power of column, power of other)
+    powers: tuple[int, int] | None = None
 
     def key(self) -> tuple:
-        return (self.kind, self.column, self.power, self.alpha)
+        base = (self.kind, self.column, self.power, self.alpha)
+        return base if self.other is None else (*base, self.other, self.powers)
 
 
 @dataclass
@@ -67,7 +74,8 @@ class _Builder:
     needs: dict[tuple, str] = field(default_factory=dict)
     order: list[_Need] = field(default_factory=list)
     internal: set[str] = field(default_factory=set)
-    never_null: frozenset[str] = frozenset()  # columns whose COUNT(x) is COUNT(*)
+    never_null: set[str] = field(default_factory=set)  # columns (and expressions) whose COUNT(x) is COUNT(*)
+    is_unit: Callable[[exp.Expression], bool] = lambda node: False  # COUNT(DISTINCT it) counts units
     counted_by: dict[str, str] = field(default_factory=dict)  # count id -> quantile whose histogram totals it
 
     def need(self, need: _Need, *, internal: bool = False) -> str:
@@ -112,17 +120,30 @@ def build_plan(
 
     columns: dict[str, Column] = {}  # primitive column key -> policy column (bounds, type)
     origins: dict[str, tuple] = {}  # primitive column key -> (relation, output name)
+    expressions: dict[str, exp.Expression] = {}  # primitive column key -> an aggregated expression
+    # COUNT(x) of a column declared and verified non-null is COUNT(*): one noisy count, not two.
+    # Only on one dataset: a join or pre-aggregation can produce NULLs the data does not have.
+    non_null = frozenset() if scope.fused else scope.base.dataset.non_null_columns
+    builder = _Builder(never_null=set(non_null), is_unit=bound.is_unit)
 
-    def key_of(column: exp.Column) -> str:
+    def key_of(node: exp.Expression) -> str:
+        """The primitive column key of an aggregate's argument: a column's (qualified) name, or
+        an expression's text, which stands for a column with the expression's derived bounds."""
+        column = bounds.plain_column(node)
+        if column is None:
+            key = node.sql(dialect="duckdb")
+            if key not in columns:
+                columns[key] = bounds.expression_column(node, bound)
+                expressions[key] = node
+                if bounds.never_null(node, bound, non_null):
+                    builder.never_null.add(key)
+            return key
         relation, name = bound.ref(column)
         key = f"{relation.alias}.{name}" if scope.fused else name
         columns[key] = relation.outputs[name].column
         origins[key] = (relation, name)
         return key
 
-    # COUNT(x) of a column declared and verified non-null is COUNT(*): one noisy count, not two.
-    # Only on one dataset: a join or pre-aggregation can produce NULLs the data does not have.
-    builder = _Builder(never_null=frozenset() if scope.fused else scope.base.dataset.non_null_columns)
     outputs: list[tuple[str, exp.Expression, OutputColumn]] = []
     for index, item in enumerate(query.expressions):
         name = _output_name(item, index)
@@ -140,6 +161,8 @@ def build_plan(
         kind = "aggregate" if function else "derived"
         outputs.append((name, expression, OutputColumn(name, kind, function, prims)))
 
+    # a column constant within a unit gives it one value: one distinct value per group it reaches
+    per_unit = frozenset(key for key, (rel, name) in origins.items() if rel.private and name in rel.constant)
     public = key_sets.public_key_set(keys, bound) if keys else None
     # Only a count of distinct units and the release of private keys depend on how many groups a
     # unit is in (l0). Counts, sums and quantiles over public keys are bounded by the unit's rows
@@ -149,16 +172,19 @@ def build_plan(
         bool(keys)
         and not constant_keys
         and max_groups < m
-        and (public is None or any(n.kind == "units" for n in builder.order))
+        and (public is None or any(_per_group(n, per_unit) for n in builder.order))
     )
+    # Keys alone (`SELECT educ FROM t GROUP BY educ`): private keys cost the selection count; a
+    # public key set is the policy's, released as declared, with nothing noisy to compute
+    public_keys_only = bool(keys) and public is not None and not builder.order
     selection_pid = None
     if keys and public is None:
         selection_pid = builder.need(_Need("units" if m > 1 else "count"), internal=True)
     suppress_pid = None
-    if min_count > 0:
+    if min_count > 0 and not public_keys_only:
         suppress_pid = _first_count(builder) or builder.need(_Need("count"), internal=True)
 
-    paired = _pair_sums_with_counts(builder, query, exclude=selection_pid, rounded=round_to > 1)
+    paired = _pair_sums_with_counts(builder, query, key_of, exclude=selection_pid, rounded=round_to > 1)
     # A count only a quantile's interval needs gets a quarter share: it turns a rank error into a
     # share of the count, for which a rough count does, and the quantile keeps most of the epsilon.
     interval_only = {
@@ -167,7 +193,7 @@ def build_plan(
     weights = {
         n.key(): INTERVAL_COUNT_WEIGHT if builder.needs[n.key()] in interval_only else 1.0 for n in builder.order
     }
-    share = epsilon / sum(weights.values())  # a full share
+    share = epsilon / max(sum(weights.values()), 1.0)  # a full share
     primitives = [
         _primitive(
             builder.needs[n.key()],
@@ -178,6 +204,7 @@ def build_plan(
             share * weights[n.key()],
             builder.needs[n.key()] in builder.internal,
             centered=builder.needs[n.key()] in paired,
+            per_unit=per_unit,
         )
         for n in builder.order
     ]
@@ -187,6 +214,10 @@ def build_plan(
         ]
     outputs = [(name, expression, _with_count(column, paired)) for name, expression, column in outputs]
     notes: list[Note] = []
+    if public_keys_only:
+        notes.append(note("public_keys_only"))
+    if any(extremes.is_extreme(n) for item in query.expressions for n in item.walk()):
+        notes.append(note("extremes"))
     delta_used, selection = 0.0, None
     if selection_pid is not None:
         delta_used = default_delta if delta is None else delta
@@ -212,12 +243,22 @@ def build_plan(
     from sandbox.compiler import generate
 
     where = query.args.get("where")
+    values = {key: render.sql(node) for key, node in expressions.items()}  # each expression's SQL on a row
     if scope.fused:
         # Private relations are capped before the join; only a public table whose joined value
         # repeats can multiply a unit's rows beyond their product.
         capped = any(_fan_out(bound, join) > 1 for join in scope.joins if join.relation.kind == "public")
         relation, colmap = generate.fused_rows(
-            scope, where, keys, primitives, render, m=m, cap=capped, groups_pass=groups_pass, max_groups=max_groups
+            scope,
+            where,
+            keys,
+            primitives,
+            render,
+            m=m,
+            cap=capped,
+            groups_pass=groups_pass,
+            max_groups=max_groups,
+            values=values,
         )
         unit = "__unit"
         aggregate = generate.aggregate_sql(relation, keys, primitives, render, unit=unit, colmap=colmap)
@@ -241,24 +282,35 @@ def build_plan(
             groups_pass=groups_pass,
             max_groups=max_groups,
         )
-        aggregate = generate.aggregate_sql(relation, keys, primitives, render, unit=unit_relation.unit, dataset=dataset)
+        aggregate = generate.aggregate_sql(
+            relation, keys, primitives, render, unit=unit_relation.unit, dataset=dataset, values=values
+        )
         histograms = {
-            p.id: generate.histogram_sql(relation, keys, p, render, dataset=dataset)
+            p.id: generate.histogram_sql(relation, keys, p, render, dataset=dataset, values=values)
             for p in primitives
             if p.kind == "quantile"
         }
         if bounding:
             notes.append(note("rows", unit=unit_relation.unit, rows=m))
-    bias, bias_facts, bias_notes = _bias(scope, origins, columns, groups_pass, max_groups)
+    inputs = {key: [bound.ref(c) for c in bounds.value_columns(node)] for key, node in expressions.items()}
+    linear = {}  # an expression a * x + b: x's clamping facts carry over to it
+    for key, node in expressions.items():
+        found = bounds.affine(node, bound)
+        if found is not None:
+            linear[key] = (found[0], found[1], bound.ref(found[2]))
+    bias, bias_facts, bias_notes = _bias(scope, origins, columns, groups_pass, max_groups, inputs, linear)
     choices = _choices(scope, share)
-    notes.extend(bias_notes)
+    if primitives:  # with nothing noisy, nothing is left out of a figure
+        notes.extend(bias_notes)
+    else:
+        notes = [n for n in notes if n.key == "public_keys_only"]
     touched = bound.reads()
     return Plan(
         sql=sql,
         normalized_sql=query.sql(dialect="duckdb", normalize=True, comments=False),
         dataset=unit_relation.dataset.name,
         attach={d.name: str(d.engine_path) for d in scope.datasets()},
-        epsilon=epsilon,
+        epsilon=epsilon if primitives else 0.0,  # nothing noisy: public keys alone cost nothing
         delta=delta_used,
         aggregate_sql=aggregate,
         histogram_sql=histograms,
@@ -270,7 +322,8 @@ def build_plan(
         min_count=min_count,
         round_to=round_to,
         output_sql=generate.output_sql(
-            query, outputs, keys, builder.needs, primitives, columns, render, round_to, key_of, paired, bias
+            query, outputs, keys, builder.needs, primitives, columns, render, round_to, key_of, paired, bias,
+            aliases=_alias_refs(query, bound),
         ),
         outputs=tuple(_with_half_width(o, primitives, round_to) for _, _, o in outputs),
         max_rows=m,
@@ -279,6 +332,16 @@ def build_plan(
         bias=tuple(bias_facts),
         choices=tuple(choices),
     )
+
+
+def _alias_refs(query: exp.Select, bound: Bound) -> frozenset[int]:
+    """HAVING / ORDER BY names that refer to an output (bind.py left them unbound): they must
+    not be read as the group key a column of the same name would be."""
+    found = set()
+    for clause in (query.args.get("having"), query.args.get("order")):
+        if clause is not None:
+            found |= {id(c) for c in clause.find_all(exp.Column) if not c.table and bound.ref(c) is None}
+    return frozenset(found)
 
 
 def _check_work(bound: Bound, keys, public, primitives, groups_pass: bool, memory_mb: int) -> None:
@@ -345,7 +408,17 @@ def _choices(scope, share: float) -> list[dict]:
     return found
 
 
-def _bias(scope, origins: dict, columns: dict, groups_pass: bool, max_groups: int):
+def _bias(
+    scope,
+    origins: dict,
+    columns: dict,
+    groups_pass: bool,
+    max_groups: int,
+    expressions: dict | None = None,
+    linear: dict | None = None,
+):
+    """(`expressions`: an aggregated expression's key -> the (relation, column) its value reads;
+    `linear`: key -> (a, b, (relation, column)) of an expression a * x + b.)"""
     """What bounding and clamping are estimated to leave out, from the DP statistics released at
     registration (sandbox/metadata.py): the facts intervals use, the same facts for explain and
     the release, and warnings in plain words where they are material."""
@@ -378,6 +451,60 @@ def _bias(scope, origins: dict, columns: dict, groups_pass: bool, max_groups: in
         notes.append(note("max_groups", unit=unit, groups=max_groups))
     rows = 1 - kept
     per_column: dict[str, intervals.ColumnFacts] = {}
+    for key in expressions or {}:
+        # an expression's rows are left out like any other; how many of its values lie beyond its
+        # derived bounds the metadata cannot say (it describes columns), so that part is not in the interval
+        if columns[key].aggregable:
+            per_column[key] = intervals.ColumnFacts(tuple(float(b) for b in columns[key].bounds), rows_left_out=rows)
+    warned, noted_linear = set(), set()
+    for key, (a, _, (relation, name)) in (linear or {}).items():
+        column = relation.outputs[name].column
+        if relation.kind != "private" or not column.aggregable or not columns[key].aggregable:
+            continue
+        meta = relation.dataset.metadata
+        x_lo, x_hi = (float(b) for b in column.bounds)
+        clamp = metadata.clamped(meta, name, x_lo, x_hi) or {}
+        noise = clamp.get("noise", 0.0)
+        beyond = {side: max(0.0, clamp.get(side, 0.0) - CLAMP_SIGNIFICANCE * noise) for side in ("below", "above")}
+        excess = {side: clamp.get(f"{side}_excess", 0.0) * abs(a) for side in ("below", "above")}
+        low, high = ("below", "above") if a > 0 else ("above", "below")  # a < 0 turns x's tail below into one above
+        spread = metadata.spread(meta, name, x_lo, x_hi)
+        per_column[key] = intervals.ColumnFacts(
+            per_column[key].bounds,
+            rows_left_out=rows,
+            below=beyond[low],
+            above=beyond[high],
+            below_excess=excess[low] if beyond[low] else 0.0,
+            above_excess=excess[high] if beyond[high] else 0.0,
+            spread=None if spread is None else spread * abs(a),
+        )
+        said = (relation.dataset.name, name) in noted_linear
+        noted_linear.add((relation.dataset.name, name))
+        for share, side, bound_ in ((beyond["above"], "above", x_hi), (beyond["below"], "below", x_lo)):
+            # the interval allows for it, as for the column itself: the column's own note says so, once
+            if share >= MATERIAL_CLAMPED and (relation, name) not in origins.values() and not said:
+                notes.append(note(f"clamped.{side}", share=round(share, 4), column=f"{relation.dataset.name}.{name}",
+                                  bound=bound_))
+    for key, inputs in (expressions or {}).items():
+        if key in (linear or {}):
+            continue
+        # the expression's value is clamped where a column it is computed from lies beyond its policy
+        # bound: say so (the interval cannot: its bias is in the column's units, not the expression's)
+        for relation, name in inputs:
+            column = relation.outputs[name].column
+            if relation.kind != "private" or not column.aggregable or (relation.dataset.name, name) in warned:
+                continue
+            warned.add((relation.dataset.name, name))
+            bounds_ = tuple(float(b) for b in column.bounds)
+            clamp = metadata.clamped(relation.dataset.metadata, name, *bounds_) or {}
+            noise = clamp.get("noise", 0.0)
+            for side, bound_ in (("above", bounds_[1]), ("below", bounds_[0])):
+                share = max(0.0, clamp.get(side, 0.0) - CLAMP_SIGNIFICANCE * noise)
+                if share >= MATERIAL_CLAMPED and (relation, name) not in origins.values():
+                    column_name = f"{relation.dataset.name}.{name}"
+                    notes.append(
+                        note(f"clamped_input.{side}", share=round(share, 4), column=column_name, bound=bound_)
+                    )
     for key, (relation, name) in origins.items():
         column = columns[key]
         if not column.aggregable:
@@ -450,17 +577,16 @@ def _output_name(item: exp.Expression, index: int) -> str:
     return item.sql(dialect="duckdb")
 
 
-def _pair_sums_with_counts(builder: _Builder, query: exp.Select, *, exclude: str | None, rounded: bool) -> dict:
+def _pair_sums_with_counts(builder: _Builder, query: exp.Select, key_of, *, exclude: str | None, rounded: bool) -> dict:
     """Sum primitive id -> the id of the count of the same values, for the sums to centre.
 
     Not with the private-key selection count (its released values are conditioned on passing
     the threshold), and, when counts are rounded for release, not for a column whose SUM (or
     VAR) is asked: SUM = centred sum + c x count would carry c times the rounding."""
     summed = {
-        node.this.name
+        key_of(node.this)
         for item in query.expressions
         for node in item.find_all(exp.Sum, exp.Variance, exp.VariancePop, exp.Stddev, exp.StddevSamp, exp.StddevPop)
-        if isinstance(node.this, exp.Column)
     }
     paired = {}
     for need in builder.order:
@@ -469,7 +595,7 @@ def _pair_sums_with_counts(builder: _Builder, query: exp.Select, *, exclude: str
         count = builder.needs.get(_Need("count", need.column).key())
         if count is None and need.column in builder.never_null:
             count = builder.needs.get(_Need("count").key())
-        if count is None or count == exclude or (rounded and need.column.rpartition(".")[2] in summed):
+        if count is None or count == exclude or (rounded and need.column in summed):
             continue
         paired[builder.needs[need.key()]] = count
     return paired
@@ -492,6 +618,26 @@ def _count_need(builder: _Builder, column: str) -> str:
     return builder.need(_Need("count", column))
 
 
+def _per_group(need: _Need, per_unit: frozenset[str]) -> bool:
+    """A primitive whose sensitivity is the number of groups a unit reaches (l0), which public
+    keys bound only through the max_groups pass: distinct units, distinct values of a column
+    constant within a unit."""
+    return need.kind == "units" or (need.kind == "distinct" and need.column in per_unit)
+
+
+def _key_values(column: Column) -> tuple | None:
+    """The declared key set of a text or integer column, when every key has the column's own type
+    (so comparing with them can never fail on a value), without NULL (COUNT DISTINCT skips it)."""
+    keys = [k for k in column.keys or () if k is not None]
+    if not keys:
+        return None
+    if column.type == "VARCHAR" and all(isinstance(k, str) for k in keys):
+        return tuple(keys)
+    if column.is_integer and all(isinstance(k, int) and not isinstance(k, bool) for k in keys):
+        return tuple(keys)
+    return None
+
+
 def _first_count(builder: _Builder) -> str | None:
     for need in builder.order:
         if need.kind in ("count", "units") and need.column is None:
@@ -501,12 +647,16 @@ def _first_count(builder: _Builder) -> str | None:
 
 def _describe(node: exp.Expression, builder: _Builder, key_of):
     """Register the primitives an aggregate needs; return its function name and their ids."""
+    if isinstance(node, products.PAIRED):
+        return products.describe(node, lambda **need: builder.need(_Need(**need)), key_of)
     if isinstance(node, exp.Count):
         inner = node.this
         if isinstance(inner, exp.Star):
             return "count", (builder.need(_Need("count")),)
-        if isinstance(inner, exp.Distinct):  # the unit of one fused relation (e.g. matched persons)
-            return "count", (builder.need(_Need("units", key_of(inner.expressions[0]))),)
+        if isinstance(inner, exp.Distinct):  # units (of one fused relation, e.g. matched persons) or values
+            target = inner.expressions[0]
+            kind = "units" if builder.is_unit(target) else "distinct"
+            return "count", (builder.need(_Need(kind, key_of(target))),)
         return "count", (_count_need(builder, key_of(inner)),)
     column = key_of(node.this)
     if isinstance(node, exp.Sum):
@@ -520,7 +670,7 @@ def _describe(node: exp.Expression, builder: _Builder, key_of):
             _count_need(builder, column),
         )
         return ("stddev" if isinstance(node, exp.Stddev | exp.StddevSamp | exp.StddevPop) else "var"), prims
-    alpha = 0.5 if isinstance(node, exp.Median) else float(node.expression.this)
+    alpha = extremes.quantile_level(node)
     quantile = builder.need(_Need("quantile", column, alpha=alpha))
     # the quantile's interval turns its rank error into a share of the count (intervals.py): an
     # internal count unless the query releases that count anyway
@@ -543,11 +693,26 @@ def _primitive(
     internal: bool,
     *,
     centered: bool = False,
+    per_unit: frozenset[str] = frozenset(),
 ) -> Primitive:
     if need.kind == "count":
         return Primitive(pid, "count", need.column, m, epsilon, privacy.laplace_scale(m, epsilon), internal=internal)
     if need.kind == "units":
         return Primitive(pid, "units", need.column, l0, epsilon, privacy.laplace_scale(l0, epsilon), internal=internal)
+    if need.kind == "moment":
+        return products.primitive(pid, need, columns, m, epsilon, internal)
+    if need.kind == "distinct":
+        # a unit adds or removes at most one distinct value per row it has, and of a column constant
+        # within it one value in each of the (at most l0) groups it reaches; in one group (l0 = 1),
+        # counting only a declared key set, at most all of its keys
+        d = min(l0, m) if _per_group(need, per_unit) else m
+        values = _key_values(columns[need.column]) if l0 == 1 else None
+        if values is not None and len(values) < d:
+            d = len(values)
+        else:
+            values = None
+        scale = privacy.laplace_scale(d, epsilon)
+        return Primitive(pid, "distinct", need.column, d, epsilon, scale, internal=internal, values=values)
     column = columns[need.column]
     lo, hi = clamp_bounds(column)
     if need.kind == "quantile":
@@ -585,7 +750,10 @@ def _primitive(
     center = center_units(column) if centered and need.power == 1 else 0
     q_max = max(abs(q_lo - center), abs(q_hi - center))
     # q_max <= 2**21 and registration caps a dataset at 2**40 rows: every sum fits in 64 bits.
-    sensitivity = m * q_max
+    # At least 1: bounds narrower than one grid step (x + 9223372036854775807 is [9.2e18, 9.2e18 +
+    # 2e5], and its step is 2**43) put every value on one point, and the centred sum is then 0 for
+    # any data; OpenDP's mechanisms take a sensitivity of at least 1 (found by the fuzzer).
+    sensitivity = max(m * q_max, 1)
     return Primitive(
         pid,
         "sum",

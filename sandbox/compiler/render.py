@@ -83,6 +83,8 @@ class Renderer:
             return literal(typed.constant.value, typed.type)
         method = getattr(self, f"_{type(node).__name__.lower()}", None)
         out = method(node) if method is not None else self._function(node)
+        if id(node) in self.facts.booleans:  # a text code as a condition (typecheck.condition)
+            return exp.TryCast(this=out, to=exp.DataType.build("BOOLEAN"))
         return exp.Try(this=out) if id(node) in self.facts.guarded else out
 
     def render_as(self, node: exp.Expression, target: SqlType) -> exp.Expression:
@@ -97,7 +99,8 @@ class Renderer:
             return exp.cast(out, target.name)
         if typed.type == BIGINT and target == DOUBLE:
             return exp.cast(out, "DOUBLE")
-        if (typed.type == DATE and target == TIMESTAMP) or (typed.type == VARCHAR and target.numeric):
+        text_read = typed.type == VARCHAR and (target.numeric or target == BOOLEAN)  # keys that are numbers / 0-1
+        if (typed.type == DATE and target == TIMESTAMP) or text_read:
             return exp.TryCast(this=out, to=exp.DataType.build(target.name))
         raise AssertionError(f"typecheck admitted {typed.type} as {target}")
 
@@ -211,7 +214,16 @@ class Renderer:
         inner = self.double(node.this) if operand.type == DOUBLE else self.integer(node.this)
         return type(node)(this=inner)
 
-    _abs = _sign = _floor = _ceil = _unary_number
+    _abs = _sign = _unary_number
+
+    def _floor_ceil(self, node: exp.Expression) -> exp.Expression:
+        """FLOOR/CEIL of an integer is the integer itself: DuckDB's FLOOR(BIGINT) returns DOUBLE,
+        whose cast back fails near 2^63 and loses digits beyond 2^53."""
+        if self.facts.of(node.this).type == DOUBLE:
+            return type(node)(this=self.double(node.this))
+        return self.integer(node.this)
+
+    _floor = _ceil = _floor_ceil
 
     def _round(self, node: exp.Round) -> exp.Expression:
         operand = self.facts.of(node.this)

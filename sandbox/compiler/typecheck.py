@@ -74,6 +74,7 @@ TRUNC_UNITS = {"year", "quarter", "month", "week", "day", "hour", "minute", "sec
 STRFTIME = set("YmdHMSjyUWwuVGIpbBaA%")  # each one DuckDB formats (it refuses %e)
 _SPECIFIER = re.compile(r"%(.?)")
 MAX_SCALE = 30
+TEXT_BOOLEANS = {"1", "0", "true", "false", "t", "f", "y", "n", "yes", "no"}  # DuckDB casts these to BOOLEAN
 SUBSTRING_LIMIT = 2**31 - 1
 
 
@@ -85,6 +86,7 @@ class Facts:
     types: dict[int, Typed] = field(default_factory=dict)
     operand: dict[int, SqlType] = field(default_factory=dict)
     guarded: set[int] = field(default_factory=set)
+    booleans: set[int] = field(default_factory=set)  # text codes read as conditions (TRY_CAST AS BOOLEAN)
 
     def of(self, node: exp.Expression) -> Typed:
         return self.types[id(node)]
@@ -130,6 +132,9 @@ class TypeChecker:
         """A condition (WHERE, ON, HAVING, WHEN, AND/OR/NOT operands) must be BOOLEAN: DuckDB
         would otherwise cast the value to BOOLEAN, which fails on text."""
         typed = self.check(node)
+        if typed.type == VARCHAR and self._text_booleans([(node, typed)]):
+            self.facts.booleans.add(id(node))  # a code such as PUMS's married '0'/'1', read as DuckDB reads it
+            return Typed(BOOLEAN)
         if typed.type not in (BOOLEAN, NULL):
             self.reject(
                 node,
@@ -164,6 +169,8 @@ class TypeChecker:
             target = joined
         if target == VARCHAR and any(t.type.numeric for _, t in constants):
             target = self._as_number(varying, [t.type for _, t in constants]) or VARCHAR
+        if target == VARCHAR and any(t.type == BOOLEAN for _, t in constants) and self._text_booleans(varying):
+            target = BOOLEAN  # sex = TRUE on a 0/1 code
         if target is None:  # only constants (and NULLs)
             for _, t in constants:
                 joined = t.type if target is None else unify(target, t.type)
@@ -207,6 +214,18 @@ class TypeChecker:
                 keys.extend(found)
         integer = all(_is_integer(k) for k in keys) and DOUBLE not in others
         return BIGINT if integer else DOUBLE
+
+    def _text_booleans(self, varying: list[tuple[exp.Expression, Typed]]) -> bool:
+        """Every text operand's public keys are spellings DuckDB reads as TRUE or FALSE ('0'/'1',
+        'true'/'false', 't'/'f', 'y'/'n', 'yes'/'no'), so TRY_CAST(x AS BOOLEAN) is DuckDB's own
+        reading of each key, and NULL for anything else."""
+        for node, t in varying:
+            if t.type != VARCHAR:
+                continue
+            found = self._keys(node)
+            if not found or not all(isinstance(k, str) and k.lower() in TEXT_BOOLEANS for k in found):
+                return False
+        return True
 
     def _mismatch(self, parent, a, ta, b, tb, what) -> NoReturn:
         self.reject(

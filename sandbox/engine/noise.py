@@ -119,7 +119,7 @@ def _disclosure_control(plan: Plan, noisy: dict[str, list], n: int) -> list[bool
     suppress groups whose noisy count is below the minimum."""
     if plan.round_to > 1:
         for p in plan.primitives:
-            if p.kind in ("count", "units"):
+            if p.kind in ("count", "units", "distinct"):
                 noisy[p.id] = [round(v / plan.round_to) * plan.round_to for v in noisy[p.id]]
     if plan.suppress_by is None:
         return [False] * n

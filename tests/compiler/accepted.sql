@@ -4,6 +4,28 @@ SELECT COUNT(*) FROM residents;
 SELECT district, COUNT(*) FROM residents GROUP BY district;
 -- title: count distinct units
 SELECT COUNT(DISTINCT person_id) FROM social_insurance;
+-- title: count distinct values of a non-unit column
+SELECT COUNT(DISTINCT educ), COUNT(DISTINCT age) FROM pums_null;
+-- title: count distinct values per group, next to distinct units
+SELECT hospital, COUNT(DISTINCT department), COUNT(DISTINCT person_id) FROM medical_visits GROUP BY hospital;
+-- title: keys alone over a public key set (free)
+SELECT district, sex FROM residents GROUP BY district, sex;
+-- title: keys alone with a filter, over a key set derived from public domains
+SELECT age // 10 AS decade FROM pums_null WHERE income > 20000 GROUP BY decade;
+-- title: keys alone over private keys pass the threshold
+SELECT FLOOR(s.total / 1000) AS band FROM (SELECT person_id, SUM(contribution) AS total FROM social_insurance GROUP BY person_id) AS s GROUP BY band;
+-- title: select distinct is the key-only group by
+SELECT DISTINCT hospital FROM medical_visits;
+-- title: min and max are quantiles near the extremes
+SELECT MIN(age), MAX(monthly_income) FROM residents;
+-- title: min and max per group, and arithmetic over them
+SELECT sex, MIN(income) AS low, MAX(income) - MIN(income) AS spread FROM pums_null GROUP BY sex;
+-- title: correlation and regression of two bounded columns
+SELECT CORR(monthly_income, age) AS r, REGR_SLOPE(monthly_income, age) AS slope, REGR_INTERCEPT(monthly_income, age) AS intercept FROM residents WHERE age >= 18;
+-- title: covariances and the regression count per group
+SELECT district, COVAR_SAMP(monthly_income, age), COVAR_POP(age, monthly_income), REGR_COUNT(monthly_income, age) FROM residents GROUP BY district;
+-- title: correlation next to other aggregates, with arithmetic
+SELECT sex, CORR(income, age) * 100 AS r_percent, AVG(income), COUNT(*) FROM pums_null GROUP BY sex;
 -- title: count of a column skips nulls
 SELECT COUNT(income) FROM pums_null;
 -- title: sum of a measure
@@ -97,3 +119,31 @@ FROM residents; /* done */
 SELECT age // 10 * 10 AS decade, COUNT(*) * 100.0 / 5000 AS share FROM residents GROUP BY decade;
 -- title: unquoted names are case-insensitive, as in DuckDB
 SELECT District, COUNT(*) AS N FROM RESIDENTS GROUP BY DISTRICT ORDER BY n DESC;
+-- title: a share is the average of a 0/1 condition
+SELECT district, AVG(CASE WHEN age >= 60 THEN 1 ELSE 0 END) AS share_60_plus FROM residents GROUP BY district;
+-- title: a conditional sum and count
+SELECT SUM(CASE WHEN sex = 'F' THEN monthly_income ELSE 0 END) AS women, SUM(CASE WHEN age >= 60 THEN 1 ELSE 0 END) AS seniors FROM residents;
+-- title: a count of a condition's matches (CASE without ELSE)
+SELECT COUNT(CASE WHEN age < 18 THEN 1 END) AS minors FROM residents;
+-- title: aggregates of arithmetic over a bounded column
+SELECT AVG(monthly_income * 12) AS annual, STDDEV(age * 2 + 1) FROM residents;
+-- title: a missing value counted as 0
+SELECT SUM(COALESCE(income, 0)), AVG(COALESCE(income, 0)) FROM pums_null;
+-- title: the analyst's own clamp tightens the bounds
+SELECT AVG(LEAST(GREATEST(monthly_income, 1000), 50000)) AS clamped FROM residents;
+-- title: the analyst's clamp bounds a quotient
+SELECT SUM(LEAST(GREATEST(monthly_income / household_size, 0), 20000)) FROM residents;
+-- title: FILTER clauses
+SELECT district, COUNT(*) FILTER (WHERE age >= 60) AS seniors, SUM(monthly_income) FILTER (WHERE sex = 'F') AS women_income, AVG(age) FILTER (WHERE household_size > 2) FROM residents GROUP BY district;
+-- title: IF, CAST and a median of an expression
+SELECT AVG(IF(household_size > 3, 1.0, 0.0)) AS large, MEDIAN(monthly_income / 1000) AS k, SUM(CAST(age AS DOUBLE) / 10) FROM residents;
+-- title: a share as arithmetic over two aggregates
+SELECT SUM(CASE WHEN age >= 65 THEN 1 ELSE 0 END) * 1.0 / COUNT(*) AS share FROM residents;
+-- title: a share on PUMS codes
+SELECT educ, AVG(CASE WHEN married = '1' THEN 1.0 ELSE 0.0 END) AS married_share FROM pums_pid GROUP BY educ;
+-- title: VAR and STD are the sample forms
+SELECT VAR(age), STD(age) AS sd FROM residents;
+-- title: TOP n is LIMIT n
+SELECT TOP 3 district, COUNT(*) AS n FROM residents GROUP BY district ORDER BY n DESC;
+-- title: TOP (n) with parentheses, after DISTINCT-free SELECT
+SELECT TOP (2) sex, AVG(age) AS mean_age FROM residents GROUP BY sex ORDER BY mean_age;

@@ -62,3 +62,11 @@ SELECT r.district, SUM(m.cost) FROM medical_visits m JOIN residents r ON m.perso
 SELECT s.district, AVG(s.income) FROM (SELECT person_id, district, SUM(monthly_income) AS income FROM residents GROUP BY person_id, district) AS s GROUP BY s.district;
 -- title: join with HAVING on a released aggregate
 SELECT r.district, COUNT(*) AS n FROM residents r JOIN medical_visits m ON r.person_id = m.person_id GROUP BY r.district HAVING COUNT(*) > 10;
+-- title: a conditional count over joined rows
+SELECT r.district, SUM(CASE WHEN m.cost > 1000 THEN 1 ELSE 0 END) AS costly, AVG(m.cost * 0.8) AS reimbursed FROM residents r JOIN medical_visits m ON r.person_id = m.person_id GROUP BY r.district;
+-- title: a FILTER over a pre-aggregation
+SELECT COUNT(*) FILTER (WHERE s.total > 1000) AS high, AVG(LEAST(s.total, 5000)) FROM (SELECT person_id, SUM(contribution) AS total FROM social_insurance GROUP BY person_id) AS s;
+-- title: a per-capita rate from the public table (its columns are keys and exact in arithmetic)
+SELECT d.district, COUNT(*) * 1000.0 / d.population AS per_1000 FROM residents r JOIN district_reference d ON r.district = d.district GROUP BY d.district, d.population;
+-- title: a public table's measure as the only key
+SELECT d.land_area_km2, AVG(CASE WHEN r.age >= 60 THEN 1 ELSE 0 END) AS share FROM residents r LEFT JOIN district_reference d ON r.district = d.district GROUP BY d.land_area_km2;

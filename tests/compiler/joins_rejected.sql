@@ -142,3 +142,11 @@ SELECT s.person_id, COUNT(*) FROM (SELECT person_id, SUM(cost) AS total FROM med
 -- rule: from_clause
 -- expect: something other than its privacy unit
 SELECT COUNT(*) FROM residents r JOIN (SELECT person_id, COUNT(*) AS n FROM medical_visits GROUP BY person_id) AS s ON r.age = s.n;
+-- title: a public table's column in the output without grouping by it
+-- rule: no_row_level_output
+-- expect: Add d.population to GROUP BY
+SELECT d.district, COUNT(*) / d.population FROM residents r JOIN district_reference d ON r.district = d.district GROUP BY d.district;
+-- title: a private measure as a key, also beside a public table
+-- rule: group_by_dimensions
+-- expect: GROUP BY on the measure 'monthly_income'
+SELECT r.monthly_income, COUNT(*) FROM residents r JOIN district_reference d ON r.district = d.district GROUP BY r.monthly_income;

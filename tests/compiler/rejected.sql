@@ -22,18 +22,26 @@ SELECT COUNT(*) FROM social_insurance GROUP BY person_id;
 -- rule: no_identifiers
 -- expect: targets single persons
 SELECT AVG(monthly_income) FROM residents WHERE person_id = 42;
--- title: count distinct of a non-unit column
+-- title: count distinct of an expression
 -- rule: aggregates
--- expect: only COUNT(DISTINCT <unit>)
-SELECT COUNT(DISTINCT district) FROM residents;
--- title: min
--- rule: allowed_nodes
--- expect: MIN returns one person's value
-SELECT MIN(age) FROM residents;
--- title: max
--- rule: allowed_nodes
--- expect: MAX returns one person's value
-SELECT MAX(monthly_income) FROM residents;
+-- expect: COUNT(DISTINCT ...) takes one column
+SELECT COUNT(DISTINCT age // 10) FROM residents;
+-- title: count distinct of two columns
+-- rule: aggregates
+-- expect: COUNT(DISTINCT ...) takes one column
+SELECT COUNT(DISTINCT district, sex) FROM residents;
+-- title: min of a text column
+-- rule: aggregates
+-- expect: it needs a number
+SELECT MIN(district) FROM residents;
+-- title: max of an expression without bounds
+-- rule: aggregates
+-- expect: no public bounds
+SELECT MAX(monthly_income / age) FROM residents;
+-- title: max of a distinct
+-- rule: aggregates
+-- expect: DISTINCT in
+SELECT MAX(DISTINCT age) FROM residents;
 -- title: arg_max
 -- rule: allowed_nodes
 -- expect: ARG_MAX
@@ -174,14 +182,46 @@ SELECT COUNT(*) FROM residents, enterprises;
 -- rule: from_clause
 -- expect: qualified name
 SELECT COUNT(*) FROM main.residents;
--- title: sum without bounds
+-- title: sum of text
+-- rule: aggregates
+-- expect: needs a number
+SELECT SUM(district) FROM residents;
+-- title: sum of a condition
+-- rule: aggregates
+-- expect: SUM(CASE WHEN age > 60 THEN 1 ELSE 0 END)
+SELECT SUM(age > 60) FROM residents;
+-- title: sum of an expression whose divisor can be 0
+-- rule: aggregates
+-- expect: the divisor age can be 0
+SELECT SUM(monthly_income / age) FROM residents;
+-- title: average of text read as a number has no bounds
+-- rule: aggregates
+-- expect: LEAST(GREATEST(
+SELECT AVG(TRY_CAST(district AS DOUBLE)) FROM residents;
+-- title: sum of a function without derivable bounds
+-- rule: aggregates
+-- expect: no bounds the sandbox can derive
+SELECT SUM(LENGTH(district)) FROM residents;
+-- title: a clamp on one side only leaves the other unbounded
 -- rule: aggregates
 -- expect: no public bounds
-SELECT SUM(district) FROM residents;
--- title: sum of an expression
+SELECT SUM(GREATEST(monthly_income / age, 0)) FROM residents;
+-- title: sum of a value that is always NULL
 -- rule: aggregates
--- expect: plain column
-SELECT SUM(monthly_income * 2) FROM residents;
+-- expect: always NULL
+SELECT SUM(CASE WHEN age > 60 THEN NULL END) FROM residents;
+-- title: a distinct count with FILTER
+-- rule: aggregates
+-- expect: Move the condition into WHERE
+SELECT COUNT(DISTINCT person_id) FILTER (WHERE age > 60) FROM residents;
+-- title: TOP n PERCENT is not a LIMIT
+-- rule: parse
+-- expect: could not be parsed
+SELECT TOP 5 PERCENT district, COUNT(*) FROM residents GROUP BY district;
+-- title: TOP together with LIMIT
+-- rule: parse
+-- expect: TOP together with LIMIT
+SELECT TOP 3 district, COUNT(*) FROM residents GROUP BY district LIMIT 2;
 -- title: quantile level out of range
 -- rule: aggregates
 -- expect: strictly between 0 and 1
@@ -202,22 +242,26 @@ SELECT SUM(COUNT(*)) FROM residents;
 -- rule: group_by_dimensions
 -- expect: GROUP BY on the measure 'monthly_income'
 SELECT monthly_income, COUNT(*) FROM residents GROUP BY monthly_income;
--- title: select distinct
+-- title: select distinct of an aggregate
 -- rule: single_select
 -- expect: SELECT DISTINCT
-SELECT DISTINCT district FROM residents;
--- title: no aggregates at all
+SELECT DISTINCT COUNT(*) FROM residents;
+-- title: select distinct on
+-- rule: single_select
+-- expect: SELECT DISTINCT
+SELECT DISTINCT ON (district) district, age FROM residents;
+-- title: keys alone without GROUP BY
 -- rule: no_row_level_output
 -- expect: without aggregates
-SELECT district FROM residents GROUP BY district;
+SELECT district FROM residents;
+-- title: no aggregates at all, a column that is not a key
+-- rule: no_row_level_output
+-- expect: non-aggregated column 'age'
+SELECT district, age FROM residents GROUP BY district;
 -- title: order by ... limit 1 without aggregates
 -- rule: no_row_level_output
 -- expect: without aggregates
 SELECT monthly_income FROM residents ORDER BY monthly_income DESC LIMIT 1;
--- title: filter clause
--- rule: allowed_nodes
--- expect: FILTER clause
-SELECT COUNT(*) FILTER (WHERE age > 3) FROM residents;
 -- title: limit not a constant
 -- rule: order_and_limit
 -- expect: non-negative integer constant

@@ -7,43 +7,15 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.compiler import compile_query
-from sandbox.engine.execute import run_plan
-from sandbox.engine.lockdown import open_locked_connection
-from sandbox.engine.worker import Limits
 from tests.compiler.cases import load_cases
+from tests.support.intervals import assert_released_cells_have_intervals
 
 ACCEPTED = load_cases("accepted.sql") + load_cases("joins_accepted.sql") + load_cases("typed_accepted.sql")
 
 
 @pytest.mark.parametrize("case", ACCEPTED, ids=[c.title for c in ACCEPTED])
 def test_every_released_cell_has_an_interval(case, demo_catalog) -> None:
-    plan = compile_query(case.sql, demo_catalog, epsilon=1.0)
-    con = open_locked_connection(plan.attach, Limits(threads=1))
-    try:
-        output = run_plan(con, plan)
-    finally:
-        con.close()
-    rows = output["table"].to_pylist()
-    for row in rows:
-        if row["__suppressed"]:
-            continue
-        for i, column in enumerate(plan.outputs):
-            if column.kind == "key":
-                continue
-            value = list(row.values())[i]
-            lo, hi = row[f"__lo_{i}"], row[f"__hi_{i}"]
-            if value is not None and None in (lo, hi):
-                # the one open case: a ratio whose denominator's interval reaches 0, and the release says so
-                assert "/" in case.sql, f"{column.name}: no interval ({plan.output_sql})"
-                said = [str(n) for n in output["notes"]]  # notes are data; str() is the English sentence
-                assert any(f"of {column.name} have no finite interval" in n for n in said), said
-                continue
-            assert lo is not None and hi is not None, f"{column.name}: no interval ({plan.output_sql})"
-            if value is not None and isinstance(value, float) and value == value:
-                assert lo <= value + 1e-6 * max(1.0, abs(value)) and value <= hi + 1e-6 * max(1.0, abs(value)), (
-                    f"{column.name}: {value} outside [{lo}, {hi}]"
-                )
+    assert_released_cells_have_intervals(case.sql, demo_catalog)
 
 
 @pytest.mark.parametrize(
@@ -66,5 +38,6 @@ def test_a_clipped_sum_lies_inside_its_interval(bounds, noisy, facts) -> None:
     facts = intervals.ColumnFacts(bounds, **facts)
     lo, hi = intervals.sum_interval("s", 100.0, facts, "n")
     clip = intervals.at_least("s", 0) if bounds[0] >= 0 else intervals.at_most("s", 0)
-    value, low, high = duckdb.connect().execute(f"SELECT {clip}, {lo}, {hi} FROM (SELECT {noisy} AS s, 50 AS n)").fetchone()
+    query = f"SELECT {clip}, {lo}, {hi} FROM (SELECT {noisy} AS s, 50 AS n)"
+    value, low, high = duckdb.connect().execute(query).fetchone()
     assert value == 0 and low <= value <= high, (value, low, high)

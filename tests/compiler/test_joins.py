@@ -17,7 +17,35 @@ QUERIES = [
     f"SELECT r.district, COUNT(*), SUM(m.cost) {JOIN} GROUP BY r.district",
     f"SELECT m.department, COUNT(*), AVG(m.cost) {JOIN} GROUP BY m.department",
     f"SELECT COUNT(DISTINCT r.person_id), MEDIAN(m.cost) {JOIN} WHERE r.age >= 60",
+    # expressions and FILTER over joined rows; keys and output arithmetic from the public table
+    f"SELECT r.district, AVG(m.cost * 0.8), COUNT(*) FILTER (WHERE m.cost > 500) {JOIN} GROUP BY r.district",
+    f"SELECT d.district, COUNT(*) * 1000.0 / d.population AS per_1000, SUM(CASE WHEN m.cost > 1000 THEN 1 ELSE 0 END) "
+    f"{JOIN} JOIN district_reference d ON r.district = d.district GROUP BY d.district, d.population",
 ]
+PER_CAPITA = (
+    "SELECT d.district, COUNT(*) * 1000.0 / d.population AS per_1000 FROM residents r "
+    "JOIN district_reference d ON r.district = d.district {where} GROUP BY d.district, d.population"
+)
+
+
+def test_public_table_columns_group_by_the_tables_rows(demo_catalog) -> None:
+    """Every column of a public table is public: grouping by d.population is allowed, and the
+    groups are the table's (district, population) rows, also those no private row reaches (so a
+    group's presence says nothing about the private data); the key is a point in the interval."""
+    reference = demo_catalog.get("district_reference")
+    table = duckdb.sql(f"SELECT DISTINCT district, population FROM '{reference.parquet_path}' ORDER BY ALL")
+    rows = {tuple(r) for r in table.fetchall()}
+    plan = compile_query(PER_CAPITA.format(where="WHERE r.district = 'Siming'"), demo_catalog, epsilon=1.0)
+    assert set(plan.public_keys) == rows and plan.selection is None
+    reached = exact_primitives(plan)
+    assert set(reached) == {r for r in rows if r[0] == "Siming"}, "only Siming's rows are in the data"
+    left = compile_query(
+        PER_CAPITA.format(where="").replace("JOIN district_reference", "LEFT JOIN district_reference"),
+        demo_catalog,
+        epsilon=1.0,
+    )
+    assert set(left.public_keys) == rows | {(None, None)}, "a LEFT join's unmatched rows are one more group"
+    assert "__k1" in left.output_sql, "the population is the released key, exact"
 
 
 def test_each_person_keeps_up_to_ten_visits(demo_catalog) -> None:
@@ -34,7 +62,7 @@ def test_each_person_keeps_up_to_ten_visits(demo_catalog) -> None:
 @pytest.fixture(scope="module")
 def shadow(demo_catalog):
     con = duckdb.connect()
-    for name in ("residents", "medical_visits"):
+    for name in ("residents", "medical_visits", "district_reference"):
         con.execute(f'CREATE SCHEMA "{name}"')
         con.execute(f"ATTACH '{demo_catalog.get(name).engine_path}' AS src (READ_ONLY)")
         con.execute(f'CREATE TABLE "{name}".data AS SELECT * FROM src.main.data')

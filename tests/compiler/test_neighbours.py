@@ -22,6 +22,19 @@ QUERIES = [
     "SELECT age // 10 AS decade, COUNT(DISTINCT pid), SUM(income) FROM pums_null GROUP BY decade",
     "SELECT MEDIAN(income), QUANTILE_CONT(age, 0.9) FROM pums_null",
     "SELECT married, MEDIAN(age) FROM pums_null GROUP BY married",
+    # expressions: sensitivities from their derived bounds, values clamped to them
+    "SELECT SUM(CASE WHEN age >= 60 THEN 1 ELSE 0 END), AVG(CASE WHEN age >= 60 THEN 1 ELSE 0 END) FROM pums_null",
+    "SELECT sex, SUM(income * 12), AVG(COALESCE(income, 0)), COUNT(*) FILTER (WHERE age > 40) FROM pums_null "
+    "GROUP BY sex",
+    "SELECT SUM(LEAST(GREATEST(income, 1000), 50000)), VAR(age * 2 - 1), MEDIAN(income / 1000) FROM pums_null",
+    "SELECT educ, SUM(income) FILTER (WHERE married = '1'), STD(CASE WHEN sex = '1' THEN age END) FROM pums_null "
+    "GROUP BY educ",
+    "SELECT COUNT(DISTINCT educ), COUNT(DISTINCT age), COUNT(DISTINCT income) FROM pums_null",
+    "SELECT sex, COUNT(DISTINCT educ), COUNT(DISTINCT income) FROM pums_null GROUP BY sex",
+    "SELECT MIN(income), MAX(age) FROM pums_null",
+    "SELECT race, MIN(age), MAX(income) FROM pums_null GROUP BY race",
+    "SELECT CORR(income, age), COVAR_SAMP(age, income), REGR_INTERCEPT(income, age) FROM pums_null",
+    "SELECT sex, REGR_SLOPE(income, age), COVAR_POP(income, age) FROM pums_null GROUP BY sex",
 ]
 
 

@@ -40,3 +40,5 @@ SELECT COUNT(*) FROM residents WHERE age > 1 AND age > 2 AND age > 3 AND age > 4
 SELECT COUNT(*) FROM (SELECT person_id AS pid, SUM(cost) AS c FROM medical_visits GROUP BY person_id) AS s JOIN residents r ON s.pid = r.person_id;
 -- title: a NULL cast to a number in arithmetic (found by the fuzzer: an internal error)
 SELECT COUNT(*) FROM residents WHERE CAST(NULL AS INTEGER) + age > 1 OR -CAST(NULL AS BIGINT) > 1 OR ABS(CAST(NULL AS BIGINT)) > 1;
+-- title: a 0/1 text code as a condition and compared with TRUE
+SELECT age, married, COUNT(*) AS n, SUM(income) AS income FROM pums_pid WHERE sex = TRUE GROUP BY age, married HAVING NOT married;

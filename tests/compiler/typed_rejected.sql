@@ -126,3 +126,7 @@ SELECT COUNT(*) FROM (SELECT age AS person_id, COUNT(*) AS n FROM residents GROU
 -- rule: types
 -- expect: is not a number
 SELECT COUNT(*) FROM enterprises WHERE NULLIF(employees, DATE '2020-02-29') IN (0);
+-- title: a text column whose keys are not 0/1 codes is not a condition
+-- rule: types
+-- expect: a condition must be true or false
+SELECT COUNT(*) FROM pums_pid WHERE educ;

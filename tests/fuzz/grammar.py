@@ -369,6 +369,9 @@ def _relation(draw, schema: Schema, name: str, alias: str, kind: str) -> tuple[s
 @st.composite
 def group_key(draw, cols: list[Col]) -> str | None:
     dims = [c for c in cols if c.role is Role.dimension]
+    public = [c for c in cols if c.ref.startswith("d.") and c.role is not Role.identifier]
+    if public and draw(rarely(3)):  # any column of the public table (its measures too), plain
+        return draw(st.sampled_from(public)).ref
     if not dims or draw(rarely(30)):
         dims = cols  # sometimes a measure or identifier: refused
     if not dims:
@@ -412,7 +415,11 @@ def group_key(draw, cols: list[Col]) -> str | None:
 def aggregate(draw, cols: list[Col]) -> str:
     measures = [c for c in cols if c.kind == "num" and c.bounds and not c.unit]
     units = [c for c in cols if c.unit]
-    choice = draw(st.sampled_from(range(12)))
+    choice = draw(st.sampled_from(range(16)))
+    if draw(rarely(3)):  # an aggregate over an expression, a FILTER, a dialect spelling
+        return draw(expression_aggregate(cols, measures))
+    if choice >= 12:  # COUNT(DISTINCT col), MIN/MAX, CORR/COVAR/REGR
+        return draw(distinct_extreme_or_paired(cols, measures))
     if choice <= 2 or not measures:
         if choice == 1 and units:
             return f"COUNT(DISTINCT {draw(st.sampled_from(units)).ref})"
@@ -431,6 +438,9 @@ def aggregate(draw, cols: list[Col]) -> str:
     if choice == 7:
         return f"QUANTILE_CONT({m}, {draw(st.sampled_from(['0.1', '0.25', '0.9', '0.99']))})"
     if choice == 8:
+        public = [c for c in cols if c.ref.startswith("d.") and c.kind == "num"]
+        if public and draw(st.booleans()):  # a public column in output arithmetic (a key if grouped)
+            return f"COUNT(*) * 1000.0 / {draw(st.sampled_from(public)).ref}"
         return f"SUM({m}) / (COUNT(*) + 1)"
     if choice == 9:
         return f"ROUND(AVG({m}), 1) * 2"
@@ -440,13 +450,65 @@ def aggregate(draw, cols: list[Col]) -> str:
 
 
 @st.composite
+def expression_aggregate(draw, cols: list[Col], measures: list[Col]) -> str:
+    """Aggregates over row-level expressions (bounds derived from the policy's, or the analyst's
+    clamp), FILTER clauses and VAR/STD: often bounded, sometimes not (a divisor that can be 0, a
+    column without bounds), which the compiler must refuse or clamp."""
+    function = draw(st.sampled_from(["SUM", "AVG", "VAR", "STD", "STDDEV_POP", "MEDIAN", "COUNT"]))
+    m = draw(st.sampled_from(measures)).ref if measures else draw(literal("num"))
+    shape = draw(st.sampled_from(range(8)))
+    if shape == 0:
+        value = f"CASE WHEN {draw(boolean(cols, 1))} THEN {draw(st.sampled_from(['1', '1.0', m]))} ELSE 0 END"
+    elif shape == 1:
+        value = f"CASE WHEN {draw(boolean(cols, 1))} THEN {m} END"
+    elif shape == 2:
+        value = f"{m} {draw(st.sampled_from(['*', '/', '+', '-']))} {draw(st.one_of(literal('num'), st.just(m)))}"
+    elif shape == 3:
+        value = f"COALESCE({m}, {draw(literal('num'))})"
+    elif shape == 4:
+        lo, hi = sorted(draw(st.lists(st.sampled_from(["-1", "0", "10", "1e3", "1e300"]), min_size=2, max_size=2)))
+        value = f"LEAST(GREATEST({draw(expr(cols, 'num', 1))}, {lo}), {hi})"
+    elif shape == 5:
+        value = draw(expr(cols, "num", 2))  # anything: bounded or refused
+    elif shape == 6:
+        value = f"IF({draw(boolean(cols, 1))}, {m}, -{m})"
+    else:
+        value = m
+    text = "*" if function == "COUNT" and draw(st.booleans()) else value
+    aggregate_sql = f"{function}({text})"
+    if draw(rarely(3)):
+        aggregate_sql += f" FILTER (WHERE {draw(boolean(cols, 1))})"
+    return aggregate_sql
+
+
+@st.composite
+def distinct_extreme_or_paired(draw, cols: list[Col], measures: list[Col]) -> str:
+    """COUNT(DISTINCT col) of any column, MIN/MAX, and the aggregates of two columns (issue 18)."""
+    choice = draw(st.sampled_from(range(4)))
+    if choice == 0 or not measures:
+        return f"COUNT(DISTINCT {draw(st.sampled_from(cols)).ref})"
+    m = draw(st.sampled_from(measures)).ref
+    if choice == 1:
+        return f"{draw(st.sampled_from(['MIN', 'MAX']))}({m})"
+    other = draw(st.sampled_from(measures)).ref
+    function = draw(st.sampled_from(["CORR", "COVAR_SAMP", "COVAR_POP", "REGR_SLOPE", "REGR_INTERCEPT", "REGR_COUNT"]))
+    if choice == 2:
+        return f"{function}({m}, {other})"
+    return f"{function}({m}, {other}) * 2 + MAX({m}) - MIN({other})"
+
+
+@st.composite
 def queries(draw, schema: Schema) -> str:
     source, cols, facts = draw(relations(schema))
     keys = [k for k in draw(st.lists(group_key(cols), max_size=2)) if k]
     keys = list(dict.fromkeys(keys))
-    aggregates = draw(st.lists(aggregate(cols), min_size=1, max_size=3))
+    # keys alone sometimes (key-only GROUP BY, or SELECT DISTINCT of them)
+    aggregates = draw(st.lists(aggregate(cols), min_size=0 if keys and draw(rarely(4)) else 1, max_size=3))
     items = [f"{k} AS k{i}" for i, k in enumerate(keys)] + [f"{a} AS a{i}" for i, a in enumerate(aggregates)]
-    sql = f"SELECT {', '.join(items)} FROM {source}"
+    if not aggregates and draw(st.booleans()):
+        return f"SELECT DISTINCT {', '.join(items)} FROM {source}"
+    top = f"TOP {draw(st.integers(0, 5))} " if draw(rarely(20)) else ""
+    sql = f"SELECT {top}{', '.join(items)} FROM {source}"
     if not draw(rarely(3)):
         sql += f" WHERE {draw(boolean(cols, draw(st.sampled_from([2, 3, 3, 1]))))}"
     if keys:
@@ -461,6 +523,6 @@ def queries(draw, schema: Schema) -> str:
             sql += f" HAVING a0 > {draw(st.integers(-5, 50))}"
     if draw(rarely(4)):
         sql += " ORDER BY " + ("k0" if keys else "a0") + draw(st.sampled_from(["", " DESC"]))
-    if draw(rarely(10)):
+    if draw(rarely(10)) and not top:
         sql += f" LIMIT {draw(st.integers(0, 5))}"
     return sql

@@ -16,7 +16,11 @@ __all__ = ["references"]
 
 
 def _statements(plan: Plan) -> list[exp.Expression]:
-    texts = [s for s in (plan.aggregate_sql if plan.needs_aggregate else None, *plan.histogram_sql.values()) if s]
+    """The statements the worker runs; for a plan with nothing noisy (keys of a public key set
+    alone, read from the policy), the statement that would group by its keys, so that the columns
+    the query names (the agreement's scope) are still checked against SQL."""
+    aggregate = plan.aggregate_sql if plan.needs_aggregate or not plan.primitives else None
+    texts = [s for s in (aggregate, *plan.histogram_sql.values()) if s]
     return [sqlglot.parse_one(text, read="duckdb") for text in texts]
 
 

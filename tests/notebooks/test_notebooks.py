@@ -83,7 +83,8 @@ def test_developer_quickstart(live) -> None:
         "by_sex": [type(by_sex).__name__, len(by_sex)],
         "fused": sorted(fused.to_polars()["district"]), "fused_charge": fused.charge_epsilon,
         "choices": preview.choices().filter(preview.choices()["dataset"] == "medical_visits").rows(named=True),
-        "visits": [visits.contribution, sorted(visits.to_polars()["district"]), visits.charge_epsilon]}""")
+        "visits": [visits.contribution, sorted(visits.to_polars()["district"]), visits.charge_epsilon],
+        "rates": rates.to_polars(intervals=True).rows(named=True), "rates_charge": rates.charge_epsilon}""")
     result = probed(nb)
     assert result["districts"] == DISTRICTS
     assert all(w is not None and math.isfinite(w) and w > 0 for w in result["widths"])
@@ -98,6 +99,15 @@ def test_developer_quickstart(live) -> None:
     assert result["visits"] == [{"max_rows": {"medical_visits": 8}}, DISTRICTS, 0.3]
     assert "rows left out (estimated)" in html_of(cell_with(nb, "preview = sb.explain(visits_sql"))
     assert "at most 8 joined rows" in html_of(cell_with(nb, "visits = sb.query(visits_sql"))
+
+    # a share by district with its interval, and a per-capita rate from the public district table
+    rates = result["rates"]
+    assert [r["district"] for r in rates] == DISTRICTS and result["rates_charge"] == 0.3
+    for r in rates:
+        assert 0 <= r["share_60_plus_lo"] <= r["share_60_plus"] <= r["share_60_plus_hi"] <= 1, r
+        assert 0 < r["registered_per_1000_lo"] <= r["registered_per_1000"] <= r["registered_per_1000_hi"], r
+    assert 'class="pm"' in html_of(cell_with(nb, "rates = sb.query"))
+    assert any("image/png" in o.get("data", {}) for o in outputs(cell_with(nb, "share_60_plus_lo")))
 
     assert "MOCK DATA — not real" in html_of(cell_with(nb, "sb.mock_query(sql"))
     assert "would cost ε 0.5" in html_of(cell_with(nb, "sb.explain(sql"))

@@ -1,4 +1,5 @@
-"""GROUP BY dimension columns, or deterministic expressions of them (buckets, CASE, date parts)."""
+"""GROUP BY dimension columns, or deterministic expressions of them (buckets, CASE, date parts),
+and any non-identifier column of a public reference table."""
 
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ def check(query: exp.Select, ctx: Context) -> None:
         )
     for key in group.expressions:
         for column in key.find_all(exp.Column):
+            relation, _ = ctx.bound.ref(column)
             declared = ctx.bound.output(column).column
+            if relation.kind == "public" and declared.role is Role.measure:
+                continue  # every column of a public table is public; its groups are the table's rows (keys.py)
             if declared.role is not Role.dimension:
                 ctx.reject(
                     column,

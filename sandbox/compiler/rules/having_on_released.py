@@ -35,8 +35,8 @@ def _check_columns(clause: exp.Expression, query: exp.Select, ctx: Context) -> N
 
     outputs = {item.alias.lower() for item in query.expressions if item.alias}
     for column in list(clause.find_all(exp.Column)):
-        if column.name in outputs and not column.table:
-            continue
+        if column.name in outputs and not column.table and ctx.bound.ref(column) is None:
+            continue  # an output name (bind.py binds a grouped column's name in HAVING to the column)
         bad = covered(column, ctx.group_keys)
         if bad is not None and not bad.find_ancestor(*_AGG_TYPES):
             ctx.reject(

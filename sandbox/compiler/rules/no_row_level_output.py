@@ -1,4 +1,6 @@
-"""Every output is an aggregate, arithmetic over aggregates, or a GROUP BY key: never a row."""
+"""Every output is an aggregate, arithmetic over aggregates, or a GROUP BY key: never a row. A
+query of keys alone (`SELECT educ FROM t GROUP BY educ`) releases which groups exist: private
+keys through the threshold selection, public keys as the policy declares them (planner.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ def covered(node: exp.Expression, keys: list[exp.Expression]) -> exp.Column | No
 
 
 def check(query: exp.Select, ctx: Context) -> None:
-    if not any(is_aggregate(n) for item in query.expressions for n in item.walk()):
+    if not ctx.group_keys and not any(is_aggregate(n) for item in query.expressions for n in item.walk()):
         ctx.reject(
             query.expressions[0],
             "A query without aggregates",
@@ -36,10 +38,12 @@ def check(query: exp.Select, ctx: Context) -> None:
     for item in query.expressions:
         bad = covered(item.unalias(), ctx.group_keys)
         if bad is not None:
-            ctx.reject(
-                bad,
-                f"The non-aggregated column {bad.name!r}",
-                "it would output row values",
-                f"Add it to GROUP BY (if it is a dimension) or aggregate it, e.g. AVG({bad.name}).",
-                NAME,
+            ref = ctx.bound.ref(bad)
+            public = ref is not None and ref[0].kind == "public"
+            fix = (
+                f"Add {bad.sql('duckdb')} to GROUP BY: a public table's columns are keys (one group per row "
+                "of the table), and a key can be used in arithmetic, e.g. COUNT(*) * 1000.0 / d.population."
+                if public
+                else f"Add it to GROUP BY (if it is a dimension) or aggregate it, e.g. AVG({bad.name})."
             )
+            ctx.reject(bad, f"The non-aggregated column {bad.name!r}", "it would output row values", fix, NAME)
