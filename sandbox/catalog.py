@@ -229,6 +229,11 @@ class Catalog:
         """What an agreement may cover: each dataset that is not public, with its queryable columns."""
         return {d.name: set(d.policy.queryable()) for d in self.list() if not d.policy.public}
 
+    def owners(self) -> dict[str, str]:
+        """Each dataset that is not public, with the owner its policy names (whose data steward
+        decides its part of every agreement: sandbox/stewards.py)."""
+        return {d.name: d.policy.owner for d in self.list() if not d.policy.public}
+
     def titled(self, text: str | None) -> list[str]:
         """The datasets whose title, English or Chinese, contains `text` (ignoring case): a search
         for 居民 finds what concerns `residents`."""

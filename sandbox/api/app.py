@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sandbox import __version__, web
 from sandbox.api import abuse
 from sandbox.api.deps import Services
-from sandbox.api.routers import accounts, agreements, audit, catalog, jobs
+from sandbox.api.routers import accounts, agreements, audit, catalog, jobs, stewardship
 from sandbox.api.schemas import Health
 from sandbox.errors import InternalError, SandboxError, TooManyRequests
 from sandbox.settings import Settings
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def health() -> Health:
         return Health(status="ok", version=__version__, datasets=len(services.catalog.names()))
 
-    for router in (catalog.router, accounts.router, agreements.router, jobs.router, audit.router):
+    for router in (catalog.router, accounts.router, agreements.router, stewardship.router, jobs.router, audit.router):
         app.include_router(router)
     app.include_router(web.router)
     return app

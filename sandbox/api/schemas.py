@@ -120,7 +120,9 @@ class DatasetPublic(BaseModel):
 class UserPublic(BaseModel):
     id: str
     name: str
-    role: Literal["developer", "operator", "auditor", "admin"]
+    role: Literal["developer", "operator", "auditor", "admin", "steward"]
+    organisation: str | None = Field(default=None, description="a data steward's organisation: the owner named "
+                                     "in the dataset policies they decide for")
 
 
 class UserListed(UserPublic):
@@ -131,7 +133,10 @@ class UserListed(UserPublic):
 class UserCreate(BaseModel):
     model_config = _FORBID
     name: str = Field(min_length=1, max_length=200, examples=["Audit Office"])
-    role: Literal["operator", "auditor"] = Field(examples=["auditor"])
+    role: Literal["operator", "auditor", "steward"] = Field(examples=["auditor"])
+    organisation: str | None = Field(default=None, max_length=200, description="a steward's organisation, exactly "
+                                     "as the dataset policies name their owner",
+                                     examples=["Xiamen Municipal Health Commission"])
 
 
 class UserCreated(UserPublic):
@@ -218,10 +223,65 @@ class AgreementAmend(BaseModel):
         examples=[{"residents": ["district", "age", "monthly_income"]}])
 
 
+class DatasetPart(BaseModel):
+    """A private dataset's part of an agreement: its owner's data steward's decision and limits."""
+
+    agreement_id: str
+    dataset: str = Field(examples=["medical_visits"])
+    owner: str = Field(examples=["Xiamen Municipal Health Commission"])
+    status: Literal["pending", "approved", "rejected", "delegated"] = Field(
+        description="delegated: the owner had no steward when the request was made; the operator's decision stands")
+    budget_epsilon: float | None = Field(description="the steward's budget for this dataset (null: the agreement's)")
+    spent_epsilon: float = Field(description="epsilon charged to this dataset under the agreement")
+    columns: list[str] | None = Field(description="the steward's columns (null: the agreement's)")
+    valid_to: str | None = Field(description="the steward's end (null: the agreement's)")
+    decided_by: str | None
+    decided_at: str | None
+    reason: str | None
+    suspended: bool
+    suspended_at: str | None
+    suspended_by: str | None
+    suspend_reason: str | None
+
+
+class StewardPart(DatasetPart):
+    """A part in a steward's queue, with what the steward needs to decide it."""
+
+    purpose: str
+    legal_basis: str
+    agreement_status: str
+    valid_from: str
+    agreement_valid_to: str
+    requested_epsilon: float
+    requested_columns: list[str] | None
+    created_at: str
+
+
+class PartApprove(BaseModel):
+    """A steward's approval of their dataset's part, possibly narrower than requested."""
+
+    model_config = _FORBID
+    epsilon: float | None = Field(default=None, gt=0, le=100, description="a budget for this dataset (at most the "
+                                  "requested epsilon; null: the agreement's alone)", examples=[1.0])
+    columns: list[str] | None = Field(default=None, description="fewer columns (null: as requested)",
+                                      examples=[["district", "cost"]])
+    valid_to: Moment | None = Field(default=None, description="an earlier end for this dataset",
+                                    examples=["2026-09-30"])
+    reason: str = Field(default="", max_length=2000, examples=["approved for district-level statistics"])
+
+
+class Suspension(BaseModel):
+    model_config = _FORBID
+    reason: str = Field(min_length=1, max_length=2000, examples=["records under correction"])
+    agreement_id: str | None = Field(default=None, description="one agreement (null: every agreement using it)",
+                                     examples=[_ID])
+
+
 class AgreementPublic(BaseModel):
     id: str
     developer_id: str
-    status: Literal["requested", "active", "rejected", "revoked", "expired", "exhausted"]
+    status: Literal["requested", "awaiting", "active", "rejected", "revoked", "expired", "exhausted"] = Field(
+        description="awaiting: approved by the operator, waiting for the data stewards of its datasets")
     purpose: str
     legal_basis: str
     datasets: dict[str, list[str] | None]
@@ -245,6 +305,8 @@ class AgreementPublic(BaseModel):
         default_factory=dict, description="the scope as requested: an amendment may widen `datasets` up to it")
     created_at: str
     updated_at: str
+    parts: list[DatasetPart] | None = Field(default=None, description="one agreement: each private dataset's "
+                                            "part, decided by its owner's data steward")
     developer_name: str | None = Field(default=None, description="in lists: the developer's name")
     organisation: str | None = Field(default=None, description="in lists: the developer's organisation")
 

@@ -22,7 +22,7 @@ from sandbox.web.session import (
     ConsoleUser,
     CSRFRefused,
     Form,
-    Reader,
+    Member,
     csrf_token,
     keep_presession,
     presession,
@@ -103,7 +103,7 @@ def signout(request: Request, _: Form, svc: ServicesDep) -> Response:
 
 
 @router.get("/catalog")
-def catalog(request: Request, svc: ServicesDep, user: Reader) -> Response:
+def catalog(request: Request, svc: ServicesDep, user: Member) -> Response:
     """Each dataset's policy in words: privacy unit, what each column may be used for, limits."""
     datasets = [d.describe() for d in svc.catalog.list()]
     return page(request, "catalog.html", user, datasets=datasets, roles=Role)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from sandbox import accounts
-from tests.api.conftest import COUNT_BY_DISTRICT, ROLES, Api, app_routes
+from sandbox import accounts, stewards
+from tests.api.conftest import COUNT_BY_DISTRICT, ROLES, STEWARDED, Api, app_routes
 
 CALLERS = (*ROLES, None, "wrong")
 EVERYONE = dict.fromkeys(ROLES, 200)
@@ -72,6 +72,23 @@ def _licence_body() -> dict[str, Any]:
                      "valid_to": "2100-01-01"}}
 
 
+def _part(action: str, body: dict[str, Any]) -> Callable[[Api, Own], tuple[str, dict[str, Any]]]:
+    """A request over the steward's dataset, its part pending for them."""
+    def call(api: Api, own: Own) -> tuple[str, dict[str, Any]]:
+        agreement_id = api.agreement(status="requested", datasets={STEWARDED: None}, stewarded=True)
+        return f"/agreements/{agreement_id}/datasets/{STEWARDED}/{action}", {"json": body}
+    return call
+
+
+def _suspension(action: str) -> Callable[[Api, Own], tuple[str, dict[str, Any]]]:
+    def call(api: Api, own: Own) -> tuple[str, dict[str, Any]]:
+        agreement_id = api.agreement(status="requested", datasets={STEWARDED: None}, stewarded=True)
+        if action == "resume":
+            stewards.suspend(api.store, api.users["steward"], STEWARDED, "role matrix", agreement_id=agreement_id)
+        return f"/datasets/{STEWARDED}/{action}", {"json": {"reason": "role matrix", "agreement_id": agreement_id}}
+    return call
+
+
 _AGREEMENT_REQUEST = {"purpose": "Role matrix", "legal_basis": "Test data only", "datasets": {"residents": None},
                       "valid_from": "2026-01-01", "valid_to": "2100-01-01", "epsilon": 1.0}
 
@@ -98,7 +115,8 @@ ACCESS: dict[tuple[str, str], Entry] = {
     # agreements: developers request, operators decide, everyone reads what they may
     ("POST", "/agreements"): Entry(_fixed("/agreements", json=_AGREEMENT_REQUEST), {"developer": 201}),
     ("GET", "/agreements"): Entry(_fixed("/agreements"), EVERYONE),
-    ("GET", "/agreements/{agreement_id}"): Entry(lambda api, own: (f"/agreements/{own.agreement_id}", {}), EVERYONE),
+    ("GET", "/agreements/{agreement_id}"): Entry(lambda api, own: (f"/agreements/{own.agreement_id}", {}),
+                                                 EVERYONE | {"steward": 404}),  # not their organisation's data
     ("POST", "/agreements/{agreement_id}/approve"): Entry(
         lambda api, own: (f"/agreements/{api.agreement(status='requested')}/approve", {"json": {"epsilon": 1.0}}),
         dict.fromkeys(MANAGERS, 200)),
@@ -111,6 +129,14 @@ ACCESS: dict[tuple[str, str], Entry] = {
     ("POST", "/agreements/{agreement_id}/revoke"): Entry(
         lambda api, own: (f"/agreements/{api.agreement()}/revoke", {"json": {"reason": "role matrix"}}),
         dict.fromkeys(MANAGERS, 200)),
+    # stewards decide their organisation's datasets' parts of agreements, and suspend their use
+    ("GET", "/stewardship/parts"): Entry(_fixed("/stewardship/parts"), {"steward": 200}),
+    ("POST", "/agreements/{agreement_id}/datasets/{name}/approve"): Entry(_part("approve", {"epsilon": 0.5}),
+                                                                          {"steward": 200}),
+    ("POST", "/agreements/{agreement_id}/datasets/{name}/reject"): Entry(_part("reject", {"reason": "no"}),
+                                                                         {"steward": 200}),
+    ("POST", "/datasets/{name}/suspend"): Entry(_suspension("suspend"), {"steward": 200}),
+    ("POST", "/datasets/{name}/resume"): Entry(_suspension("resume"), {"steward": 200}),
     # jobs: developers run their own; auditors read all; operators decide, they do not read results
     ("POST", "/explain"): Entry(
         lambda api, own: ("/explain", {"json": {"sql": COUNT_BY_DISTRICT, "epsilon": 0.1,
@@ -162,8 +188,8 @@ def test_access(api: Api, own: Own, route: tuple[str, str], caller: str | None) 
 def test_auditors_read_everything_and_change_nothing() -> None:
     """The policy itself, not only the app's answers: a table edit that lets auditors write fails."""
     for (method, path), entry in ACCESS.items():
-        if entry.public:
-            continue
+        if entry.public or path == "/stewardship/parts":  # a steward's own queue: auditors read every
+            continue  # part on its agreement (GET /agreements/{agreement_id}) instead
         assert entry.expected("auditor") == (200 if method == "GET" else 403), f"{method} {path}"
 
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sandbox.api.deps import Reader, ServicesDep
+from sandbox.api.deps import Member, ServicesDep
 from sandbox.api.schemas import DatasetName, DatasetPublic, ErrorBody
 
 router = APIRouter(prefix="/datasets", tags=["catalog"], responses={401: {"model": ErrorBody}})
 
 
 @router.get("", summary="Registered datasets: schema and policy, never rows")
-def list_datasets(svc: ServicesDep, _: Reader) -> list[DatasetPublic]:
+def list_datasets(svc: ServicesDep, _: Member) -> list[DatasetPublic]:
     return [DatasetPublic(**dataset.describe()) for dataset in svc.catalog.list()]
 
 
 @router.get("/{name}", summary="One dataset's schema and policy",
             responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
-def get_dataset(name: DatasetName, svc: ServicesDep, _: Reader) -> DatasetPublic:
+def get_dataset(name: DatasetName, svc: ServicesDep, _: Member) -> DatasetPublic:
     return DatasetPublic(**svc.catalog.get(name).describe())
