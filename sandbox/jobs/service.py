@@ -238,7 +238,8 @@ class JobService:
                      agreement_id=agreement_id, dataset=plan.dataset,
                      details={"sql": values["sql"], "compiled_sql": plan.aggregate_sql, "epsilon": plan.epsilon,
                               "delta": plan.delta, "reserved_epsilon": eps / EPSILON_UNIT,
-                              "reserved": ledger.units(eps, dlt), "contribution": values.get("contribution")})
+                              "reserved": ledger.units(eps, dlt), "contribution": values.get("contribution"),
+                              "datasets": sorted(self._private(plan))})
         return self._get(conn, job_id)
 
     def _replay(self, user: User, key: str, request: dict[str, Any]) -> dict[str, Any] | None:

@@ -226,3 +226,32 @@ def test_suspending_every_agreement_stops_them_all(store: Store, demo_catalog, s
     with pytest.raises(Conflict):
         stewards.suspend(store, people.police, "residents", "again", agreement_id=ids[0])
     assert len(stewards.resume(store, people.police, "residents", "audit done")) == 2
+
+
+def test_a_dataset_parts_spending_is_held_to_its_audit_events(store: Store, demo_catalog, service) -> None:
+    """`verify` adds up each part's charges from the submissions' events: a part whose spending
+    was set back in the database (to slip past the steward's budget) is named."""
+    from sqlalchemy import update
+
+    from sandbox.store.schema import dataset_grants
+
+    people = cast(store, demo_catalog)
+    agreement_id = fused_request(store, people)
+    stewards.approve(store, people.police, agreement_id, "residents")
+    stewards.approve(store, people.health, agreement_id, "medical_visits", epsilon=0.5)
+    agreements.approve(store, people.operator, agreement_id)
+    run(service, people.developer, agreement_id, epsilon=0.3)
+    run(service, people.developer, agreement_id, sql=RESIDENTS_ONLY, epsilon=0.2)
+    assert audit.verify(store).ok
+    with store.transaction() as conn:
+        conn.execute(update(dataset_grants).where(dataset_grants.c.dataset == "medical_visits")
+                     .values(spent_epsilon=0))
+    result = audit.verify(store)
+    assert not result.ok and result.kind == "budget" and result.agreement_id == agreement_id
+    assert "dataset medical_visits: the database says epsilon 0 spent, but its audit events charge 0.3" in result.reason
+    with store.transaction() as conn:
+        conn.execute(update(dataset_grants).where(dataset_grants.c.dataset == "medical_visits")
+                     .values(spent_epsilon=300_000_000, budget_epsilon=5_000_000_000))
+    raised = audit.verify(store)
+    assert not raised.ok and "the database grants epsilon 5, but its steward's approval event grants 0.5" in \
+        raised.reason, raised.reason
