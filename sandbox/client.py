@@ -919,6 +919,11 @@ class Sandbox:
         return DatasetInfo.from_json(data, self.lang)
 
     # -- developers: mock data -----------------------------------------------------------------
+    def certificate(self, name: str) -> dict[str, Any]:
+        """A dataset's signed data asset certificates (`certificates`, oldest first) and the public
+        key (`public_key`, PEM) to verify them with `sandbox.certificates.verify`, offline."""
+        return self._call("GET", f"/datasets/{name}/certificate")
+
     def mock(self, name: str, rows: int = 1000, *, seed: int = 0) -> pl.DataFrame:
         """Fake rows that follow the dataset's policy (types, bounds, public keys, the privacy
         unit), generated here from the catalog — never from real rows. For writing queries."""
@@ -967,8 +972,11 @@ class Sandbox:
         self, *, purpose: str, legal_basis: str, datasets: Mapping[str, Sequence[str] | None] | Sequence[str],
         valid_from: str, valid_to: str, epsilon: float, delta: float = 1e-6,
     ) -> Agreement:
-        """Ask an operator for a data-use agreement; `datasets` maps each dataset to the columns
-        in scope (None: all), or is a list of dataset names."""
+        """Ask an operator (and the data stewards of the datasets' owners) for a data-use agreement;
+        `datasets` maps each dataset to the columns in scope (None: all), or is a list of dataset
+        names. Being listed is a condition of access: once approved, the agreement's organisation,
+        purpose, legal basis, datasets, validity, status, budget and number of releases are published
+        in the public register (/register)."""
         scope = dict(datasets) if isinstance(datasets, Mapping) else {name: None for name in datasets}
         body = {"purpose": purpose, "legal_basis": legal_basis, "datasets": scope, "valid_from": valid_from,
                 "valid_to": valid_to, "epsilon": epsilon, "delta": delta}

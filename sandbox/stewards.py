@@ -34,7 +34,7 @@ from sandbox.store import Database, now, reading, writing
 from sandbox.store.schema import EPSILON_UNIT, agreements, dataset_grants, users
 from sandbox.store.units import budget_units
 
-__all__ = ["IN_FORCE", "approve", "charge", "check", "open_parts", "parts", "parts_of", "pending", "queue",
+__all__ = ["IN_FORCE", "approve", "charge", "check", "open_parts", "parts", "pending", "queue",
            "refund", "reject", "resume", "suspend", "visible"]
 
 IN_FORCE = ("approved", "delegated")  # a part a job may read (unless suspended or past its end)
@@ -80,19 +80,6 @@ def parts(db: Database, agreement_id: str) -> list[dict[str, Any]]:
     with reading(db) as conn:
         return [public(r) for r in conn.execute(select(dataset_grants).where(
             dataset_grants.c.agreement_id == agreement_id).order_by(dataset_grants.c.dataset))]
-
-
-def parts_of(db: Database, agreement_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-    """The parts of several agreements, by agreement (one query)."""
-    ids = list(agreement_ids)
-    found: dict[str, list[dict[str, Any]]] = {a: [] for a in ids}
-    if not ids:
-        return found
-    with reading(db) as conn:
-        for row in conn.execute(select(dataset_grants).where(dataset_grants.c.agreement_id.in_(ids))
-                                .order_by(dataset_grants.c.dataset)):
-            found[row.agreement_id].append(public(row))
-    return found
 
 
 def pending(conn: Connection, agreement_id: str, scope: Iterable[str]) -> list[str]:

@@ -87,6 +87,32 @@ class QueryLimitsPublic(BaseModel):
     round_to: int = Field(description="released counts are rounded to this", examples=[1])
 
 
+class Certificate(BaseModel):
+    """A data asset certificate: one registration of a dataset, signed with the sandbox's Ed25519
+    key over MESSAGE_PREFIX + canonical JSON of every field but `algorithm` and `signature`."""
+
+    dataset: str = Field(examples=["residents"])
+    owner: str
+    policy_sha256: str = Field(description="sha256 of the canonical JSON of the policy as registered")
+    snapshot_sha256: str = Field(description="sha256 of the managed data file queries are answered from")
+    rows: int = Field(description="the size class (a public power-of-two bound); exact for public data")
+    units: int | None = Field(description="noisy unit count from the released DP metadata, two significant digits")
+    size_note: str
+    issued_at: str
+    version: int = Field(description="1, 2, ...: one per registration that changed the policy or the data")
+    previous: str = Field(description="sha256 of the previous version's message and signature (zeros for the first)")
+    key_id: str = Field(description="sha256 of the raw Ed25519 public key")
+    algorithm: Literal["Ed25519"]
+    signature: str
+
+
+class CertificateChain(BaseModel):
+    certificates: list[Certificate] = Field(description="every version, oldest first")
+    public_key: str = Field(description="PEM; compare its key_id with the one you keep before trusting it")
+    key_id: str
+    message_prefix: str
+
+
 class DatasetPublic(BaseModel):
     """A dataset's schema and policy: never rows; of the data, only a public size class and the DP
     statistics released once from the policy's metadata allowance."""
@@ -115,6 +141,8 @@ class DatasetPublic(BaseModel):
         default=None, description="DP statistics (rows per unit, values beyond the bounds) releases estimate bias from"
     )
     warnings: list[str] = Field(default_factory=list, description="advice for the data steward")
+    certificate: Certificate | None = Field(default=None, description="the latest signed data asset certificate "
+                                            "(GET /datasets/{name}/certificate: every version and the public key)")
 
 
 class UserPublic(BaseModel):
@@ -178,6 +206,10 @@ class Reason(BaseModel):
 
 
 class AgreementRequest(BaseModel):
+    """A request for a data-use agreement. Being listed is a condition of access: once approved, its
+    organisation, purpose, legal basis, datasets, validity, status, budget granted and spent and
+    number of releases are published in the public register (`/register`, `GET /api/register`)."""
+
     model_config = _FORBID
     purpose: str = Field(min_length=1, max_length=5000, examples=["Income inequality across districts"])
     legal_basis: str = Field(min_length=1, max_length=2000,
@@ -275,6 +307,25 @@ class Suspension(BaseModel):
     reason: str = Field(min_length=1, max_length=2000, examples=["records under correction"])
     agreement_id: str | None = Field(default=None, description="one agreement (null: every agreement using it)",
                                      examples=[_ID])
+
+
+class RegisterEntry(BaseModel):
+    """One approved agreement as the public register shows it: nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    organisation: str | None = Field(examples=["Xiamen University"])
+    purpose: str
+    legal_basis: str
+    datasets: list[str] = Field(examples=[["medical_visits", "residents"]])
+    valid_from: str
+    valid_to: str
+    status: Literal["awaiting", "active", "exhausted", "expired", "revoked"]
+    budget_epsilon: float
+    budget_delta: float
+    spent_epsilon: float
+    spent_delta: float
+    releases: int = Field(description="results released under the agreement (a reused release counts once)")
 
 
 class AgreementPublic(BaseModel):

@@ -6,7 +6,8 @@
       users list|add                                 admins (list: operators and auditors too)
       audit list|verify|export|checkpoints           auditors
       stewardship parts|approve|reject|suspend|resume  data stewards
-      catalog list                                   every account
+      catalog list|certificate                       every account
+      catalog verify-certificate                     anyone, offline
       query                                          developers
     on the server machine (the data directory and the database themselves; each says so):
       demo, serve, stop, catalog register, users create-admin, users list --local,
@@ -129,6 +130,10 @@ _GROUPS = {
     "catalog": (_("Registered datasets."), [
         ("list", developer.catalog_list, _("Registered datasets with their privacy unit (schemas and policies, "
                                            "never rows).")),
+        ("certificate", developer.catalog_certificate, _("A dataset's signed data asset certificate (JSON); "
+                                                         "--public-key FILE saves the key to check it with.")),
+        ("verify-certificate", developer.catalog_verify_certificate, _(
+            "Check a certificate offline with the public key (and --data, the data file; --previous, the chain).")),
         ("register", server.catalog_register, _("Register (or re-check) every policy in a directory. On the server "
                                                 "machine.")),
     ]),

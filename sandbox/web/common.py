@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
 
-from sandbox import accounts, i18n
+from sandbox import accounts, i18n, register
 from sandbox.api.deps import ServicesDep
 from sandbox.errors import SandboxError
 from sandbox.policy import Role
@@ -100,6 +100,12 @@ def signout(request: Request, _: Form, svc: ServicesDep) -> Response:
     response = redirect("/console/signin")
     sign_out(request, response, svc)
     return response
+
+
+@router.get("/register")
+def public_register(request: Request, svc: ServicesDep) -> Response:
+    """The public register of approved agreements (sandbox/register.py): no sign-in needed."""
+    return page(request, "register.html", None, entries=register.entries(svc.store))
 
 
 @router.get("/catalog")

@@ -101,10 +101,14 @@ ACCESS: dict[tuple[str, str], Entry] = {
     ("GET", "/redoc"): Entry(_fixed("/redoc"), EVERYONE, public=True),
     # public: / leads to the console (its sign-in page without a session)
     ("GET", "/"): Entry(_fixed("/", follow_redirects=True), EVERYONE, public=True),
+    # public: the register of approved agreements (page and JSON)
+    ("GET", "/register"): Entry(_fixed("/register", follow_redirects=True), EVERYONE, public=True),
+    ("GET", "/api/register"): Entry(_fixed("/api/register"), EVERYONE, public=True),
     # everyone signed in: who am I, and the catalog (schemas, never rows)
     ("GET", "/me"): Entry(_fixed("/me"), EVERYONE),
     ("GET", "/datasets"): Entry(_fixed("/datasets"), EVERYONE),
     ("GET", "/datasets/{name}"): Entry(_fixed("/datasets/residents"), EVERYONE),
+    ("GET", "/datasets/{name}/certificate"): Entry(_fixed("/datasets/residents/certificate"), EVERYONE),
     # accounts: the admin makes staff, operators license developers, auditors may look
     ("POST", "/users"): Entry(_fixed("/users", json={"name": "New auditor", "role": "auditor"}), {"admin": 201}),
     ("GET", "/users"): Entry(_fixed("/users"), {"operator": 200, "admin": 200, "auditor": 200}),
@@ -277,9 +281,10 @@ def _console(routes: set[tuple[str, str]]) -> set[tuple[str, str]]:
 
 
 def _public_page(method: str, path: str) -> bool:
-    """Pages anyone may see: signing in, the style sheet, and the language switch (a preference
-    of the browser, which then goes back to a console page)."""
-    return (method, path) in (("GET", "/console/signin"), ("GET", "/console/language")) or \
+    """Pages anyone may see: signing in, the style sheet, the language switch (a preference of the
+    browser, which then goes back to a console page) and the public register."""
+    return (method, path) in (("GET", "/console/signin"), ("GET", "/console/language"),
+                              ("GET", "/console/register")) or \
         path.startswith("/console/static/")
 
 

@@ -137,11 +137,13 @@ def test_license_approve_query_revoke_then_audit_filter_verify_export(live: Live
     assert exported.returncode == 0 and "wrote story.csv" in exported.stdout, exported.stderr
     with (outside / "story.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["action"] for r in rows] == ["agreement.requested", "agreement.approved", "job.explained",
-                                           "job.submitted", "job.released", "agreement.amended", "job.explained",
-                                           "job.submitted", "job.released", "agreement.revoked", "job.rejected",
+    assert [r["action"] for r in rows] == ["agreement.requested", "dataset.approved", "agreement.approved",
+                                           "job.explained", "job.submitted", "job.released", "agreement.amended",
+                                           "job.explained", "job.submitted", "job.released", "dataset.suspended",
+                                           "job.rejected", "dataset.resumed", "agreement.revoked", "job.rejected",
                                            "job.rejected"]
-    amendment = json.loads(rows[5]["details"])
+    assert rows[1]["dataset"] == "residents" and json.loads(rows[1]["details"])["epsilon"] == 1.5
+    amendment = json.loads(rows[6]["details"])
     assert amendment["reason"] == "second phase" and amendment["changes"]["budget_epsilon"] == [1, 2]
     assert sandbox("audit", "list", "--action", "audit.exported", "--json", cwd=outside,
                    env=auditor).stdout.count('"audit.exported"') >= 1  # the export is audited
