@@ -126,6 +126,15 @@ def test_two_stewards_and_the_operator_approve_a_fused_request_and_a_suspension_
             assert police.locator("main h1").count() == 1, path
         police.goto("/console/queue")
         expect(police.locator("main")).to_contain_text("steward")  # an operator page refuses a steward
+
+        public = page()  # anyone, not signed in: the register lists the agreement, not its developer
+        public.goto("/register")
+        expect(public.get_by_role("heading", level=1)).to_have_text("Public register of data-use agreements")
+        row = public.locator("tbody tr", has_text="Health-care use by district")
+        expect(row).to_contain_text("Xiamen University, School of Public Health")
+        expect(row).to_contain_text("medical_visits, residents")
+        expect(public.locator("main")).not_to_contain_text("Lin Wei")
+        shot(public, "register")
     finally:
         for context in contexts:
             context.close()
