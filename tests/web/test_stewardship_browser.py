@@ -75,6 +75,10 @@ def test_two_stewards_and_the_operator_approve_a_fused_request_and_a_suspension_
         expect(operator.get_by_role("status")).to_have_text("The agreement was approved.")
         expect(operator.locator("h1 .status")).to_have_text("awaiting")
         assert query(server, tokens, 0.1).status_code == 403
+        operator.goto("/console/queue")
+        waiting = operator.get_by_role("table", name="Approved, awaiting the data stewards")
+        expect(waiting).to_contain_text("medical_visits")
+        expect(waiting).to_contain_text("residents")
 
         police = page()
         sign_in(police, tokens["police"], "/console/stewardship")
