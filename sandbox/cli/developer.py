@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,8 +52,6 @@ def catalog_certificate(
 ) -> None:
     """A dataset's signed data asset certificate as JSON (save it; check it offline with
     `sandbox catalog verify-certificate`)."""
-    import json
-
     with remote(url, token) as sb:
         chain = sb.raw("GET", f"/datasets/{name}/certificate")
     if not chain["certificates"]:
@@ -74,8 +73,6 @@ def catalog_verify_certificate(
 ) -> None:
     """Check a certificate offline: its signature, and optionally the data file and the chain.
     Exit code 1 with what does not check out."""
-    import json
-
     from sandbox import certificates
 
     try:
@@ -185,6 +182,8 @@ def notebook(
         token, agreement = token or demo["developer"], agreement or demo["agreement_id"]
         if staff_tokens:
             extra = {"SANDBOX_OPERATOR_TOKEN": demo["operator"], "SANDBOX_AUDITOR_TOKEN": demo["auditor"]}
+            if demo.get("stewards"):  # a demo made before stewards has none (notebook 02 needs them)
+                extra["SANDBOX_STEWARD_TOKENS"] = json.dumps(demo["stewards"])
     try:
         who = check_sandbox(url, token)
     except SandboxError as exc:

@@ -147,12 +147,18 @@ def test_operator_workflow(live) -> None:
 def test_auditor_review(live) -> None:
     nb = execute(load("03_auditor_review.ipynb"), live, probe="""{
         "verified": bool(verification), "events": verification.events, "again": bool(auditor.verify()),
-        "agreements_plotted": spent["agreement_id"].n_unique(), "exported": exported.height}""")
+        "agreements_plotted": spent["agreement_id"].n_unique(), "exported": exported.height,
+        "register": sorted(register.columns), "listed": register.height}""")
     assert errors(nb) == []
     result = probed(nb)
     assert result["verified"] is True and result["again"] is True
     assert result["events"] > 0 and result["exported"] >= result["events"]
     assert result["agreements_plotted"] >= 1  # the quickstart's releases, at least
+    checked = "".join(o.text for o in outputs(cell_with(nb, "certificates.verify")) if o.output_type == "stream")
+    assert "verifies: True" in checked and "a changed count verifies: False" in checked, checked
+    assert result["register"] == sorted(["id", "organisation", "purpose", "legal_basis", "datasets", "valid_from",
+                                         "valid_to", "status", "budget_epsilon", "budget_delta", "spent_epsilon",
+                                         "spent_delta", "releases"]) and result["listed"] >= 1
     plot = cell_with(nb, "Budget spent per agreement")
     assert any("image/png" in o.get("data", {}) for o in outputs(plot))
 
