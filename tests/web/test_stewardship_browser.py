@@ -82,6 +82,7 @@ def test_two_stewards_and_the_operator_approve_a_fused_request_and_a_suspension_
 
         police = page()
         sign_in(police, tokens["police"], "/console/stewardship")
+        shot(police, "steward-queue")
         police.get_by_role("link", name=re.compile("Review the use of residents")).click()
         police.get_by_label("Note to the developer, the operator and the auditors").fill("district level only")
         police.get_by_role("button", name="Approve").click()
@@ -139,6 +140,10 @@ def test_two_stewards_and_the_operator_approve_a_fused_request_and_a_suspension_
         expect(row).to_contain_text("medical_visits, residents")
         expect(public.locator("main")).not_to_contain_text("Lin Wei")
         shot(public, "register")
+        public_zh = page("zh-CN")
+        public_zh.goto("/register")
+        expect(public_zh.get_by_role("heading", level=1)).to_have_text("数据使用协议公开登记簿")
+        shot(public_zh, "register-zh")
     finally:
         for context in contexts:
             context.close()
