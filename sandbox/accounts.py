@@ -42,7 +42,7 @@ __all__ = [
     "suspend_licence",
 ]
 
-ROLES = ("developer", "operator", "auditor", "admin")
+ROLES = ("developer", "operator", "auditor", "admin", "steward")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class User:
     id: str
     name: str
     role: str
+    organisation: str | None = None  # a steward's: the `owner` of the policies they decide for
 
     @property
     def manages(self) -> bool:
@@ -61,27 +62,45 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_user(db: Database, name: str, role: str, *, by: User | None = None) -> tuple[User, str]:
+def create_user(db: Database, name: str, role: str, *, by: User | None = None,
+                organisation: str | None = None, owners: set[str] | None = None) -> tuple[User, str]:
+    """A staff account. A data steward (`role="steward"`) is bound to one `organisation`: the
+    `owner` of the dataset policies they decide for (`owners`, when given, are the catalog's)."""
     if role not in ROLES:
         raise InvalidParameter(f"unknown role {role!r}; use one of {', '.join(ROLES)}", parameter="role")
+    organisation = (organisation or "").strip() or None
+    if role == "steward":
+        if organisation is None:
+            raise InvalidParameter("A data steward decides for one organisation: give `organisation`, the owner "
+                                   "named in that organisation's dataset policies.", parameter="organisation")
+        if owners is not None and organisation not in owners:
+            raise InvalidParameter(f"No dataset policy names the owner {organisation!r}; give the owner exactly as a "
+                                   f"policy names it ({'; '.join(sorted(owners))}).", parameter="organisation")
+    elif organisation is not None:
+        raise InvalidParameter("Only a data steward is bound to an organisation; leave `organisation` out.",
+                               parameter="organisation")
     with writing(db) as conn:
-        return _create_user(conn, name, role, by)
+        return _create_user(conn, name, role, by, organisation)
 
 
-def _create_user(conn, name: str, role: str, by: User | None) -> tuple[User, str]:
+def _create_user(conn, name: str, role: str, by: User | None, organisation: str | None = None) -> tuple[User, str]:
     token = "sbx_" + secrets.token_urlsafe(32)
-    user = User(str(uuid.uuid4()), name, role)
+    user = User(str(uuid.uuid4()), name, role, organisation)
     conn.execute(
         insert(users).values(
-            id=user.id, name=name, role=role, token_hash=hash_token(token), active=True, created_at=now()
+            id=user.id, name=name, role=role, token_hash=hash_token(token), active=True, created_at=now(),
+            organisation=organisation,
         )
     )
+    details = {"user_id": user.id, "name": name, "user_role": role}
+    if organisation is not None:
+        details["organisation"] = organisation
     audit.append(
         conn,
         action="user.created",
         actor=by.id if by else None,
         role=by.role if by else "system",
-        details={"user_id": user.id, "name": name, "user_role": role},
+        details=details,
     )
     return user, token
 
@@ -95,7 +114,7 @@ def authenticate(db: Database, token: str | None) -> User:
         raise Unauthorized(
             "Unknown or disabled token. Check the token you were given, or ask an operator for a new one."
         )
-    return User(row.id, row.name, row.role)
+    return User(row.id, row.name, row.role, row.organisation)
 
 
 def create_licence(
@@ -201,8 +220,8 @@ def list_licences(db: Database) -> list[dict[str, Any]]:
 
 
 def list_users(db: Database) -> list[dict[str, Any]]:
-    """Every account: id, name, role, active, created_at (never its token)."""
-    columns = (users.c.id, users.c.name, users.c.role, users.c.active, users.c.created_at)
+    """Every account: id, name, role, organisation (stewards), active, created_at (never its token)."""
+    columns = (users.c.id, users.c.name, users.c.role, users.c.organisation, users.c.active, users.c.created_at)
     with reading(db) as conn:
         return [dict(r._mapping) for r in conn.execute(select(*columns).order_by(users.c.created_at))]
 
@@ -258,7 +277,7 @@ def session_user(db: Database, session_id: str | None) -> User:
         ).first()
     if row is None or row.ended_at is not None or row.expires_at <= now() or not row.active:
         raise stale
-    return User(row.id, row.name, row.role)
+    return User(row.id, row.name, row.role, row.organisation)
 
 
 def close_session(db: Database, session_id: str | None) -> None:

@@ -3,6 +3,12 @@
     requested --approve--> active --revoke--> revoked
         |                    |--(valid_to passed)--> expired   --amend (a later end)--> active
         +--reject--> rejected +--(budget spent)----> exhausted --amend (more budget)--> active
+        |        --approve--> awaiting --(the last data steward approves)--> active
+        +--a data steward rejects their dataset's part--> rejected
+
+A request's private datasets are its *parts* (sandbox/stewards.py): the data steward of each
+dataset's owner approves or rejects theirs. The operator's approval makes an agreement active
+only when no part in its scope is pending; until then it is `awaiting`.
 
 An amendment is an operator's decision on an agreement already in force (active, exhausted or
 expired): more (or less, never below what is spent) budget, a later end, another per-query cap,
@@ -25,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
-from sandbox import audit
+from sandbox import audit, stewards
 from sandbox.accounts import User, require_licence
 from sandbox.errors import AgreementInactive, BudgetExhausted, Conflict, Forbidden, InvalidParameter, NotFound
 from sandbox.store import Database, now, reading, writing
@@ -37,7 +43,7 @@ __all__ = ["DECIDED", "Search", "amend", "approve", "decisions", "did_you_mean",
            "list_for", "public", "reject", "request", "revoke", "search", "usable"]
 
 Scope = dict[str, list[str] | None]  # dataset -> columns in scope (None: all queryable columns)
-DECIDED = ("active", "exhausted", "expired", "revoked", "rejected")  # every status after a decision
+DECIDED = ("awaiting", "active", "exhausted", "expired", "revoked", "rejected")  # every status after a decision
 
 
 def _row(conn: Connection, agreement_id: str, lock: bool = False):
@@ -66,6 +72,11 @@ def public(row) -> dict[str, Any]:
     return values
 
 
+def _full(conn: Connection, agreement_id: str) -> dict[str, Any]:
+    """One agreement as an action returns it: with its parts (each private dataset's steward decision)."""
+    return public(_row(conn, agreement_id)) | {"parts": stewards.parts(conn, agreement_id)}
+
+
 def _check_budget(epsilon: float, delta: float) -> None:
     if not (math.isfinite(epsilon) and 0 < epsilon <= 100):
         raise InvalidParameter("epsilon must be a finite number in (0, 100].", parameter="epsilon")
@@ -85,7 +96,10 @@ def request(
     epsilon: float,
     delta: float,
     known: dict[str, set[str]],
+    owners: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """`owners` (each private dataset's owner, from the catalog) opens one part per dataset for its
+    data steward to decide (sandbox/stewards.py); without it the operator alone decides."""
     if developer.role != "developer":
         raise Forbidden("Only licensed developers request agreements.")
     _check_budget(epsilon, delta)
@@ -96,11 +110,13 @@ def request(
     _check_scope(datasets, known)
     with writing(db) as conn:
         require_licence(conn, developer)
-        return _insert_request(conn, developer, purpose, legal_basis, datasets, valid_from, valid_to, epsilon, delta)
+        return _insert_request(conn, developer, purpose, legal_basis, datasets, valid_from, valid_to, epsilon, delta,
+                               owners or {})
 
 
 def _insert_request(conn: Connection, developer: User, purpose: str, legal_basis: str, datasets: Scope,
-                    valid_from: str, valid_to: str, epsilon: float, delta: float) -> dict[str, Any]:
+                    valid_from: str, valid_to: str, epsilon: float, delta: float,
+                    owners: dict[str, str]) -> dict[str, Any]:
     stamp = now()
     values = {
         "id": str(uuid.uuid4()),
@@ -124,6 +140,7 @@ def _insert_request(conn: Connection, developer: User, purpose: str, legal_basis
         "updated_at": stamp,
     }
     conn.execute(insert(agreements).values(**values))
+    stewards.open_parts(conn, values["id"], datasets, owners)
     audit.append(
         conn,
         action="agreement.requested",
@@ -140,7 +157,7 @@ def _insert_request(conn: Connection, developer: User, purpose: str, legal_basis
             "valid_to": valid_to,
         },
     )
-    return public(_row(conn, values["id"]))
+    return _full(conn, values["id"])
 
 
 def _check_scope(datasets: Scope, known: dict[str, set[str]]) -> None:
@@ -227,6 +244,9 @@ def approve(
             raise Conflict(f"Agreement {agreement_id} is {row.status}; only a requested agreement can be approved"
                            + (" (amend it instead)." if row.status in AMENDABLE else "."))
         values = _approval(row, **decision, known=known)
+        waiting = stewards.pending(conn, agreement_id, json.loads(values["datasets"]))
+        if waiting:
+            values["status"] = "awaiting"
         stamp = now()
         conn.execute(update(agreements).where(agreements.c.id == agreement_id).values(
             **values, decided_by=operator.id, decided_at=stamp, updated_at=stamp))
@@ -247,9 +267,10 @@ def approve(
                 "round_to": round_to,
                 "reason": reason,
                 "requested_epsilon": row.requested_epsilon,
+                "awaiting": waiting,
             },
         )
-        return public(_row(conn, agreement_id))
+        return _full(conn, agreement_id)
 
 
 def _approval(row: Any, *, epsilon: float | None, delta: float | None, per_query_epsilon: float | None,
@@ -348,7 +369,7 @@ def _decide(db: Database, operator: User, agreement_id: str, *, to: str, allowed
             agreement_id=agreement_id,
             details={"reason": reason},
         )
-        return public(_row(conn, agreement_id))
+        return _full(conn, agreement_id)
 
 
 def _a(word: str) -> str:
@@ -414,7 +435,7 @@ def amend(
                      agreement_id=agreement_id, details={
                          "reason": reason, "changes": changes,
                          "budget": {"epsilon": values["budget_epsilon"], "delta": values["budget_delta"]}})
-        return public(_row(conn, agreement_id))
+        return _full(conn, agreement_id)
 
 
 def _amendment(row: Any, *, epsilon: float | None, epsilon_add: float | None, delta: float | None,
@@ -496,15 +517,20 @@ def _shown(name: str, value: Any) -> Any:
 
 
 def get(db: Database, user: User, agreement_id: str) -> dict[str, Any]:
+    """The agreement, with its parts (each private dataset's steward decision)."""
     with reading(db) as conn:
         row = _row(conn, agreement_id)
-    if user.role == "developer" and row.developer_id != user.id:
-        raise NotFound(f"No agreement {agreement_id}.", agreement_id=agreement_id)  # never confirm others' ids
-    return public(row)
+        hidden = (user.role == "developer" and row.developer_id != user.id) or (
+            user.role == "steward" and conn.execute(select(agreements.c.id).where(
+                agreements.c.id == agreement_id, stewards.visible(user))).first() is None)
+        if hidden:
+            raise NotFound(f"No agreement {agreement_id}.", agreement_id=agreement_id)  # never confirm others' ids
+        return _full(conn, agreement_id)
 
 
 LIFE = ("agreement.requested", "agreement.approved", "agreement.rejected", "agreement.amended", "agreement.revoked",
-        "agreement.expired", "agreement.exhausted", "agreement.reactivated")
+        "agreement.expired", "agreement.exhausted", "agreement.reactivated", "agreement.activated",
+        "dataset.approved", "dataset.rejected", "dataset.suspended", "dataset.resumed")
 
 
 def decisions(db: Database, user: User, agreement_id: str) -> list[dict[str, Any]]:
@@ -513,7 +539,7 @@ def decisions(db: Database, user: User, agreement_id: str) -> list[dict[str, Any
     get(db, user, agreement_id)  # exists, and is the caller's to see
     with reading(db) as conn:
         rows = conn.execute(select(events.c.seq, events.c.ts, events.c.actor, events.c.role, events.c.action,
-                                   events.c.details)
+                                   events.c.dataset, events.c.details)
                             .where(events.c.agreement_id == agreement_id, events.c.action.in_(LIFE))
                             .order_by(events.c.seq)).all()
     return [dict(row._mapping) | {"details": json.loads(row.details)} for row in rows]
@@ -523,6 +549,8 @@ def list_for(db: Database, user: User, status: str | None = None) -> list[dict[s
     query = select(agreements).order_by(agreements.c.created_at)
     if user.role == "developer":
         query = query.where(agreements.c.developer_id == user.id)
+    if user.role == "steward":
+        query = query.where(stewards.visible(user))
     if status:
         query = query.where(agreements.c.status == status)
     with reading(db) as conn:
@@ -581,6 +609,8 @@ def search(db: Database, user: User, where: Search, *, limit: int = 50, offset: 
     clause = where.clause()
     if user.role == "developer":
         clause = and_(clause, agreements.c.developer_id == user.id)
+    if user.role == "steward":
+        clause = and_(clause, stewards.visible(user))
     when = func.coalesce(agreements.c.decided_at, agreements.c.created_at)
     sort = (when.desc(), agreements.c.id) if order == "decided" else (agreements.c.created_at, agreements.c.id)
     with reading(db) as conn:
@@ -616,6 +646,7 @@ def usable(
     if row.status not in ("active", "exhausted"):
         hint = {
             "requested": "wait for an operator's decision",
+            "awaiting": "wait for the data stewards of its datasets to approve it",
             "expired": "request a new agreement",
             "revoked": "contact the operator",
             "rejected": "read the operator's reason and request again",
@@ -637,4 +668,5 @@ def usable(
         if outside:
             raise Forbidden(f"Agreement {agreement_id} does not cover column(s) {', '.join(outside)} of {dataset!r}.",
                             agreement_id=agreement_id)
+    stewards.check(conn, agreement_id, touched)  # every owner's approval in force, now
     return row

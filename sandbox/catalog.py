@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from connectors import check_schema, get_connector
+from sandbox import certificates
 from sandbox.artefact import (
     ENGINE_ARTEFACT,
     MAX_ROWS,
@@ -173,6 +174,7 @@ class Dataset:
             "metadata": self.metadata,  # the noisy statistics themselves (public once released)
             "warnings": self.manifest.get("warnings", []),  # for the data steward (metadata.advice)
             "registered_at": self.manifest.get("registered_at"),
+            "certificate": certificates.latest(self.directory.parent.parent, self.name),  # signed, public
         }
 
 
@@ -229,6 +231,11 @@ class Catalog:
         """What an agreement may cover: each dataset that is not public, with its queryable columns."""
         return {d.name: set(d.policy.queryable()) for d in self.list() if not d.policy.public}
 
+    def owners(self) -> dict[str, str]:
+        """Each dataset that is not public, with the owner its policy names (whose data steward
+        decides its part of every agreement: sandbox/stewards.py)."""
+        return {d.name: d.policy.owner for d in self.list() if not d.policy.public}
+
     def titled(self, text: str | None) -> list[str]:
         """The datasets whose title, English or Chinese, contains `text` (ignoring case): a search
         for 居民 finds what concerns `residents`."""
@@ -256,7 +263,7 @@ class Catalog:
             existing = target / "manifest.json"
             if existing.exists() and json.loads(existing.read_text()).get("fingerprint") == fingerprint:
                 self._cache.pop(policy.name, None)
-                return self.get(policy.name)
+                return self._certified(policy.name)
             staged = work / "staged"
             staged.mkdir()
             backend = self.backends.of(policy.name)
@@ -275,7 +282,14 @@ class Catalog:
                 shutil.rmtree(target)
             os.replace(staged, target)
         self._cache.pop(policy.name, None)
-        return self.get(policy.name)
+        return self._certified(policy.name)
+
+    def _certified(self, name: str) -> Dataset:
+        """The registered dataset, with a signed certificate of this registration (a new version
+        when its policy or snapshot changed; sandbox/certificates.py)."""
+        dataset = self.get(name)
+        certificates.issue(self.data_dir, dataset)
+        return dataset
 
     def _ingest_on_spark(self, policy: Policy, source: Path, out: Path) -> dict[str, Any]:
         """The same facts and engine artefact, computed by Spark jobs (engine/spark_registration.py)."""

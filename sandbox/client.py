@@ -919,6 +919,11 @@ class Sandbox:
         return DatasetInfo.from_json(data, self.lang)
 
     # -- developers: mock data -----------------------------------------------------------------
+    def certificate(self, name: str) -> dict[str, Any]:
+        """A dataset's signed data asset certificates (`certificates`, oldest first) and the public
+        key (`public_key`, PEM) to verify them with `sandbox.certificates.verify`, offline."""
+        return self._call("GET", f"/datasets/{name}/certificate")
+
     def mock(self, name: str, rows: int = 1000, *, seed: int = 0) -> pl.DataFrame:
         """Fake rows that follow the dataset's policy (types, bounds, public keys, the privacy
         unit), generated here from the catalog — never from real rows. For writing queries."""
@@ -967,8 +972,11 @@ class Sandbox:
         self, *, purpose: str, legal_basis: str, datasets: Mapping[str, Sequence[str] | None] | Sequence[str],
         valid_from: str, valid_to: str, epsilon: float, delta: float = 1e-6,
     ) -> Agreement:
-        """Ask an operator for a data-use agreement; `datasets` maps each dataset to the columns
-        in scope (None: all), or is a list of dataset names."""
+        """Ask an operator (and the data stewards of the datasets' owners) for a data-use agreement;
+        `datasets` maps each dataset to the columns in scope (None: all), or is a list of dataset
+        names. Being listed is a condition of access: once approved, the agreement's organisation,
+        purpose, legal basis, datasets, validity, status, budget and number of releases are published
+        in the public register (/register)."""
         scope = dict(datasets) if isinstance(datasets, Mapping) else {name: None for name in datasets}
         body = {"purpose": purpose, "legal_basis": legal_basis, "datasets": scope, "valid_from": valid_from,
                 "valid_to": valid_to, "epsilon": epsilon, "delta": delta}
@@ -1208,9 +1216,42 @@ class Sandbox:
         return Agreement.from_json(self._call("POST", f"/agreements/{agreement_id}/{action}",
                                               json_body={"reason": reason}), self.lang)
 
-    def create_user(self, name: str, role: str) -> dict[str, Any]:
-        """Create an operator or auditor (admins); the answer holds the token, shown once."""
-        return self._call("POST", "/users", json_body={"name": name, "role": role})
+    def create_user(self, name: str, role: str, organisation: str | None = None) -> dict[str, Any]:
+        """Create an operator, auditor or data steward (admins; a steward needs the `organisation`
+        their datasets' policies name as owner); the answer holds the token, shown once."""
+        return self._call("POST", "/users", json_body=_without_none(
+            {"name": name, "role": role, "organisation": organisation}))
+
+    # -- data stewards -------------------------------------------------------------------------
+    def parts(self, status: str | None = None) -> list[dict[str, Any]]:
+        """The parts of agreements that use your organisation's datasets (stewards), newest request
+        first; `status` ("pending", "approved", "rejected", "delegated"): only those."""
+        return self._call("GET", "/stewardship/parts", params=_without_none({"status": status}))
+
+    def approve_part(self, agreement_id: str, dataset: str, *, epsilon: float | None = None,
+                     columns: Sequence[str] | None = None, valid_to: str | None = None,
+                     reason: str = "") -> dict[str, Any]:
+        """Approve your dataset's part of a request (stewards), possibly with a budget of its own
+        (`epsilon`), fewer `columns` or an earlier end (`valid_to`)."""
+        body = _without_none({"epsilon": epsilon, "columns": list(columns) if columns is not None else None,
+                              "valid_to": valid_to}) | {"reason": reason}
+        return self._call("POST", f"/agreements/{agreement_id}/datasets/{dataset}/approve", json_body=body)
+
+    def reject_part(self, agreement_id: str, dataset: str, reason: str) -> dict[str, Any]:
+        """Reject your dataset's part (stewards): the request is rejected, with your reason."""
+        return self._call("POST", f"/agreements/{agreement_id}/datasets/{dataset}/reject",
+                          json_body={"reason": reason})
+
+    def suspend_dataset(self, dataset: str, reason: str, agreement: str | None = None) -> list[dict[str, Any]]:
+        """Stop the use of your dataset under one agreement, or all of them (stewards), from the
+        next job on; returns the parts suspended."""
+        return self._call("POST", f"/datasets/{dataset}/suspend",
+                          json_body=_without_none({"reason": reason, "agreement_id": agreement}))
+
+    def resume_dataset(self, dataset: str, reason: str, agreement: str | None = None) -> list[dict[str, Any]]:
+        """Lift a suspension of your dataset (one agreement, or all)."""
+        return self._call("POST", f"/datasets/{dataset}/resume",
+                          json_body=_without_none({"reason": reason, "agreement_id": agreement}))
 
     # -- auditors ------------------------------------------------------------------------------
     def audit(

@@ -65,6 +65,8 @@ WORDS = frozenset({
     N_("approved"),
     N_("Requests"), N_("Agreements"), N_("Licences"), N_("Catalog"), N_("Audit log"), N_("Charts"),
     N_("My agreements"), N_("reinstated"), N_("amended"), N_("reactivated"),
+    N_("awaiting"), N_("pending"), N_("delegated"), N_("steward"), N_("Stewardship"), N_("activated"),
+    N_("resumed"),
 })
 
 

@@ -6,12 +6,14 @@ records it (whose `reserved` / `refunded` amounts audit/budgets.py adds up again
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from sandbox import audit
+from sandbox import audit, stewards
 from sandbox.errors import BudgetExhausted
 from sandbox.store import Database, now, reading
 from sandbox.store.schema import DELTA_UNIT, EPSILON_UNIT, agreements, ledger
@@ -30,7 +32,10 @@ def remaining(row) -> tuple[float, float]:
     return ((row.budget_epsilon - row.spent_epsilon) / EPSILON_UNIT, (row.budget_delta - row.spent_delta) / DELTA_UNIT)
 
 
-def reserve(conn: Connection, *, agreement_id: str, job_id: str, epsilon: float, delta: float) -> tuple[int, int]:
+def reserve(conn: Connection, *, agreement_id: str, job_id: str, epsilon: float, delta: float,
+            datasets: Sequence[str] = ()) -> tuple[int, int]:
+    """Charge the agreement and, for each private dataset the job reads (`datasets`), that
+    dataset's part of it (a steward's budget for it, sandbox/stewards.py)."""
     eps, dlt = charge_units(epsilon, delta)
     changed = conn.execute(
         update(agreements)
@@ -49,8 +54,10 @@ def reserve(conn: Connection, *, agreement_id: str, job_id: str, epsilon: float,
             "public GROUP BY keys need no delta), reuse an earlier release, or ask the operator for more budget.",
             agreement_id=agreement_id, remaining_epsilon=max(left_eps, 0), remaining_delta=max(left_delta, 0),
         )
+    charged = stewards.charge(conn, agreement_id, datasets, eps)
     conn.execute(insert(ledger).values(job_id=job_id, agreement_id=agreement_id, epsilon=eps, delta=dlt,
-                                       state="reserved", created_at=now(), updated_at=now()))
+                                       state="reserved", created_at=now(), updated_at=now(),
+                                       datasets=json.dumps(charged) if charged else None))
     return eps, dlt
 
 
@@ -82,6 +89,7 @@ def refund(conn: Connection, job_id: str) -> Units | None:
     conn.execute(update(agreements).where(agreements.c.id == entry.agreement_id).values(
         spent_epsilon=agreements.c.spent_epsilon - entry.epsilon, spent_delta=agreements.c.spent_delta - entry.delta,
         updated_at=now()))
+    stewards.refund(conn, entry.agreement_id, json.loads(entry.datasets or "[]"), entry.epsilon)
     # An agreement marked exhausted while this reservation was in flight has budget again.
     reactivated = conn.execute(
         update(agreements)

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sandbox import __version__, web
 from sandbox.api import abuse
 from sandbox.api.deps import Services
-from sandbox.api.routers import accounts, agreements, audit, catalog, jobs
+from sandbox.api.routers import accounts, agreements, audit, catalog, jobs, register, stewardship
 from sandbox.api.schemas import Health
 from sandbox.errors import InternalError, SandboxError, TooManyRequests
 from sandbox.settings import Settings
@@ -48,12 +48,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_exception_handler(exception, handler)
 
     app.add_api_route("/", lambda: RedirectResponse("/console"), include_in_schema=False)  # people land on the console
+    app.add_api_route("/register", lambda: RedirectResponse("/console/register"), include_in_schema=False)
 
     @app.get("/health", tags=["service"], summary="Liveness and catalog size")
     def health() -> Health:
         return Health(status="ok", version=__version__, datasets=len(services.catalog.names()))
 
-    for router in (catalog.router, accounts.router, agreements.router, jobs.router, audit.router):
+    for router in (catalog.router, accounts.router, agreements.router, stewardship.router, jobs.router, audit.router,
+                   register.router):
         app.include_router(router)
     app.include_router(web.router)
     return app

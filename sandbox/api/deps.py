@@ -100,5 +100,7 @@ Developer = Annotated[User, Depends(role("developer"))]
 Manager = Annotated[User, Depends(role("operator", "admin"))]
 Auditor = Annotated[User, Depends(role("auditor"))]
 Reader = Annotated[User, Depends(role("developer", "operator", "admin", "auditor"))]
+Member = Annotated[User, Depends(role("developer", "operator", "admin", "auditor", "steward"))]  # catalog, agreements
+Steward = Annotated[User, Depends(role("steward"))]
 Overseer = Annotated[User, Depends(role("operator", "admin", "auditor"))]
 Admin = Annotated[User, Depends(role("admin"))]

@@ -87,6 +87,32 @@ class QueryLimitsPublic(BaseModel):
     round_to: int = Field(description="released counts are rounded to this", examples=[1])
 
 
+class Certificate(BaseModel):
+    """A data asset certificate: one registration of a dataset, signed with the sandbox's Ed25519
+    key over MESSAGE_PREFIX + canonical JSON of every field but `algorithm` and `signature`."""
+
+    dataset: str = Field(examples=["residents"])
+    owner: str
+    policy_sha256: str = Field(description="sha256 of the canonical JSON of the policy as registered")
+    snapshot_sha256: str = Field(description="sha256 of the managed data file queries are answered from")
+    rows: int = Field(description="the size class (a public power-of-two bound); exact for public data")
+    units: int | None = Field(description="noisy unit count from the released DP metadata, two significant digits")
+    size_note: str
+    issued_at: str
+    version: int = Field(description="1, 2, ...: one per registration that changed the policy or the data")
+    previous: str = Field(description="sha256 of the previous version's message and signature (zeros for the first)")
+    key_id: str = Field(description="sha256 of the raw Ed25519 public key")
+    algorithm: Literal["Ed25519"]
+    signature: str
+
+
+class CertificateChain(BaseModel):
+    certificates: list[Certificate] = Field(description="every version, oldest first")
+    public_key: str = Field(description="PEM; compare its key_id with the one you keep before trusting it")
+    key_id: str
+    message_prefix: str
+
+
 class DatasetPublic(BaseModel):
     """A dataset's schema and policy: never rows; of the data, only a public size class and the DP
     statistics released once from the policy's metadata allowance."""
@@ -115,12 +141,16 @@ class DatasetPublic(BaseModel):
         default=None, description="DP statistics (rows per unit, values beyond the bounds) releases estimate bias from"
     )
     warnings: list[str] = Field(default_factory=list, description="advice for the data steward")
+    certificate: Certificate | None = Field(default=None, description="the latest signed data asset certificate "
+                                            "(GET /datasets/{name}/certificate: every version and the public key)")
 
 
 class UserPublic(BaseModel):
     id: str
     name: str
-    role: Literal["developer", "operator", "auditor", "admin"]
+    role: Literal["developer", "operator", "auditor", "admin", "steward"]
+    organisation: str | None = Field(default=None, description="a data steward's organisation: the owner named "
+                                     "in the dataset policies they decide for")
 
 
 class UserListed(UserPublic):
@@ -131,7 +161,10 @@ class UserListed(UserPublic):
 class UserCreate(BaseModel):
     model_config = _FORBID
     name: str = Field(min_length=1, max_length=200, examples=["Audit Office"])
-    role: Literal["operator", "auditor"] = Field(examples=["auditor"])
+    role: Literal["operator", "auditor", "steward"] = Field(examples=["auditor"])
+    organisation: str | None = Field(default=None, max_length=200, description="a steward's organisation, exactly "
+                                     "as the dataset policies name their owner",
+                                     examples=["Xiamen Municipal Health Commission"])
 
 
 class UserCreated(UserPublic):
@@ -173,6 +206,10 @@ class Reason(BaseModel):
 
 
 class AgreementRequest(BaseModel):
+    """A request for a data-use agreement. Being listed is a condition of access: once approved, its
+    organisation, purpose, legal basis, datasets, validity, status, budget granted and spent and
+    number of releases are published in the public register (`/register`, `GET /api/register`)."""
+
     model_config = _FORBID
     purpose: str = Field(min_length=1, max_length=5000, examples=["Income inequality across districts"])
     legal_basis: str = Field(min_length=1, max_length=2000,
@@ -218,10 +255,84 @@ class AgreementAmend(BaseModel):
         examples=[{"residents": ["district", "age", "monthly_income"]}])
 
 
+class DatasetPart(BaseModel):
+    """A private dataset's part of an agreement: its owner's data steward's decision and limits."""
+
+    agreement_id: str
+    dataset: str = Field(examples=["medical_visits"])
+    owner: str = Field(examples=["Xiamen Municipal Health Commission"])
+    status: Literal["pending", "approved", "rejected", "delegated"] = Field(
+        description="delegated: the owner had no steward when the request was made; the operator's decision stands")
+    budget_epsilon: float | None = Field(description="the steward's budget for this dataset (null: the agreement's)")
+    spent_epsilon: float = Field(description="epsilon charged to this dataset under the agreement")
+    columns: list[str] | None = Field(description="the steward's columns (null: the agreement's)")
+    valid_to: str | None = Field(description="the steward's end (null: the agreement's)")
+    decided_by: str | None
+    decided_at: str | None
+    reason: str | None
+    suspended: bool
+    suspended_at: str | None
+    suspended_by: str | None
+    suspend_reason: str | None
+
+
+class StewardPart(DatasetPart):
+    """A part in a steward's queue, with what the steward needs to decide it."""
+
+    purpose: str
+    legal_basis: str
+    agreement_status: str
+    valid_from: str
+    agreement_valid_to: str
+    requested_epsilon: float
+    requested_columns: list[str] | None
+    created_at: str
+
+
+class PartApprove(BaseModel):
+    """A steward's approval of their dataset's part, possibly narrower than requested."""
+
+    model_config = _FORBID
+    epsilon: float | None = Field(default=None, gt=0, le=100, description="a budget for this dataset (at most the "
+                                  "requested epsilon; null: the agreement's alone)", examples=[1.0])
+    columns: list[str] | None = Field(default=None, description="fewer columns (null: as requested)",
+                                      examples=[["district", "cost"]])
+    valid_to: Moment | None = Field(default=None, description="an earlier end for this dataset",
+                                    examples=["2026-09-30"])
+    reason: str = Field(default="", max_length=2000, examples=["approved for district-level statistics"])
+
+
+class Suspension(BaseModel):
+    model_config = _FORBID
+    reason: str = Field(min_length=1, max_length=2000, examples=["records under correction"])
+    agreement_id: str | None = Field(default=None, description="one agreement (null: every agreement using it)",
+                                     examples=[_ID])
+
+
+class RegisterEntry(BaseModel):
+    """One approved agreement as the public register shows it: nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    organisation: str | None = Field(examples=["Xiamen University"])
+    purpose: str
+    legal_basis: str
+    datasets: list[str] = Field(examples=[["medical_visits", "residents"]])
+    valid_from: str
+    valid_to: str
+    status: Literal["awaiting", "active", "exhausted", "expired", "revoked"]
+    budget_epsilon: float
+    budget_delta: float
+    spent_epsilon: float
+    spent_delta: float
+    releases: int = Field(description="results released under the agreement (a reused release counts once)")
+
+
 class AgreementPublic(BaseModel):
     id: str
     developer_id: str
-    status: Literal["requested", "active", "rejected", "revoked", "expired", "exhausted"]
+    status: Literal["requested", "awaiting", "active", "rejected", "revoked", "expired", "exhausted"] = Field(
+        description="awaiting: approved by the operator, waiting for the data stewards of its datasets")
     purpose: str
     legal_basis: str
     datasets: dict[str, list[str] | None]
@@ -245,6 +356,8 @@ class AgreementPublic(BaseModel):
         default_factory=dict, description="the scope as requested: an amendment may widen `datasets` up to it")
     created_at: str
     updated_at: str
+    parts: list[DatasetPart] | None = Field(default=None, description="one agreement: each private dataset's "
+                                            "part, decided by its owner's data steward")
     developer_name: str | None = Field(default=None, description="in lists: the developer's name")
     organisation: str | None = Field(default=None, description="in lists: the developer's organisation")
 

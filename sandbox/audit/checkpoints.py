@@ -123,6 +123,10 @@ class Signer:
     def sign(self, fields: Mapping[str, Any]) -> str:
         return self._private.sign(message(fields)).hex()
 
+    def sign_bytes(self, data: bytes) -> str:
+        """A signature (hex) over other documents the sandbox vouches for (data asset certificates)."""
+        return self._private.sign(data).hex()
+
 
 def _new_key() -> bytes:
     return Ed25519PrivateKey.generate().private_bytes(

@@ -5,7 +5,9 @@
       licences list|add|suspend|reinstate            operators
       users list|add                                 admins (list: operators and auditors too)
       audit list|verify|export|checkpoints           auditors
-      catalog list                                   every account
+      stewardship parts|approve|reject|suspend|resume  data stewards
+      catalog list|certificate                       every account
+      catalog verify-certificate                     anyone, offline
       query                                          developers
     on the server machine (the data directory and the database themselves; each says so):
       demo, serve, stop, catalog register, users create-admin, users list --local,
@@ -57,14 +59,17 @@ def users_list(ctx: typer.Context, local: server.Local = False, data_dir: DataDi
 def users_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help=_("the person's or office's name"), show_default=False)],
-    role: Annotated[str, typer.Option(help=_("operator or auditor (developers are licensed by operators)"))],
+    role: Annotated[str, typer.Option(help=_("operator, auditor or steward (developers are licensed by "
+                                             "operators)"))],
+    organisation: Annotated[str | None, typer.Option(help=_(
+        "a steward's organisation, exactly as its datasets' policies name the owner"))] = None,
     local: server.Local = False, data_dir: DataDir = Path("var"), database_url: DatabaseUrl = None,
     url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False,
 ) -> None:
     if local or _given(ctx, "data_dir", "database_url"):
-        server.users_add_local(name, role, data_dir, database_url)
+        server.users_add_local(name, role, data_dir, database_url, organisation)
     else:
-        staff.users_add(name, role, url, token, as_json)
+        staff.users_add(name, role, url, token, as_json, organisation)
 
 
 def audit_verify(
@@ -125,6 +130,10 @@ _GROUPS = {
     "catalog": (_("Registered datasets."), [
         ("list", developer.catalog_list, _("Registered datasets with their privacy unit (schemas and policies, "
                                            "never rows).")),
+        ("certificate", developer.catalog_certificate, _("A dataset's signed data asset certificate (JSON); "
+                                                         "--public-key FILE saves the key to check it with.")),
+        ("verify-certificate", developer.catalog_verify_certificate, _(
+            "Check a certificate offline with the public key (and --data, the data file; --previous, the chain).")),
         ("register", server.catalog_register, _("Register (or re-check) every policy in a directory. On the server "
                                                 "machine.")),
     ]),
@@ -142,6 +151,17 @@ _GROUPS = {
                                             "the request.")),
         ("revoke", staff.agreements_revoke, _("Revoke an active agreement with a reason; its jobs stop at once.")),
     ]),
+    "stewardship": (_("Data stewards: decide and suspend the use of your organisation's datasets."), [
+        ("parts", staff.stewardship_parts, _("The parts of agreements that use your organisation's datasets, newest "
+                                             "request first (--status pending: your queue).")),
+        ("approve", staff.stewardship_approve, _("Approve your dataset's part of a request, possibly with a smaller "
+                                                 "budget (--epsilon), fewer columns (--column) or an earlier end.")),
+        ("reject", staff.stewardship_reject, _("Reject your dataset's part of a request with a reason: the request "
+                                               "is rejected.")),
+        ("suspend", staff.stewardship_suspend, _("Suspend the use of your dataset under one agreement (--agreement) "
+                                                 "or all, from the next job on.")),
+        ("resume", staff.stewardship_resume, _("Lift a suspension of your dataset (one agreement, or all).")),
+    ]),
     "licences": (_("Developer licences, as an operator."), [
         ("list", staff.licences_list, _("Developer licences with their status (operators and auditors).")),
         ("add", staff.licences_add, _("License a developer: creates their account and prints their token once.")),
@@ -153,8 +173,8 @@ _GROUPS = {
     "users": (_("Accounts: admins add operators and auditors."), [
         ("list", users_list, _("Accounts and their roles, never tokens: over HTTP (GET /users), or with --local "
                                "(or --data-dir) from the database on the server machine.")),
-        ("add", users_add, _("Create an operator or auditor account and print its token once: over HTTP (admins), "
-                             "or with --local (or --data-dir) on the server machine.")),
+        ("add", users_add, _("Create an operator, auditor or data steward (--organisation) account and print its "
+                             "token once: over HTTP (admins), or with --local (or --data-dir) on the server machine.")),
         ("create-admin", server.users_create_admin, _("Bootstrap an admin account and print its token once. On the "
                                                       "server machine: there is no admin yet to ask the API.")),
     ]),

@@ -88,9 +88,31 @@ def _approved_agreement(conn: Any, operator: Any, developer: Any, known: dict[st
     return agreement["id"]
 
 
+def _stewards(conn: Any, admin: Any, data_dir: Path) -> dict[str, str]:
+    """A data steward per department that owns a dataset of the demo city (the `owner` of its
+    policy); their tokens by dataset name. New requests over a department's data wait for its
+    steward (the demo agreement was approved before there were any)."""
+    from sandbox import accounts
+    from sandbox.catalog import Catalog
+    from sandbox.demo import DATASETS
+
+    owners = Catalog(data_dir).owners()
+    made: dict[str, str] = {}
+    tokens: dict[str, str] = {}
+    for name in DATASETS:
+        owner = owners.get(name)
+        if owner is None:  # public, or not registered
+            continue
+        if owner not in made:
+            made[owner] = accounts.create_user(conn, f"Data steward, {owner.split(',')[0]}", "steward", by=admin,
+                                               organisation=owner)[1]
+        tokens[name] = made[owner]
+    return tokens
+
+
 def demo_accounts(data_dir: Path) -> dict[str, str]:
-    """Demo admin, operator, auditor and a licensed developer with one approved agreement;
-    created once, then reused (the file is readable by its owner only)."""
+    """Demo admin, operator, auditor, a data steward per department and a licensed developer with
+    one approved agreement; created once, then reused (the file is readable by its owner only)."""
     from sandbox import accounts
 
     path = data_dir / TOKENS
@@ -107,9 +129,10 @@ def demo_accounts(data_dir: Path) -> dict[str, str]:
             licence_number="XM-DEMO-0001", valid_from="2026-01-01", valid_to="2030-01-01")
         agreement_id = _approved_agreement(conn, operator, developer, known,
                                            "demo agreement: half the requested budget")
+        stewards = _stewards(conn, admin, data_dir)
     db.close()
     tokens = {"admin": admin_token, "operator": operator_token, "auditor": auditor_token,
-              "developer": developer_token, "agreement_id": agreement_id}
+              "developer": developer_token, "agreement_id": agreement_id, "stewards": stewards}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(tokens, handle, indent=2)

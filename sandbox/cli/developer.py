@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,6 +41,53 @@ def catalog_list(url: Url = DEFAULT_URL, token: Token = None, as_json: Json = Fa
                 [[d["name"], _localized(d, "title", lang), d.get("owner", ""),
                   (f"{d['privacy_unit']['column']} (≤ {d['privacy_unit']['max_rows']})" if d.get("privacy_unit")
                    else _("public")), ", ".join(d["columns"])] for d in items])
+
+
+def catalog_certificate(
+    name: Annotated[str, typer.Argument(help=_("the dataset's name"), show_default=False)],
+    every: Annotated[bool, typer.Option("--all", help=_("every version, oldest first (default: the latest)"))] = False,
+    public_key: Annotated[Path | None, typer.Option("--public-key", help=_(
+        "also write the server's public key (PEM) to this file; compare its key id with the one you keep"))] = None,
+    url: Url = DEFAULT_URL, token: Token = None,
+) -> None:
+    """A dataset's signed data asset certificate as JSON (save it; check it offline with
+    `sandbox catalog verify-certificate`)."""
+    with remote(url, token) as sb:
+        chain = sb.raw("GET", f"/datasets/{name}/certificate")
+    if not chain["certificates"]:
+        fail(_("{name} has no certificate yet: it is issued when the dataset is registered (again).").format(name=name))
+    if public_key is not None:
+        public_key.write_text(chain["public_key"])
+    print(json.dumps(chain["certificates"] if every else chain["certificates"][-1], indent=2, sort_keys=True,
+                     ensure_ascii=False))
+
+
+def catalog_verify_certificate(
+    file: Annotated[Path, typer.Argument(help=_("a certificate (JSON), as `sandbox catalog certificate` printed it"),
+                                         show_default=False)],
+    public_key: Annotated[Path, typer.Option("--public-key", help=_("the sandbox's public key (PEM) you keep"))],
+    data: Annotated[Path | None, typer.Option("--data", help=_(
+        "the managed data file (data.parquet) to check against the certified snapshot"))] = None,
+    previous: Annotated[Path | None, typer.Option("--previous", help=_(
+        "the version before, to check the chain"))] = None,
+) -> None:
+    """Check a certificate offline: its signature, and optionally the data file and the chain.
+    Exit code 1 with what does not check out."""
+    from sandbox import certificates
+
+    try:
+        certificate = json.loads(file.read_text())
+        before = json.loads(previous.read_text()) if previous else None
+        pem = public_key.read_text()
+    except (OSError, ValueError) as exc:
+        fail(_("Cannot read {file}: {problem}").format(file=exc.filename if isinstance(exc, OSError) else file,
+                                                      problem=exc))
+    problems = certificates.verify(certificate, pem, snapshot=data, previous=before)
+    if problems:
+        fail(_("the certificate does not verify: {problems}").format(problems="; ".join(problems)))
+    console.print(_("the certificate of {name} (version {version}, issued {issued}) verifies under key {key}").format(
+        name=certificate["dataset"], version=certificate["version"], issued=certificate["issued_at"][:19],
+        key=certificate["key_id"][:16] + "…"), soft_wrap=True)
 
 
 def query(
@@ -134,6 +182,8 @@ def notebook(
         token, agreement = token or demo["developer"], agreement or demo["agreement_id"]
         if staff_tokens:
             extra = {"SANDBOX_OPERATOR_TOKEN": demo["operator"], "SANDBOX_AUDITOR_TOKEN": demo["auditor"]}
+            if demo.get("stewards"):  # a demo made before stewards has none (notebook 02 needs them)
+                extra["SANDBOX_STEWARD_TOKENS"] = json.dumps(demo["stewards"])
     try:
         who = check_sandbox(url, token)
     except SandboxError as exc:

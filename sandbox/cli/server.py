@@ -237,15 +237,18 @@ def users_create_admin(
                   soft_wrap=True)
 
 
-def users_add_local(name: str, role: str, data_dir: Path, database_url: str | None) -> None:
+def users_add_local(name: str, role: str, data_dir: Path, database_url: str | None,
+                    organisation: str | None = None) -> None:
     from sandbox import accounts
+    from sandbox.catalog import Catalog
     from sandbox.errors import SandboxError
 
-    if role not in ("operator", "auditor"):
-        fail(_("The role must be operator or auditor; developers are licensed by operators."))
+    if role not in ("operator", "auditor", "steward"):
+        fail(_("The role must be operator, auditor or steward; developers are licensed by operators."))
     try:
+        owners = set(Catalog(data_dir).owners().values()) if role == "steward" else None
         with store(data_dir, database_url).transaction() as conn:
-            user, token = accounts.create_user(conn, name, role)
+            user, token = accounts.create_user(conn, name, role, organisation=organisation, owners=owners)
     except SandboxError as exc:
         fail(f"{exc.code}: {exc.message}")
     console.print(_("{role} {id} created; token (shown once): {token}").format(role=word(role), id=user.id,

@@ -270,11 +270,11 @@ def users_list(url: Url = DEFAULT_URL, token: Token = None, as_json: Json = Fals
 def users_add(
     name: Annotated[str, typer.Argument(help=_("the person's or office's name"), show_default=False)],
     role: Annotated[str, typer.Option(help=_("operator or auditor (developers are licensed by operators)"))],
-    url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False,
+    url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False, organisation: str | None = None,
 ) -> None:
-    """Create an operator or auditor account (admins); prints its token once."""
+    """Create an operator, auditor or data steward account (admins); prints its token once."""
     with remote(url, token) as sb:
-        created = sb.create_user(name, role)
+        created = sb.create_user(name, role, organisation)
     if as_json:
         show_json(created)
         return
@@ -407,3 +407,75 @@ def audit_checkpoints(
     with remote(url, token) as sb:
         document = sb.raw("GET", "/audit/checkpoints")
     write_checkpoints(document, out)
+
+
+# -- data stewards --------------------------------------------------------------------------------
+DatasetArg = Annotated[str, typer.Argument(help=_("the dataset's name"), show_default=False)]
+OneAgreement = Annotated[str | None, typer.Option("--agreement", help=_(
+    "only under this agreement (default: every agreement that uses the dataset)"))]
+
+
+def _part_rows(parts: list[dict[str, Any]]) -> list[list[Any]]:
+    n = numbers()
+    return [[p["agreement_id"], p["dataset"], word(p["status"]) + (" · " + word("suspended") if p["suspended"] else ""),
+             p.get("purpose", ""), "—" if p["budget_epsilon"] is None else n.epsilon(p["budget_epsilon"]),
+             n.epsilon(p["spent_epsilon"]), ", ".join(p["columns"]) if p["columns"] else _("as requested"),
+             (p["valid_to"] or "")[:10] or "—"] for p in parts]
+
+
+def _part_table(parts: list[dict[str, Any]]) -> None:
+    table([ident(_("agreement")), _("dataset"), _("status"), _("purpose"), _("ε for the dataset"), _("ε spent"),
+           _("columns"), _("until")], _part_rows(parts))
+
+
+def stewardship_parts(
+    status: Annotated[str | None, typer.Option(help=_("only this status: pending, approved, rejected or "
+                                                      "delegated"))] = None,
+    url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False,
+) -> None:
+    """The parts of agreements that use your organisation's datasets, newest request first."""
+    with remote(url, token) as sb:
+        parts = sb.parts(status)
+    show_json(parts) if as_json else _part_table(parts)
+
+
+def stewardship_approve(
+    agreement_id: AgreementId, dataset: DatasetArg,
+    epsilon: Annotated[float | None, typer.Option(help=_(
+        "a budget for this dataset (at most the requested ε)"))] = None,
+    column: Annotated[list[str] | None, typer.Option("--column", help=_(
+        "only this column (repeat for several; default: the columns requested)"))] = None,
+    valid_to: Annotated[str | None, typer.Option(help=_("an earlier end for this dataset, YYYY-MM-DD"))] = None,
+    reason: Annotated[str, typer.Option(help=_("a note to the developer, the operator and the auditors"))] = "",
+    url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False,
+) -> None:
+    """Approve your dataset's part of a request, possibly with a smaller budget, fewer columns,
+    an earlier end."""
+    with remote(url, token) as sb:
+        part = sb.approve_part(agreement_id, dataset, epsilon=epsilon, columns=column or None, valid_to=valid_to,
+                               reason=reason)
+    show_json(part) if as_json else _part_table([part])
+
+
+def stewardship_reject(agreement_id: AgreementId, dataset: DatasetArg, reason: Reason, url: Url = DEFAULT_URL,
+                       token: Token = None, as_json: Json = False) -> None:
+    """Reject your dataset's part of a request: the request is rejected, with your reason."""
+    with remote(url, token) as sb:
+        part = sb.reject_part(agreement_id, dataset, reason)
+    show_json(part) if as_json else _part_table([part])
+
+
+def stewardship_suspend(dataset: DatasetArg, reason: Reason, agreement: OneAgreement = None, url: Url = DEFAULT_URL,
+                        token: Token = None, as_json: Json = False) -> None:
+    """Suspend the use of your dataset under one agreement, or all, from the next job on."""
+    with remote(url, token) as sb:
+        parts = sb.suspend_dataset(dataset, reason, agreement)
+    show_json(parts) if as_json else _part_table(parts)
+
+
+def stewardship_resume(dataset: DatasetArg, reason: Reason, agreement: OneAgreement = None, url: Url = DEFAULT_URL,
+                       token: Token = None, as_json: Json = False) -> None:
+    """Lift a suspension of your dataset (one agreement, or all)."""
+    with remote(url, token) as sb:
+        parts = sb.resume_dataset(dataset, reason, agreement)
+    show_json(parts) if as_json else _part_table(parts)

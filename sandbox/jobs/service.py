@@ -205,13 +205,17 @@ class JobService:
     def _in_force(self, conn: Connection, user: User, plan: Plan, head: dict[str, Any]) -> Any:
         """The agreement now, in the transaction: usable for the datasets the plan reads (public
         reference tables need none), with the output rules the query was compiled under."""
-        touched = {name: list(cols) for name, cols in plan.scope.items() if not self.catalog.get(name).policy.public}
-        current = agreements.usable(conn, user, head["id"], touched, allow_exhausted=True)
+        current = agreements.usable(conn, user, head["id"], self._private(plan), allow_exhausted=True)
         if (current.min_count, current.round_to, current.per_query_epsilon) != (
                 head["min_count"], head["round_to"], head["per_query_epsilon"]):
             raise AgreementInactive(f"Agreement {head['id']} changed while the query was compiled; submit it again.",
                                     agreement_id=head["id"])
         return current
+
+    def _private(self, plan: Plan) -> dict[str, list[str]]:
+        """The private datasets the plan reads, with their columns (public reference tables need
+        no agreement)."""
+        return {name: list(cols) for name, cols in plan.scope.items() if not self.catalog.get(name).policy.public}
 
     def _reuse(self, conn: Connection, user: User, values: dict[str, Any], earlier: Any) -> dict[str, Any]:
         conn.execute(insert(jobs).values(**values, status="released", result=earlier.result,
@@ -228,13 +232,14 @@ class JobService:
         conn.execute(insert(jobs).values(**values, status="queued", owner=self.leases.owner,
                                          lease_until=self.leases.until()))
         eps, dlt = ledger.reserve(conn, agreement_id=agreement_id, job_id=job_id, epsilon=plan.epsilon,
-                                  delta=plan.delta)
+                                  delta=plan.delta, datasets=sorted(self._private(plan)))
         conn.execute(update(jobs).where(jobs.c.id == job_id).values(charge_epsilon=eps, charge_delta=dlt))
         audit.append(conn, action="job.submitted", actor=user.id, role=user.role, job_id=job_id,
                      agreement_id=agreement_id, dataset=plan.dataset,
                      details={"sql": values["sql"], "compiled_sql": plan.aggregate_sql, "epsilon": plan.epsilon,
                               "delta": plan.delta, "reserved_epsilon": eps / EPSILON_UNIT,
-                              "reserved": ledger.units(eps, dlt), "contribution": values.get("contribution")})
+                              "reserved": ledger.units(eps, dlt), "contribution": values.get("contribution"),
+                              "datasets": sorted(self._private(plan))})
         return self._get(conn, job_id)
 
     def _replay(self, user: User, key: str, request: dict[str, Any]) -> dict[str, Any] | None:

@@ -88,6 +88,17 @@ def _backfill_decisions(conn: Connection) -> None:
                      .values(status_reason=details.get("reason")))
 
 
+def _v8_stewards(conn: Connection) -> None:
+    """Data stewards: an organisation per account, each private dataset's part of an agreement,
+    and which parts a reservation was charged to. Agreements made before have no parts: the
+    operator's decision stands for them, as for an owner without a steward."""
+    for table, name in (("users", "organisation"), ("ledger", "datasets")):
+        if name not in {c["name"] for c in inspect(conn).get_columns(table)}:
+            column = schema.metadata.tables[table].c[name]
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {column.type.compile(conn.dialect)}"))
+    schema.dataset_grants.create(conn, checkfirst=True)
+
+
 MIGRATIONS = (
     _v1_initial,
     _v2_audit_job_index,
@@ -96,6 +107,7 @@ MIGRATIONS = (
     _v5_console_sessions,
     _v6_job_contribution,
     _v7_amendments,
+    _v8_stewards,
 )
 
 

@@ -24,6 +24,9 @@ users = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", String(32), nullable=False),
+    # A data steward's organisation: the `owner` of the dataset policies they decide for
+    # (NULL for every other role).
+    Column("organisation", String(200), nullable=True),
 )
 
 licences = Table(
@@ -117,6 +120,33 @@ ledger = Table(
     Column("state", String(20), nullable=False),  # reserved -> committed | refunded
     Column("created_at", String(32), nullable=False),
     Column("updated_at", String(32), nullable=False),
+    # JSON list of the private datasets whose part of the agreement the reservation was charged to
+    # too (dataset_grants.spent_epsilon); a refund gives it back to each.
+    Column("datasets", Text, nullable=True),
+)
+
+# Each private dataset's part of an agreement (sandbox/stewards.py): its owner's data steward
+# approves or rejects it, possibly with narrower limits (a budget for this dataset, fewer
+# columns, an earlier end), and may suspend it. `status`: pending (a steward must decide),
+# approved, rejected, or delegated (the owner had no steward when the request was made: the
+# operator's decision stands for it). Budgets in store units, like the agreement's.
+dataset_grants = Table(
+    "dataset_grants", metadata,
+    Column("agreement_id", String(36), ForeignKey("agreements.id"), primary_key=True),
+    Column("dataset", String(100), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("budget_epsilon", BigInteger, nullable=True),  # NULL: the agreement's budget only
+    Column("spent_epsilon", BigInteger, nullable=False, default=0),
+    Column("columns", Text, nullable=True),  # JSON list, NULL: the agreement's columns
+    Column("valid_to", String(32), nullable=True),  # NULL: the agreement's end
+    Column("decided_by", String(36), nullable=True),
+    Column("decided_at", String(32), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("suspended_at", String(32), nullable=True),  # NULL: in force
+    Column("suspended_by", String(36), nullable=True),
+    Column("suspend_reason", Text, nullable=True),
+    Index("dataset_grants_owner", "owner", "status"),
 )
 
 audit = Table(

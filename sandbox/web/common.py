@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
 
-from sandbox import accounts, i18n
+from sandbox import accounts, i18n, register
 from sandbox.api.deps import ServicesDep
 from sandbox.errors import SandboxError
 from sandbox.policy import Role
@@ -22,7 +22,7 @@ from sandbox.web.session import (
     ConsoleUser,
     CSRFRefused,
     Form,
-    Reader,
+    Member,
     csrf_token,
     keep_presession,
     presession,
@@ -102,8 +102,14 @@ def signout(request: Request, _: Form, svc: ServicesDep) -> Response:
     return response
 
 
+@router.get("/register")
+def public_register(request: Request, svc: ServicesDep) -> Response:
+    """The public register of approved agreements (sandbox/register.py): no sign-in needed."""
+    return page(request, "register.html", None, entries=register.entries(svc.store))
+
+
 @router.get("/catalog")
-def catalog(request: Request, svc: ServicesDep, user: Reader) -> Response:
+def catalog(request: Request, svc: ServicesDep, user: Member) -> Response:
     """Each dataset's policy in words: privacy unit, what each column may be used for, limits."""
     datasets = [d.describe() for d in svc.catalog.list()]
     return page(request, "catalog.html", user, datasets=datasets, roles=Role)

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from sandbox import accounts, agreements
+from sandbox import accounts, agreements, stewards
 from sandbox.accounts import User
 from sandbox.api.deps import Services, ServicesDep
 from sandbox.api.schemas import iso_moment
@@ -48,10 +48,13 @@ def _number(fields: dict[str, str], name: str, label: str, kind: type = float, o
 @router.get("/queue")
 def queue(request: Request, svc: ServicesDep, user: Manager) -> Response:
     pending = agreements.list_for(svc.store, user, "requested")
+    awaiting = [a | {"waiting": [p for p in stewards.parts(svc.store, a["id"]) if p["status"] == "pending"]}
+                for a in agreements.list_for(svc.store, user, "awaiting")]
     active = agreements.list_for(svc.store, user, "active")
     names = accounts.people(svc.store)
     licences = {lic["user_id"]: lic for lic in accounts.list_licences(svc.store)}
-    return page(request, "queue.html", user, pending=pending, active=active, people=names, licences=licences)
+    return page(request, "queue.html", user, pending=pending, awaiting=awaiting, active=active, people=names,
+                licences=licences)
 
 
 def _agreement_page(request: Request, svc: Services, user: User, agreement_id: str, *, status: int = 200,

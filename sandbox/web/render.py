@@ -41,6 +41,7 @@ NAV: dict[str, list[tuple[str, str]]] = {
     "auditor": [("Audit log", "/console/audit"), ("Agreements", "/console/agreements"),
                 ("Charts", "/console/audit/charts"), ("Catalog", "/console/catalog")],
     "developer": [("My agreements", "/console/me"), ("Catalog", "/console/catalog")],
+    "steward": [("Stewardship", "/console/stewardship"), ("Catalog", "/console/catalog")],
 }
 NAV["admin"] = NAV["operator"]
 

@@ -34,7 +34,8 @@ from sandbox.api.deps import ServicesDep
 from sandbox.errors import Forbidden, InvalidParameter
 from sandbox.private_files import create_once
 
-__all__ = ["Auditor", "ConsoleUser", "Developer", "Form", "Manager", "Overseer", "Reader", "csrf_token", "sign_in",
+__all__ = ["Auditor", "ConsoleUser", "Developer", "Form", "Manager", "Member", "Overseer", "Reader", "Steward",
+           "csrf_token", "sign_in",
            "sign_out"]
 
 SESSION_COOKIE = "sandbox_session"
@@ -115,6 +116,8 @@ Auditor = _same_roles_as(deps.Auditor)  # auditor
 Developer = _same_roles_as(deps.Developer)  # developer
 Reader = _same_roles_as(deps.Reader)  # every role
 Overseer = _same_roles_as(deps.Overseer)  # operator, admin, auditor
+Member = _same_roles_as(deps.Member)  # every role, stewards too
+Steward = _same_roles_as(deps.Steward)  # data stewards
 
 
 async def checked_form(request: Request) -> dict[str, str]:

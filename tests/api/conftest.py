@@ -25,7 +25,8 @@ from sandbox.api import create_app
 from sandbox.settings import Settings
 from sandbox.store import Store
 
-ROLES = ("developer", "operator", "auditor", "admin")
+ROLES = ("developer", "operator", "auditor", "admin", "steward")
+STEWARDED = "enterprises"  # the standing steward's organisation owns this dataset (and no other test's)
 WRONG_TOKEN = "sbx_this-token-was-never-issued"
 COUNT_BY_DISTRICT = "SELECT district, COUNT(*) FROM residents GROUP BY district"
 
@@ -115,9 +116,10 @@ class Api:
     def agreement(
         self, developer: str = "developer", *, status: str = "active", epsilon: float = 5.0,
         per_query_epsilon: float | None = None, datasets: dict[str, list[str] | None] | None = None,
-        valid_to: str = "2100-01-01",
+        valid_to: str = "2100-01-01", stewarded: bool = False,
     ) -> str:
-        """An agreement for `developer`, left `requested` or approved (`active`) as asked."""
+        """An agreement for `developer`, left `requested` or approved (`active`) as asked;
+        `stewarded`: with a part per private dataset for its owner's steward (as POST /agreements)."""
         scope = datasets or {"residents": None}
         catalog = self.app.state.services.catalog
         known = {name: set(catalog.get(name).policy.queryable()) for name in scope}
@@ -125,7 +127,7 @@ class Api:
             row = agreements.request(
                 conn, self.users[developer], purpose="API tests", legal_basis="Test data only",
                 datasets=scope, valid_from="2020-01-01", valid_to=valid_to,
-                epsilon=epsilon, delta=1e-6, known=known)
+                epsilon=epsilon, delta=1e-6, known=known, owners=catalog.owners() if stewarded else None)
             if status == "active":
                 agreements.approve(conn, self.users["operator"], row["id"], per_query_epsilon=per_query_epsilon)
         return row["id"]
@@ -159,5 +161,8 @@ def api(demo_catalog, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]
             api.users["admin"] = admin
             for role in ("operator", "auditor"):
                 api.users[role], api.tokens[role] = accounts.create_user(conn, f"Test {role}", role, by=admin)
+            api.users["steward"], api.tokens["steward"] = accounts.create_user(
+                conn, "Test steward", "steward", by=admin, organisation=app.state.services.catalog.get(
+                    STEWARDED).policy.owner)
         api.developer("developer")
         yield api

@@ -20,7 +20,8 @@ def test_the_catalog_lists_policies_not_rows(api: Api, demo_catalog) -> None:
         # the policy's metadata allowance (sandbox/metadata.py)
         assert set(dataset) == {"name", "title", "description", "title_zh", "description_zh", "owner", "domain",
                                 "public", "privacy_unit", "columns", "limits", "default_delta", "registered_at",
-                                "size_class", "metadata_epsilon", "metadata", "warnings"}, dataset["name"]
+                                "size_class", "metadata_epsilon", "metadata", "warnings",
+                                "certificate"}, dataset["name"]
 
 
 def test_one_dataset(api: Api) -> None:
@@ -39,3 +40,15 @@ def test_an_unknown_dataset_suggests_the_right_name(api: Api) -> None:
     error = response.json()["error"]
     assert error["code"] == "dataset_not_found" and error["suggestion"] == "residents"
     assert "Did you mean 'residents'" in error["message"]
+
+
+def test_each_dataset_has_a_signed_certificate_that_verifies_with_the_served_key(api: Api) -> None:
+    from sandbox import certificates
+
+    listed = {d["name"]: d for d in api.get("developer", "/datasets").json()}
+    chain = api.get("developer", "/datasets/residents/certificate").json()
+    assert chain["certificates"] and chain["certificates"][-1] == listed["residents"]["certificate"]
+    assert chain["key_id"] == api.get("auditor", "/audit/checkpoints").json()["key_id"]  # the audit key
+    for certificate in chain["certificates"]:
+        assert certificates.verify(certificate, chain["public_key"]) == []
+    assert api.get("developer", "/datasets/residnts/certificate").status_code == 404

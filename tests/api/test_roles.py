@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from sandbox import accounts
-from tests.api.conftest import COUNT_BY_DISTRICT, ROLES, Api, app_routes
+from sandbox import accounts, stewards
+from tests.api.conftest import COUNT_BY_DISTRICT, ROLES, STEWARDED, Api, app_routes
 
 CALLERS = (*ROLES, None, "wrong")
 EVERYONE = dict.fromkeys(ROLES, 200)
@@ -72,6 +72,23 @@ def _licence_body() -> dict[str, Any]:
                      "valid_to": "2100-01-01"}}
 
 
+def _part(action: str, body: dict[str, Any]) -> Callable[[Api, Own], tuple[str, dict[str, Any]]]:
+    """A request over the steward's dataset, its part pending for them."""
+    def call(api: Api, own: Own) -> tuple[str, dict[str, Any]]:
+        agreement_id = api.agreement(status="requested", datasets={STEWARDED: None}, stewarded=True)
+        return f"/agreements/{agreement_id}/datasets/{STEWARDED}/{action}", {"json": body}
+    return call
+
+
+def _suspension(action: str) -> Callable[[Api, Own], tuple[str, dict[str, Any]]]:
+    def call(api: Api, own: Own) -> tuple[str, dict[str, Any]]:
+        agreement_id = api.agreement(status="requested", datasets={STEWARDED: None}, stewarded=True)
+        if action == "resume":
+            stewards.suspend(api.store, api.users["steward"], STEWARDED, "role matrix", agreement_id=agreement_id)
+        return f"/datasets/{STEWARDED}/{action}", {"json": {"reason": "role matrix", "agreement_id": agreement_id}}
+    return call
+
+
 _AGREEMENT_REQUEST = {"purpose": "Role matrix", "legal_basis": "Test data only", "datasets": {"residents": None},
                       "valid_from": "2026-01-01", "valid_to": "2100-01-01", "epsilon": 1.0}
 
@@ -84,10 +101,14 @@ ACCESS: dict[tuple[str, str], Entry] = {
     ("GET", "/redoc"): Entry(_fixed("/redoc"), EVERYONE, public=True),
     # public: / leads to the console (its sign-in page without a session)
     ("GET", "/"): Entry(_fixed("/", follow_redirects=True), EVERYONE, public=True),
+    # public: the register of approved agreements (page and JSON)
+    ("GET", "/register"): Entry(_fixed("/register", follow_redirects=True), EVERYONE, public=True),
+    ("GET", "/api/register"): Entry(_fixed("/api/register"), EVERYONE, public=True),
     # everyone signed in: who am I, and the catalog (schemas, never rows)
     ("GET", "/me"): Entry(_fixed("/me"), EVERYONE),
     ("GET", "/datasets"): Entry(_fixed("/datasets"), EVERYONE),
     ("GET", "/datasets/{name}"): Entry(_fixed("/datasets/residents"), EVERYONE),
+    ("GET", "/datasets/{name}/certificate"): Entry(_fixed("/datasets/residents/certificate"), EVERYONE),
     # accounts: the admin makes staff, operators license developers, auditors may look
     ("POST", "/users"): Entry(_fixed("/users", json={"name": "New auditor", "role": "auditor"}), {"admin": 201}),
     ("GET", "/users"): Entry(_fixed("/users"), {"operator": 200, "admin": 200, "auditor": 200}),
@@ -98,7 +119,8 @@ ACCESS: dict[tuple[str, str], Entry] = {
     # agreements: developers request, operators decide, everyone reads what they may
     ("POST", "/agreements"): Entry(_fixed("/agreements", json=_AGREEMENT_REQUEST), {"developer": 201}),
     ("GET", "/agreements"): Entry(_fixed("/agreements"), EVERYONE),
-    ("GET", "/agreements/{agreement_id}"): Entry(lambda api, own: (f"/agreements/{own.agreement_id}", {}), EVERYONE),
+    ("GET", "/agreements/{agreement_id}"): Entry(lambda api, own: (f"/agreements/{own.agreement_id}", {}),
+                                                 EVERYONE | {"steward": 404}),  # not their organisation's data
     ("POST", "/agreements/{agreement_id}/approve"): Entry(
         lambda api, own: (f"/agreements/{api.agreement(status='requested')}/approve", {"json": {"epsilon": 1.0}}),
         dict.fromkeys(MANAGERS, 200)),
@@ -111,6 +133,14 @@ ACCESS: dict[tuple[str, str], Entry] = {
     ("POST", "/agreements/{agreement_id}/revoke"): Entry(
         lambda api, own: (f"/agreements/{api.agreement()}/revoke", {"json": {"reason": "role matrix"}}),
         dict.fromkeys(MANAGERS, 200)),
+    # stewards decide their organisation's datasets' parts of agreements, and suspend their use
+    ("GET", "/stewardship/parts"): Entry(_fixed("/stewardship/parts"), {"steward": 200}),
+    ("POST", "/agreements/{agreement_id}/datasets/{name}/approve"): Entry(_part("approve", {"epsilon": 0.5}),
+                                                                          {"steward": 200}),
+    ("POST", "/agreements/{agreement_id}/datasets/{name}/reject"): Entry(_part("reject", {"reason": "no"}),
+                                                                         {"steward": 200}),
+    ("POST", "/datasets/{name}/suspend"): Entry(_suspension("suspend"), {"steward": 200}),
+    ("POST", "/datasets/{name}/resume"): Entry(_suspension("resume"), {"steward": 200}),
     # jobs: developers run their own; auditors read all; operators decide, they do not read results
     ("POST", "/explain"): Entry(
         lambda api, own: ("/explain", {"json": {"sql": COUNT_BY_DISTRICT, "epsilon": 0.1,
@@ -162,8 +192,8 @@ def test_access(api: Api, own: Own, route: tuple[str, str], caller: str | None) 
 def test_auditors_read_everything_and_change_nothing() -> None:
     """The policy itself, not only the app's answers: a table edit that lets auditors write fails."""
     for (method, path), entry in ACCESS.items():
-        if entry.public:
-            continue
+        if entry.public or path == "/stewardship/parts":  # a steward's own queue: auditors read every
+            continue  # part on its agreement (GET /agreements/{agreement_id}) instead
         assert entry.expected("auditor") == (200 if method == "GET" else 403), f"{method} {path}"
 
 
@@ -251,9 +281,10 @@ def _console(routes: set[tuple[str, str]]) -> set[tuple[str, str]]:
 
 
 def _public_page(method: str, path: str) -> bool:
-    """Pages anyone may see: signing in, the style sheet, and the language switch (a preference
-    of the browser, which then goes back to a console page)."""
-    return (method, path) in (("GET", "/console/signin"), ("GET", "/console/language")) or \
+    """Pages anyone may see: signing in, the style sheet, the language switch (a preference of the
+    browser, which then goes back to a console page) and the public register."""
+    return (method, path) in (("GET", "/console/signin"), ("GET", "/console/language"),
+                              ("GET", "/console/register")) or \
         path.startswith("/console/static/")
 
 

@@ -25,6 +25,7 @@ def developer(live: LiveSandbox) -> dict[str, str]:
     request = Sandbox(live.url, live.tokens["developer"]).request_agreement(
         purpose="CLI query tests", legal_basis="tests", datasets=["residents", "medical_visits"],
         valid_from="2020-01-01", valid_to="2099-01-01", epsilon=20.0)
+    live.approve_parts(request.id)  # the demo's data stewards, then the operator
     Sandbox(live.url, live.tokens["operator"]).approve(request.id, epsilon=20.0, per_query_epsilon=1.0)
     return clean_env(SANDBOX_URL=live.url, SANDBOX_TOKEN=live.tokens["developer"], SANDBOX_AGREEMENT=request.id)
 

@@ -44,6 +44,12 @@ def test_license_approve_query_revoke_then_audit_filter_verify_export(live: Live
         valid_to="2030-01-01", epsilon=2.0)
     waiting = sandbox("agreements", "list", "--status", "requested", *operator, cwd=outside)
     assert waiting.returncode == 0 and request.id in waiting.stdout and "CLI story" in waiting.stdout
+    steward = ["--url", live.url, "--token", live.tokens["stewards"]["residents"]]
+    queue = sandbox("stewardship", "parts", "--status", "pending", *steward, cwd=outside)
+    assert queue.returncode == 0 and request.id in queue.stdout, queue.stderr
+    part = sandbox("stewardship", "approve", request.id, "residents", "--epsilon", "1.5", "--reason", "fine",
+                   "--json", *steward, cwd=outside)
+    assert part.returncode == 0 and json.loads(part.stdout)["status"] == "approved", part.stderr
     approved = sandbox("agreements", "approve", request.id, "--epsilon", "1", "--per-query-epsilon", "0.5",
                        "--reason", "half of it", *operator, cwd=outside)
     assert approved.returncode == 0, approved.stderr
@@ -78,6 +84,17 @@ def test_license_approve_query_revoke_then_audit_filter_verify_export(live: Live
                    cwd=outside)
     assert json.loads(none.stdout) == []
 
+    # The data steward suspends the use of residents under this agreement: the next query is refused.
+    paused = sandbox("stewardship", "suspend", "residents", "--agreement", request.id, "--reason", "registry audit",
+                     *steward, cwd=outside)
+    assert paused.returncode == 0 and request.id in paused.stdout, paused.stderr
+    stopped = one_line_error(sandbox("query", "SELECT COUNT(*) FROM residents", "--epsilon", "0.1", *developer,
+                                     cwd=outside))
+    assert "agreement_inactive" in stopped and "registry audit" in stopped
+    resumed = sandbox("stewardship", "resume", "residents", "--agreement", request.id, "--reason", "audit done",
+                      *steward, cwd=outside)
+    assert resumed.returncode == 0, resumed.stderr
+
     # The operator revokes; the developer's next query is refused in one line.
     revoked = sandbox("agreements", "revoke", request.id, "--reason", "study finished", *operator, cwd=outside)
     assert revoked.returncode == 0 and f"agreement {request.id} is revoked" in revoked.stdout
@@ -103,8 +120,9 @@ def test_license_approve_query_revoke_then_audit_filter_verify_export(live: Live
                    "agreement.revoked"):
         assert action in table.stdout
     # requested, approved, then per query: explained (the client's check for private keys), submitted,
-    # released; amended between the two; revoked, and two refusals (revoked, then suspended)
-    assert "12 of 12 events" in table.stdout
+    # released; amended between the two; the steward's approval, suspension, a refusal and resumption;
+    # revoked, and two refusals (revoked, then suspended)
+    assert "16 of 16 events" in table.stdout
 
     verified = sandbox("audit", "verify", cwd=outside, env=auditor)
     assert verified.returncode == 0 and "audit chain verified" in verified.stdout, verified.stderr
@@ -119,11 +137,13 @@ def test_license_approve_query_revoke_then_audit_filter_verify_export(live: Live
     assert exported.returncode == 0 and "wrote story.csv" in exported.stdout, exported.stderr
     with (outside / "story.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["action"] for r in rows] == ["agreement.requested", "agreement.approved", "job.explained",
-                                           "job.submitted", "job.released", "agreement.amended", "job.explained",
-                                           "job.submitted", "job.released", "agreement.revoked", "job.rejected",
+    assert [r["action"] for r in rows] == ["agreement.requested", "dataset.approved", "agreement.approved",
+                                           "job.explained", "job.submitted", "job.released", "agreement.amended",
+                                           "job.explained", "job.submitted", "job.released", "dataset.suspended",
+                                           "job.rejected", "dataset.resumed", "agreement.revoked", "job.rejected",
                                            "job.rejected"]
-    amendment = json.loads(rows[5]["details"])
+    assert rows[1]["dataset"] == "residents" and json.loads(rows[1]["details"])["epsilon"] == 1.5
+    amendment = json.loads(rows[6]["details"])
     assert amendment["reason"] == "second phase" and amendment["changes"]["budget_epsilon"] == [1, 2]
     assert sandbox("audit", "list", "--action", "audit.exported", "--json", cwd=outside,
                    env=auditor).stdout.count('"audit.exported"') >= 1  # the export is audited

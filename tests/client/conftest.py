@@ -24,6 +24,7 @@ def agreement_id(live: LiveSandbox, operator: Sandbox) -> str:  # noqa: F811
     request = Sandbox(live.url, live.tokens["developer"]).request_agreement(
         purpose="client tests", legal_basis="tests", datasets=["residents", "medical_visits", "social_insurance"],
         valid_from="2020-01-01", valid_to="2099-01-01", epsilon=90.0)
+    live.approve_parts(request.id)  # the demo's data stewards, then the operator
     return operator.approve(request.id, epsilon=90.0, per_query_epsilon=1.0).id
 
 

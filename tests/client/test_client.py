@@ -131,6 +131,7 @@ def test_agreement_lifecycle(live, operator) -> None:
     assert request.id in set(developer.agreements(status="requested")["id"])
     assert request.id in set(operator.agreements()["id"])
 
+    live.approve_parts(request.id)  # the demo's data stewards, then the operator
     approved = operator.approve(request.id, epsilon=1.5, per_query_epsilon=0.5, min_count=5, round_to=10,
                                 reason="half the budget")
     assert (approved.status, approved.budget_epsilon, approved.per_query_epsilon) == ("active", 1.5, 0.5)
@@ -175,12 +176,14 @@ def test_licensing_and_the_default_agreement(live, operator) -> None:
 
     request = newcomer.request_agreement(purpose="p", legal_basis="b", datasets=["residents"],
                                          valid_from="2020-01-01", valid_to="2099-01-01", epsilon=1.0)
+    live.approve_parts(request.id)
     operator.approve(request.id)
     release = newcomer.query("SELECT COUNT(*) AS n FROM residents", epsilon=0.2)  # the only active agreement
     assert release.agreement_id == request.id and newcomer.budget().id == request.id
 
     second = newcomer.request_agreement(purpose="p2", legal_basis="b", datasets=["residents"],
                                         valid_from="2020-01-01", valid_to="2099-01-01", epsilon=1.0)
+    live.approve_parts(second.id)
     operator.approve(second.id)
     with pytest.raises(NotConfigured, match="2 active agreements"):
         newcomer.budget()

@@ -130,6 +130,7 @@ def test_developer_quickstart(live) -> None:
 def test_operator_workflow(live) -> None:
     nb = execute(load("02_operator_workflow.ipynb"), live, probe="""{
         "approved": [approved.status, approved.budget_epsilon, approved.per_query_epsilon],
+        "parts": sorted([p["dataset"], p["status"], p["budget_epsilon"], p["columns"]] for p in approved.raw["parts"]),
         "spent": operator.agreement(approved.id).spent_epsilon, "visits": len(visits),
         "amended": [amended.budget_epsilon, amended.remaining_epsilon, amended.decision_reason],
         "history": approved.id in set(operator.agreements(search="Xiamen University", decided=True)["id"]),
@@ -138,6 +139,13 @@ def test_operator_workflow(live) -> None:
     assert errors(nb) == []
     result = probed(nb)
     assert result["approved"] == ["active", 2.0, 0.5]
+    assert result["parts"] == [["medical_visits", "approved", 1.5, None], ["residents", "approved", None, ["district"]]]
+    stewards = "".join(o.text for o in outputs(cell_with(nb, "after the public security bureau"))
+                       if o.output_type == "stream")
+    assert stewards.splitlines() == ["after the health commission: awaiting",
+                                     "after the public security bureau: active"]
+    assert "after the operator: awaiting" in "".join(o.text for o in outputs(cell_with(nb, "after the operator:"))
+                                                     if o.output_type == "stream")
     assert result["spent"] == pytest.approx(0.5) and result["visits"] == 8
     assert result["amended"] == [3.0, 2.5, "First results reviewed: one more epsilon and another half year."]
     assert result["history"] is True
@@ -149,12 +157,18 @@ def test_operator_workflow(live) -> None:
 def test_auditor_review(live) -> None:
     nb = execute(load("03_auditor_review.ipynb"), live, probe="""{
         "verified": bool(verification), "events": verification.events, "again": bool(auditor.verify()),
-        "agreements_plotted": spent["agreement_id"].n_unique(), "exported": exported.height}""")
+        "agreements_plotted": spent["agreement_id"].n_unique(), "exported": exported.height,
+        "register": sorted(register.columns), "listed": register.height}""")
     assert errors(nb) == []
     result = probed(nb)
     assert result["verified"] is True and result["again"] is True
     assert result["events"] > 0 and result["exported"] >= result["events"]
     assert result["agreements_plotted"] >= 1  # the quickstart's releases, at least
+    checked = "".join(o.text for o in outputs(cell_with(nb, "certificates.verify")) if o.output_type == "stream")
+    assert "verifies: True" in checked and "a changed count verifies: False" in checked, checked
+    assert result["register"] == sorted(["id", "organisation", "purpose", "legal_basis", "datasets", "valid_from",
+                                         "valid_to", "status", "budget_epsilon", "budget_delta", "spent_epsilon",
+                                         "spent_delta", "releases"]) and result["listed"] >= 1
     plot = cell_with(nb, "Budget spent per agreement")
     assert any("image/png" in o.get("data", {}) for o in outputs(plot))
 

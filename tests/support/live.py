@@ -33,7 +33,7 @@ SCALE = 2_000
 class LiveSandbox:
     url: str
     data_dir: Path
-    tokens: dict[str, str]  # admin, operator, auditor, developer, agreement_id
+    tokens: dict  # admin, operator, auditor, developer, agreement_id; stewards: dataset -> token
     process: subprocess.Popen = field(repr=False)
     log: Path = field(repr=False)
 
@@ -42,10 +42,23 @@ class LiveSandbox:
         return self.tokens["agreement_id"]
 
     def client_env(self) -> dict[str, str]:
-        """What the notebooks read: URL, the developer's token and agreement, the staff tokens."""
+        """What the notebooks read: URL, the developer's token and agreement, the staff tokens
+        (the data stewards' as JSON: dataset -> token)."""
         return {"SANDBOX_URL": self.url, "SANDBOX_TOKEN": self.tokens["developer"],
                 "SANDBOX_AGREEMENT": self.agreement_id, "SANDBOX_OPERATOR_TOKEN": self.tokens["operator"],
-                "SANDBOX_AUDITOR_TOKEN": self.tokens["auditor"]}
+                "SANDBOX_AUDITOR_TOKEN": self.tokens["auditor"],
+                "SANDBOX_STEWARD_TOKENS": json.dumps(self.tokens["stewards"])}
+
+    def approve_parts(self, agreement_id: str) -> None:
+        """Every data steward of the demo approves their datasets' pending parts of the agreement
+        (the operator's approval alone leaves a request over the demo city's data awaiting them)."""
+        from sandbox.client import Sandbox
+
+        for token in set(self.tokens["stewards"].values()):
+            with Sandbox(self.url, token) as steward:
+                for part in steward.parts(status="pending"):
+                    if part["agreement_id"] == agreement_id:
+                        steward.approve_part(agreement_id, part["dataset"], reason="tests")
 
     def stop(self) -> None:
         if self.process.poll() is None:

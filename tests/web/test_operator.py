@@ -119,3 +119,12 @@ def test_the_catalog_renders_each_policy_in_words(console) -> None:
     assert "never shown or grouped by; only COUNT(DISTINCT)" in page  # an identifier
     assert "Siming" in page  # public keys of the district dimension
     assert "Public reference data" in page  # district_reference
+
+
+def test_the_catalog_shows_each_datasets_certificate(console, demo_catalog) -> None:
+    from sandbox import certificates
+
+    page = console.client("developer").get("/console/catalog").text
+    residents = certificates.latest(demo_catalog.data_dir, "residents")
+    assert "Certificate" in page and residents["snapshot_sha256"][:16] in page and residents["key_id"][:16] in page
+    assert f"at most {residents['rows']:,} rows" in page

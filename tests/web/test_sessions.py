@@ -166,7 +166,8 @@ def test_every_console_post_is_refused_without_its_csrf_token(fresh_console) -> 
     posts = _console_posts(fresh_console.app)
     assert len(posts) >= 7 and "/console/signin" in posts and "/console/signout" in posts, posts
     licence = accounts.list_licences(fresh_console.store)[0]["id"]
-    ids = {"agreement_id": fresh_console.people.pending_id, "licence_id": licence}
+    ids = {"agreement_id": fresh_console.people.pending_id, "licence_id": licence, "dataset": "residents",
+           "action": "suspend"}
     operator = fresh_console.client("operator")
     before = audit.search(fresh_console.store, audit.AuditFilter(), limit=1)[1]
     for path in posts:

@@ -25,13 +25,15 @@ router = APIRouter(tags=["accounts"], responses={401: {"model": ErrorBody}, 403:
 
 @router.get("/me", summary="The account behind the token")
 def me(user: CurrentUser) -> UserPublic:
-    return UserPublic(id=user.id, name=user.name, role=user.role)
+    return UserPublic(id=user.id, name=user.name, role=user.role, organisation=user.organisation)
 
 
-@router.post("/users", status_code=status.HTTP_201_CREATED, summary="Create an operator or auditor (admin)")
+@router.post("/users", status_code=status.HTTP_201_CREATED,
+             summary="Create an operator, auditor or data steward (admin)")
 def create_user(body: UserCreate, svc: ServicesDep, admin: Admin) -> UserCreated:
-    user, token = accounts.create_user(svc.store, body.name, body.role, by=admin)
-    return UserCreated(id=user.id, name=user.name, role=user.role, token=token)
+    user, token = accounts.create_user(svc.store, body.name, body.role, by=admin, organisation=body.organisation,
+                                       owners=set(svc.catalog.owners().values()))
+    return UserCreated(id=user.id, name=user.name, role=user.role, organisation=user.organisation, token=token)
 
 
 @router.get("/users", summary="Accounts and their roles, never tokens (admin, operators, auditors)")

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response, status
 
 from sandbox import agreements
-from sandbox.api.deps import Developer, Manager, Reader, ServicesDep
+from sandbox.api.deps import Developer, Manager, Member, ServicesDep
 from sandbox.api.schemas import (
     AgreementAmend,
     AgreementApprove,
@@ -25,22 +25,24 @@ router = APIRouter(prefix="/agreements", tags=["agreements"],
                    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody},
                               422: {"model": ErrorBody}})
 
-Status = Literal["requested", "active", "rejected", "revoked", "expired", "exhausted"]
+Status = Literal["requested", "awaiting", "active", "rejected", "revoked", "expired", "exhausted"]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Request an agreement (developer)")
 def request_agreement(body: AgreementRequest, svc: ServicesDep, developer: Developer) -> AgreementPublic:
-    requested = agreements.request(svc.store, developer, known=svc.catalog.scopes(), **body.model_dump())
+    requested = agreements.request(svc.store, developer, known=svc.catalog.scopes(), owners=svc.catalog.owners(),
+                                   **body.model_dump())
     return AgreementPublic(**requested)
 
 
-@router.get("", summary="Agreements: a developer's own; all for operators and auditors; search and pages",
+@router.get("", summary="Agreements: a developer's own; a steward's, those using their datasets; all for operators "
+            "and auditors; search and pages",
             description="Every filter given must hold; text filters match anywhere, ignoring case. The response "
                         "header `X-Total-Count` is the number of agreements that match (the page holds at most "
                         "`limit`). Sorted by request (oldest first), or with `order=decided` by the last decision "
                         "(newest first).")
 def list_agreements(
-    response: Response, svc: ServicesDep, user: Reader,
+    response: Response, svc: ServicesDep, user: Member,
     status_: Annotated[list[Status] | None, Query(alias="status", description="only these statuses",
                                                   examples=[["active", "exhausted"]])] = None,
     q: Annotated[str | None, Query(max_length=200, description="any of organisation, developer, dataset (name or "
@@ -71,7 +73,7 @@ def list_agreements(
 
 
 @router.get("/{agreement_id}", summary="One agreement with its budget")
-def get_agreement(agreement_id: AgreementId, svc: ServicesDep, user: Reader) -> AgreementPublic:
+def get_agreement(agreement_id: AgreementId, svc: ServicesDep, user: Member) -> AgreementPublic:
     return AgreementPublic(**agreements.get(svc.store, user, agreement_id))
 
 
