@@ -20,7 +20,7 @@ from sandbox.compiler.shape import matches_key
 from sandbox.compiler.typecheck import Facts
 from sandbox.compiler.vocabulary import is_aggregate
 from sandbox.policy import Column
-from sandbox.privacy.grid import clamped_sql
+from sandbox.privacy.grid import clamped_sql, sql_double
 from sandbox.privacy.grid import sql_number as _num
 
 __all__ = ["aggregate_sql", "bounded_relation", "histogram_sql", "output_sql"]
@@ -358,7 +358,7 @@ class _Released:
         s = self.ref("sum", column)
         if s not in self.paired:
             return s
-        return f"({s} + {_num(self.center(s))} * {self.paired[s]})"
+        return f"({s} + {sql_double(self.center(s))} * {self.paired[s]})"
 
     def center(self, pid: str) -> float:
         p = self.by_id[pid]
@@ -425,7 +425,7 @@ def _formula(node: exp.Expression, ctx: _Released) -> exp.Expression:
         # from: VAR = (Q - S^2 / n) / (n - 1), whatever c is
         s2 = ctx.ref("sum", column, power=2)
         c = ctx.by_id[s2].shift
-        s = f"({ctx.plain_sum(column)} - {_num(c)} * {n})" if c else ctx.plain_sum(column)
+        s = f"({ctx.plain_sum(column)} - {sql_double(c)} * {n})" if c else ctx.plain_sum(column)
         denominator = (
             f"GREATEST({n}, 1)" if isinstance(node, exp.VariancePop | exp.StddevPop) else f"GREATEST({n} - 1, 1)"
         )

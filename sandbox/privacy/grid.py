@@ -52,6 +52,12 @@ def sql_number(value: float) -> str:
     return repr(float(value)) if not float(value).is_integer() else str(int(value))
 
 
+def sql_double(value: float) -> str:
+    """A constant that multiplies a released count: as DOUBLE, because an integer literal times a
+    BIGINT count is INT64 arithmetic, which overflows for a centre near 2**62 (found by the fuzzer)."""
+    return f"CAST({float(value)!r} AS DOUBLE)"
+
+
 def clamped_sql(ref: str, lo: float, hi: float) -> str:
     """`ref` clamped to [lo, hi] as DOUBLE, NULL kept NULL: DuckDB's GREATEST skips NULLs
     (GREATEST(NULL, 10) is 10), which would turn a missing value into a bound inside a sum."""

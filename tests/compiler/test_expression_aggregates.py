@@ -8,6 +8,9 @@ from __future__ import annotations
 import pytest
 
 from sandbox.compiler import compile_query
+from sandbox.engine.execute import run_plan
+from sandbox.engine.lockdown import open_locked_connection
+from sandbox.engine.worker import Limits
 from tests.compiler.test_exact_answers import ROWS, _register
 from tests.support.exact import exact_primitives
 
@@ -120,6 +123,27 @@ def test_expression_values_that_are_infinite_nan_or_overflow_cannot_fail(tmp_pat
     # pid 1: 10/0, 20/0, 300/0 -> +inf -> 10 each; pid 2: 50/11; pid 3: -5/27; pid 5: 0/0 -> NaN -> 10
     assert _sum(plan, values, q.id) + q.center * q.step * 6 == pytest.approx(40 + 50 / 11 - 5 / 27, abs=q.step * 6)
     assert _sum(plan, values, big.id) == 0, "every product overflows: NULL, skipped"
+
+
+@pytest.mark.parametrize("join", ["LEFT JOIN", "JOIN"])
+def test_a_variance_of_bounds_near_int64_releases(demo_catalog, join) -> None:
+    """Found by the fuzzer: COALESCE(b.household_size, -2**63) has its centre near -2**62, and the
+    release multiplied that centre, an integer literal, by the noisy BIGINT count of a fused
+    query: INT64 overflow after the noise, whatever the data. Constants that scale a count are
+    DOUBLE."""
+    value = "COALESCE(b.household_size, -9223372036854775808)"
+    plan = compile_query(
+        f"SELECT VAR({value}) AS v, STD({value}) AS s, AVG({value}) AS a, SUM({value}) AS t "
+        f"FROM medical_visits a {join} residents b ON a.person_id = b.person_id",
+        demo_catalog,
+        epsilon=1.0,
+    )
+    con = open_locked_connection({d.name: d.engine_path for d in demo_catalog.list()}, Limits(threads=1))
+    try:
+        table = run_plan(con, plan)["table"]
+    finally:
+        con.close()
+    assert table.num_rows == 1 and table.column("v")[0].as_py() is not None
 
 
 def test_median_of_an_expression_bins_its_clamped_value(whole) -> None:
