@@ -1230,11 +1230,12 @@ class Sandbox:
 
     def approve_part(self, agreement_id: str, dataset: str, *, epsilon: float | None = None,
                      columns: Sequence[str] | None = None, valid_to: str | None = None,
-                     reason: str = "") -> dict[str, Any]:
+                     min_count: int | None = None, round_to: int | None = None, reason: str = "") -> dict[str, Any]:
         """Approve your dataset's part of a request (stewards), possibly with a budget of its own
-        (`epsilon`), fewer `columns` or an earlier end (`valid_to`)."""
+        (`epsilon`), fewer `columns`, an earlier end (`valid_to`), or output rules of your own for
+        every query that reads it (`min_count`, `round_to`)."""
         body = _without_none({"epsilon": epsilon, "columns": list(columns) if columns is not None else None,
-                              "valid_to": valid_to}) | {"reason": reason}
+                              "valid_to": valid_to, "min_count": min_count, "round_to": round_to}) | {"reason": reason}
         return self._call("POST", f"/agreements/{agreement_id}/datasets/{dataset}/approve", json_body=body)
 
     def reject_part(self, agreement_id: str, dataset: str, reason: str) -> dict[str, Any]:

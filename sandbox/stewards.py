@@ -3,7 +3,8 @@
 Every private dataset an agreement's request names is one *part* of the agreement
 (`dataset_grants`), owned by the dataset policy's `owner`. A data steward (role `steward`, bound
 to one owner) approves or rejects the parts of their organisation, possibly with narrower limits
-for their dataset (a budget of its own, fewer columns, an earlier end), and may suspend a part
+for their dataset (a budget of its own, fewer columns, an earlier end, stricter output rules: a
+larger minimum count, a coarser rounding, applied to every query that reads it), and may suspend a part
 (one agreement, or every agreement that uses the dataset) and lift the suspension.
 
     part:  pending --steward approves--> approved     (suspended / resumed at any time after)
@@ -34,8 +35,10 @@ from sandbox.store import Database, now, reading, writing
 from sandbox.store.schema import EPSILON_UNIT, agreements, dataset_grants, users
 from sandbox.store.units import budget_units
 
-__all__ = ["IN_FORCE", "approve", "charge", "check", "open_parts", "parts", "pending", "queue",
+__all__ = ["IN_FORCE", "approve", "charge", "check", "open_parts", "output_rules", "parts", "pending", "queue",
            "refund", "reject", "resume", "suspend", "visible"]
+
+MAX_RULE = 1_000_000  # a larger minimum count or rounding would suppress or round away every figure
 
 IN_FORCE = ("approved", "delegated")  # a part a job may read (unless suspended or past its end)
 OPEN = ("requested", "awaiting")  # agreement statuses in which a steward decides a part
@@ -111,10 +114,12 @@ def _part(conn: Connection, steward: User, agreement_id: str, dataset: str, lock
 
 
 def approve(db: Database, steward: User, agreement_id: str, dataset: str, *, epsilon: float | None = None,
-            columns: list[str] | None = None, valid_to: str | None = None, reason: str = "",
+            columns: list[str] | None = None, valid_to: str | None = None, min_count: int | None = None,
+            round_to: int | None = None, reason: str = "",
             known: Mapping[str, set[str]] | None = None) -> dict[str, Any]:
     """The steward's approval of their dataset's part, possibly narrower than requested: a budget
-    for this dataset (`epsilon`, at most the request's), fewer `columns`, an earlier `valid_to`.
+    for this dataset (`epsilon`, at most the request's), fewer `columns`, an earlier `valid_to`,
+    output rules of their own (`min_count`, `round_to`) for every query that reads it.
     The last approval an operator-approved agreement waits for makes it active."""
     with writing(db) as conn:
         agreement, row = _part(conn, steward, agreement_id, dataset)
@@ -122,7 +127,7 @@ def approve(db: Database, steward: User, agreement_id: str, dataset: str, *, eps
             raise Conflict(f"The part of {dataset} in agreement {agreement_id} is {row.status} and the agreement "
                            f"{agreement.status}; only a pending part of a request waiting for decisions can be "
                            "approved (to stop its use now, suspend it).", agreement_id=agreement_id)
-        values = _limits(agreement, dataset, epsilon, columns, valid_to, known)
+        values = _limits(agreement, dataset, epsilon, columns, valid_to, known) | _rules(min_count, round_to)
         stamp = now()
         conn.execute(update(dataset_grants).where(dataset_grants.c.agreement_id == agreement_id,
                                                   dataset_grants.c.dataset == dataset).values(
@@ -130,7 +135,7 @@ def approve(db: Database, steward: User, agreement_id: str, dataset: str, *, eps
         audit.append(conn, action="dataset.approved", actor=steward.id, role=steward.role, agreement_id=agreement_id,
                      dataset=dataset, details={
                          "owner": row.owner, "epsilon": epsilon, "columns": columns, "valid_to": valid_to,
-                         "reason": reason})
+                         "min_count": min_count, "round_to": round_to, "reason": reason})
         _activate_if_ready(conn, agreement_id)
         return public(conn.execute(select(dataset_grants).where(dataset_grants.c.agreement_id == agreement_id,
                                                                 dataset_grants.c.dataset == dataset)).one())
@@ -161,6 +166,20 @@ def _limits(agreement: Any, dataset: str, epsilon: float | None, columns: list[s
             raise InvalidParameter(f"valid_to must lie after the start ({agreement.valid_from}) and no later than "
                                    f"the request's end ({agreement.valid_to}).", parameter="valid_to")
         values["valid_to"] = valid_to
+    return values
+
+
+def _rules(min_count: int | None, round_to: int | None) -> dict[str, Any]:
+    """The part's own output rules: they only add to the agreement's and the policy's (the
+    strictest rule wins, planner), so any whole number from 1 is a valid choice."""
+    values: dict[str, Any] = {}
+    for name, value in (("min_count", min_count), ("round_to", round_to)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RULE:
+            raise InvalidParameter(f"{name} must be a whole number from 1 to {MAX_RULE:,}; leave it out to keep the "
+                                   "agreement's and the dataset policy's rule.", parameter=name)
+        values[name] = value
     return values
 
 
@@ -314,6 +333,16 @@ def check(conn: Connection, agreement_id: str, touched: Mapping[str, Iterable[st
             raise Forbidden(f"The data steward of {row.owner} approved only column(s) {', '.join(allowed)} of "
                             f"{dataset} under agreement {agreement_id}, not {', '.join(outside)}.",
                             agreement_id=agreement_id)
+
+
+def output_rules(conn: Connection, agreement_id: str, datasets: Iterable[str]) -> tuple[int, int]:
+    """The stewards' output rules over the parts a job reads: the largest minimum count and the
+    least common multiple of the roundings (1 and 1 when no steward set any), as the planner
+    combines a policy's rules with an agreement's."""
+    rows = conn.execute(select(dataset_grants.c.min_count, dataset_grants.c.round_to).where(
+        dataset_grants.c.agreement_id == agreement_id, dataset_grants.c.dataset.in_(list(datasets)))).all()
+    return (max([1, *(r.min_count for r in rows if r.min_count)]),
+            math.lcm(1, *(r.round_to for r in rows if r.round_to)))
 
 
 def charge(conn: Connection, agreement_id: str, datasets: Iterable[str], epsilon: int) -> list[str]:

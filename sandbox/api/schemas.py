@@ -267,6 +267,10 @@ class DatasetPart(BaseModel):
     spent_epsilon: float = Field(description="epsilon charged to this dataset under the agreement")
     columns: list[str] | None = Field(description="the steward's columns (null: the agreement's)")
     valid_to: str | None = Field(description="the steward's end (null: the agreement's)")
+    min_count: int | None = Field(default=None, description="the steward's minimum count for queries that read "
+                                  "this dataset (null: the agreement's and the policy's)")
+    round_to: int | None = Field(default=None, description="the steward's rounding of counts (null: the "
+                                 "agreement's and the policy's)")
     decided_by: str | None
     decided_at: str | None
     reason: str | None
@@ -299,6 +303,10 @@ class PartApprove(BaseModel):
                                       examples=[["district", "cost"]])
     valid_to: Moment | None = Field(default=None, description="an earlier end for this dataset",
                                     examples=["2026-09-30"])
+    min_count: int | None = Field(default=None, ge=1, le=1_000_000, description="suppress counts below this in "
+                                  "every query that reads this dataset (the strictest rule wins)", examples=[20])
+    round_to: int | None = Field(default=None, ge=1, le=1_000_000, description="round counts to a multiple of "
+                                 "this in every query that reads this dataset", examples=[10])
     reason: str = Field(default="", max_length=2000, examples=["approved for district-level statistics"])
 
 

@@ -420,12 +420,19 @@ def _part_rows(parts: list[dict[str, Any]]) -> list[list[Any]]:
     return [[p["agreement_id"], p["dataset"], word(p["status"]) + (" · " + word("suspended") if p["suspended"] else ""),
              p.get("purpose", ""), "—" if p["budget_epsilon"] is None else n.epsilon(p["budget_epsilon"]),
              n.epsilon(p["spent_epsilon"]), ", ".join(p["columns"]) if p["columns"] else _("as requested"),
-             (p["valid_to"] or "")[:10] or "—"] for p in parts]
+             (p["valid_to"] or "")[:10] or "—", _rules_text(p)] for p in parts]
+
+
+def _rules_text(part: dict[str, Any]) -> str:
+    if not (part.get("min_count") or part.get("round_to")):
+        return "—"
+    return _("min count {min_count}, round to {round_to}").format(
+        min_count=part.get("min_count") or "—", round_to=part.get("round_to") or "—")
 
 
 def _part_table(parts: list[dict[str, Any]]) -> None:
     table([ident(_("agreement")), _("dataset"), _("status"), _("purpose"), _("ε for the dataset"), _("ε spent"),
-           _("columns"), _("until")], _part_rows(parts))
+           _("columns"), _("until"), _("output rules")], _part_rows(parts))
 
 
 def stewardship_parts(
@@ -446,14 +453,18 @@ def stewardship_approve(
     column: Annotated[list[str] | None, typer.Option("--column", help=_(
         "only this column (repeat for several; default: the columns requested)"))] = None,
     valid_to: Annotated[str | None, typer.Option(help=_("an earlier end for this dataset, YYYY-MM-DD"))] = None,
+    min_count: Annotated[int | None, typer.Option(help=_(
+        "suppress counts below this in every query that reads the dataset"))] = None,
+    round_to: Annotated[int | None, typer.Option(help=_(
+        "round counts to a multiple of this in every query that reads the dataset"))] = None,
     reason: Annotated[str, typer.Option(help=_("a note to the developer, the operator and the auditors"))] = "",
     url: Url = DEFAULT_URL, token: Token = None, as_json: Json = False,
 ) -> None:
     """Approve your dataset's part of a request, possibly with a smaller budget, fewer columns,
-    an earlier end."""
+    an earlier end, stricter output rules."""
     with remote(url, token) as sb:
         part = sb.approve_part(agreement_id, dataset, epsilon=epsilon, columns=column or None, valid_to=valid_to,
-                               reason=reason)
+                               min_count=min_count, round_to=round_to, reason=reason)
     show_json(part) if as_json else _part_table([part])
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,7 +17,7 @@ from sqlalchemy import Connection, cast, func, insert, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
-from sandbox import abuse, agreements, audit, ledger
+from sandbox import abuse, agreements, audit, ledger, stewards
 from sandbox.accounts import User, require_licence
 from sandbox.catalog import Catalog
 from sandbox.compiler import OutputRules, Plan, compile_query
@@ -83,6 +85,12 @@ def _rules(agreement: dict[str, Any]) -> OutputRules:
     return OutputRules(agreement["min_count"], agreement["round_to"], agreement["per_query_epsilon"])
 
 
+def _with_stewards(rules: OutputRules, conn: Connection, agreement_id: str, datasets: Iterable[str]) -> OutputRules:
+    """An agreement's rules with the stewards' own for the datasets a query reads (the strictest wins)."""
+    min_count, round_to = stewards.output_rules(conn, agreement_id, datasets)
+    return OutputRules(max(rules.min_count, min_count), math.lcm(rules.round_to, round_to), rules.max_epsilon)
+
+
 class JobService:
     def __init__(
         self, store: Store, catalog: Catalog, engine: Engine, *, parallel: int = 2, max_active: int = 0,
@@ -128,9 +136,9 @@ class JobService:
         """Cost and expected accuracy before spending anything; free, and logged."""
         if user.role == "developer":
             require_licence(self.store, user)
-        rules = _rules(agreements.get(self.store, user, agreement_id)) if agreement_id else OutputRules()
+        head = agreements.get(self.store, user, agreement_id) if agreement_id else None
         try:
-            plan = self._compile(sql, epsilon, delta, rules, contribution)
+            plan, _ = self._compile_under(head, sql, epsilon, delta, contribution)
         except SandboxError as exc:
             self._explained(user, agreement_id, None, {"sql": sql, "error": exc.to_dict()}, outcome="rejected")
             raise
@@ -152,6 +160,22 @@ class JobService:
         return compile_query(sql, self.catalog, epsilon=epsilon, delta=delta, rules=rules, memory_mb=memory_mb,
                              contribution=contribution)
 
+    def _compile_under(
+        self, head: dict[str, Any] | None, sql: str, epsilon: float, delta: float | None,
+        contribution: dict[str, Any] | None,
+    ) -> tuple[Plan, OutputRules]:
+        """Compiled under the agreement's output rules and, when the query reads a dataset whose
+        steward set stricter ones, again under those (they do not change what it reads)."""
+        rules = _rules(head) if head is not None else OutputRules()
+        plan = self._compile(sql, epsilon, delta, rules, contribution)
+        if head is None:
+            return plan, rules
+        with self.store.read() as conn:
+            stricter = _with_stewards(rules, conn, head["id"], self._private(plan))
+        if stricter != rules:
+            plan = self._compile(sql, epsilon, delta, stricter, contribution)
+        return plan, stricter
+
     def submit(
         self, user: User, *, sql: str, epsilon: float, delta: float | None, agreement_id: str,
         idempotency_key: str | None = None, contribution: dict[str, Any] | None = None,
@@ -170,9 +194,9 @@ class JobService:
         try:
             head = agreements.get(self.store, user, agreement_id)  # existence and ownership
             # Compiled outside the write transaction, which on SQLite serializes all writers.
-            plan = self._compile(sql, epsilon, delta, _rules(head), contribution)
+            plan, rules = self._compile_under(head, sql, epsilon, delta, contribution)
             with self.store.transaction() as conn:
-                row = self._admit(conn, user, job, plan, head, requested_delta=delta)
+                row = self._admit(conn, user, job, plan, head, rules, requested_delta=delta)
         except _REFUSALS as exc:
             self._record_refusal(user, job, agreement_id, exc)
             raise
@@ -184,11 +208,11 @@ class JobService:
             self._dispatch(row["id"], plan)
         return row
 
-    def _admit(self, conn: Connection, user: User, job: dict[str, Any], plan: Plan, head: dict[str, Any], *,
-               requested_delta: float | None) -> dict[str, Any]:
+    def _admit(self, conn: Connection, user: User, job: dict[str, Any], plan: Plan, head: dict[str, Any],
+               rules: OutputRules, *, requested_delta: float | None) -> dict[str, Any]:
         """Inside the submission's transaction: reuse an earlier release, or queue a new job."""
         agreement_id = head["id"]
-        current = self._in_force(conn, user, plan, head)
+        current = self._in_force(conn, user, plan, head, rules)
         key = cache_key(plan, requested_delta, job.get("contribution"))
         values = job | {"agreement_id": agreement_id, "dataset": plan.dataset, "cache_key": key,
                         "compiled_sql": plan.aggregate_sql, "epsilon": plan.epsilon, "delta": plan.delta}
@@ -202,12 +226,12 @@ class JobService:
         abuse.check_active_jobs(conn, user.id, self.max_active)  # TooManyJobs: not recorded
         return self._queue(conn, user, values, plan)
 
-    def _in_force(self, conn: Connection, user: User, plan: Plan, head: dict[str, Any]) -> Any:
+    def _in_force(self, conn: Connection, user: User, plan: Plan, head: dict[str, Any], rules: OutputRules) -> Any:
         """The agreement now, in the transaction: usable for the datasets the plan reads (public
-        reference tables need none), with the output rules the query was compiled under."""
+        reference tables need none), with the output rules the query was compiled under (the
+        agreement's and its stewards')."""
         current = agreements.usable(conn, user, head["id"], self._private(plan), allow_exhausted=True)
-        if (current.min_count, current.round_to, current.per_query_epsilon) != (
-                head["min_count"], head["round_to"], head["per_query_epsilon"]):
+        if _with_stewards(_rules(current._mapping), conn, head["id"], self._private(plan)) != rules:
             raise AgreementInactive(f"Agreement {head['id']} changed while the query was compiled; submit it again.",
                                     agreement_id=head["id"])
         return current

@@ -99,6 +99,16 @@ def _v8_stewards(conn: Connection) -> None:
     schema.dataset_grants.create(conn, checkfirst=True)
 
 
+def _v9_steward_output_rules(conn: Connection) -> None:
+    """A steward's own output rules for their dataset's part (a larger minimum count, a coarser
+    rounding); parts decided before have none."""
+    have = {c["name"] for c in inspect(conn).get_columns("dataset_grants")}
+    for name in ("min_count", "round_to"):
+        if name not in have:
+            column = schema.dataset_grants.c[name]
+            conn.execute(text(f"ALTER TABLE dataset_grants ADD COLUMN {name} {column.type.compile(conn.dialect)}"))
+
+
 MIGRATIONS = (
     _v1_initial,
     _v2_audit_job_index,
@@ -108,6 +118,7 @@ MIGRATIONS = (
     _v6_job_contribution,
     _v7_amendments,
     _v8_stewards,
+    _v9_steward_output_rules,
 )
 
 

@@ -140,6 +140,8 @@ dataset_grants = Table(
     Column("spent_epsilon", BigInteger, nullable=False, default=0),
     Column("columns", Text, nullable=True),  # JSON list, NULL: the agreement's columns
     Column("valid_to", String(32), nullable=True),  # NULL: the agreement's end
+    Column("min_count", Integer, nullable=True),  # NULL: the agreement's and the policy's output rules
+    Column("round_to", Integer, nullable=True),
     Column("decided_by", String(36), nullable=True),
     Column("decided_at", String(32), nullable=True),
     Column("reason", Text, nullable=True),

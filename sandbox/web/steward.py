@@ -56,7 +56,7 @@ def _part_page(request: Request, svc: Services, user: User, agreement_id: str, d
     requested = agreement["requested_datasets"].get(dataset)
     columns = sorted(requested) if requested is not None else sorted(svc.catalog.scopes().get(dataset, ()))
     licence = accounts.licence_of(svc.store, agreement["developer_id"])
-    defaults = {"epsilon": "", "valid_to": "", "reason": ""}
+    defaults = {"epsilon": "", "valid_to": "", "min_count": "", "round_to": "", "reason": ""}
     checked = ({name[4:] for name in form if name.startswith("col:")} if form is not None
                else set(part["columns"] or columns))
     return page(request, "part.html", user, status=status, agreement=agreement, part=part, columns=columns,
@@ -87,16 +87,29 @@ def approve(request: Request, agreement_id: str, dataset: str, fields: Form, svc
             end = iso_moment(end) if end else ""
         except ValueError as exc:
             raise InvalidParameter(str(exc), parameter="valid_to") from None
+        rules = {name: _whole(fields, name) for name in ("min_count", "round_to")}
         chosen = sorted(name[4:] for name in fields if name.startswith("col:"))
         current = agreements.get(svc.store, user, agreement_id)
         requested = current["requested_datasets"].get(dataset)
         everything = sorted(requested) if requested is not None else sorted(svc.catalog.scopes().get(dataset, ()))
         stewards.approve(svc.store, user, agreement_id, dataset, epsilon=epsilon, valid_to=end or None,
                          columns=None if chosen == everything else chosen, reason=fields.get("reason", "").strip(),
-                         known=svc.catalog.scopes())
+                         known=svc.catalog.scopes(), **rules)
     except SandboxError as exc:
         return _part_page(request, svc, user, agreement_id, dataset, status=exc.status, error=exc, form=fields)
     return redirect(f"/console/stewardship/{agreement_id}/{dataset}?done=approved")
+
+
+def _whole(fields: Any, name: str) -> int | None:
+    """A form's whole number, or None when left blank."""
+    text = fields.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidParameter(f"{name} must be a whole number, not {text!r}; leave it blank to keep the "
+                               "agreement's and the dataset's rule.", parameter=name) from None
 
 
 @router.post("/stewardship/{agreement_id}/{dataset}/reject")

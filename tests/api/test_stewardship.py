@@ -83,8 +83,9 @@ def test_a_fused_request_needs_both_stewards_and_the_operator_and_a_suspension_s
     assert query(0.1, 403)["error"]["code"] == "agreement_inactive"
 
     part = call(live, "health", "POST", f"/agreements/{agreement_id}/datasets/medical_visits/approve", 200,
-                json={"epsilon": 1.0, "valid_to": "2099-01-01", "reason": "one epsilon for our data"})
+                json={"epsilon": 1.0, "valid_to": "2099-01-01", "round_to": 20, "reason": "one epsilon for our data"})
     assert part["status"] == "approved" and part["budget_epsilon"] == 1.0 and part["valid_to"] == "2099-01-01"
+    assert (part["min_count"], part["round_to"]) == (None, 20)
     assert call(live, "developer", "GET", f"/agreements/{agreement_id}", 200)["status"] == "active"
     assert query(0.1, 201)["status"] == "released"
 

@@ -47,9 +47,10 @@ def test_license_approve_query_revoke_then_audit_filter_verify_export(live: Live
     steward = ["--url", live.url, "--token", live.tokens["stewards"]["residents"]]
     queue = sandbox("stewardship", "parts", "--status", "pending", *steward, cwd=outside)
     assert queue.returncode == 0 and request.id in queue.stdout, queue.stderr
-    part = sandbox("stewardship", "approve", request.id, "residents", "--epsilon", "1.5", "--reason", "fine",
-                   "--json", *steward, cwd=outside)
+    part = sandbox("stewardship", "approve", request.id, "residents", "--epsilon", "1.5", "--min-count", "20",
+                   "--reason", "fine", "--json", *steward, cwd=outside)
     assert part.returncode == 0 and json.loads(part.stdout)["status"] == "approved", part.stderr
+    assert json.loads(part.stdout)["min_count"] == 20
     approved = sandbox("agreements", "approve", request.id, "--epsilon", "1", "--per-query-epsilon", "0.5",
                        "--reason", "half of it", *operator, cwd=outside)
     assert approved.returncode == 0, approved.stderr

@@ -137,6 +137,41 @@ def test_a_stewards_budget_for_their_dataset_bounds_the_agreement(store: Store, 
     assert audit.verify(store).ok
 
 
+def test_a_stewards_output_rules_bind_every_query_that_reads_their_dataset(store: Store, demo_catalog,
+                                                                          service) -> None:
+    """The health steward's minimum count and rounding join the policy's and the agreement's
+    (strictest wins: the largest minimum, the least common multiple of the roundings) for every
+    query that reads medical_visits, and for no other; explain shows them before any spending."""
+    people = cast(store, demo_catalog)
+    agreement_id = fused_request(store, people)
+    stewards.approve(store, people.police, agreement_id, "residents")
+    part = stewards.approve(store, people.health, agreement_id, "medical_visits", min_count=200, round_to=40)
+    assert (part["min_count"], part["round_to"]) == (200, 40)
+    agreements.approve(store, people.operator, agreement_id)
+
+    def rules(sql: str) -> dict:
+        return service.explain(people.developer, sql=sql, epsilon=1.0, delta=None,
+                               agreement_id=agreement_id)["output_rules"]
+
+    assert rules(FUSED) == {"min_count": 200, "round_to": 40}  # policy: 10 and 5
+    assert rules(RESIDENTS_ONLY) == {"min_count": 10, "round_to": 1}, "residents' own rules only"
+    released = run(service, people.developer, agreement_id, epsilon=1.0)["result"]
+    visits = released["columns"].index("visits")
+    counts = [row[visits] for row in released["rows"] if row[visits] is not None]
+    assert counts and all(c % 40 == 0 for c in counts), counts
+    found, _ = audit.search(store, audit.AuditFilter(agreement_id=agreement_id, action="dataset.approved"), limit=10)
+    health = next(e for e in found if e["dataset"] == "medical_visits")
+    assert (health["details"]["min_count"], health["details"]["round_to"]) == (200, 40)
+
+
+@pytest.mark.parametrize("rules", [{"min_count": 0}, {"round_to": -5}, {"round_to": 10**9}])
+def test_a_stewards_output_rules_are_whole_numbers_from_one(store: Store, demo_catalog, rules) -> None:
+    people = cast(store, demo_catalog)
+    agreement_id = fused_request(store, people)
+    with pytest.raises(InvalidParameter, match="whole number from 1"):
+        stewards.approve(store, people.health, agreement_id, "medical_visits", **rules)
+
+
 def test_a_refund_gives_each_dataset_its_charge_back(store: Store, demo_catalog) -> None:
     people = cast(store, demo_catalog)
     agreement_id = fused_request(store, people)

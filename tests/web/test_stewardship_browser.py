@@ -98,12 +98,17 @@ def test_two_stewards_and_the_operator_approve_a_fused_request_and_a_suspension_
         shot(health, "steward-queue-zh")
         health.get_by_role("link", name=re.compile("审查 medical_visits")).click()
         health.get_by_label("该数据集的 ε").fill("1")
+        health.get_by_label("计数取整到").fill("20")
         health.get_by_role("button", name="批准").click()
         expect(health.get_by_role("status")).to_have_text("您负责的部分已批准。")
+        expect(health.locator("dl.facts")).to_contain_text("计数取整到 20")
         shot(health, "steward-part-zh")
 
         released = query(server, tokens, 0.1)
         assert released.status_code == 201 and released.json()["status"] == "released", released.text
+        result = released.json()["result"]
+        visits = [row[result["columns"].index("visits")] for row in result["rows"]]
+        assert all(v is None or v % 20 == 0 for v in visits), "the health steward's rounding binds the query"
 
         health.get_by_label("原因", exact=True).fill("病历数据更正中")
         health.get_by_role("button", name="暂停").click()
