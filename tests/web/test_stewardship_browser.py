@@ -119,6 +119,7 @@ def test_two_stewards_and_the_operator_approve_a_fused_request_and_a_suspension_
         operator.goto(f"/console/agreements/{agreement_id}")
         expect(operator.locator("h1 .status")).to_have_text("active")
         expect(operator.get_by_role("table", name="Data stewards")).to_contain_text("suspended")
+        expect(operator.get_by_role("table", name="Data stewards")).to_contain_text("round counts to 20")
 
         auditor = page()
         sign_in(auditor, tokens["auditor"], "/console/audit")
