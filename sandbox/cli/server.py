@@ -46,17 +46,21 @@ def store(data_dir: Path, database_url: str | None):
 
 
 # -- registering policies -------------------------------------------------------------------------
-def register(data_dir: Path, policies: Path, *, skip_missing: bool = False) -> None:
+def register(data_dir: Path, policies: Path, *, skip_missing: bool = False, database_url: str | None = None) -> None:
     """Register every policy in `policies`. With `skip_missing` (the demo), a dataset whose source
-    file is absent (the PUMS samples live outside the repository) is left out, with a note."""
+    file is absent (the PUMS samples live outside the repository) is left out, with a note. Each
+    new certificate (a changed policy or snapshot, which also spends the policy's metadata
+    allowance anew) is a `dataset.registered` audit event."""
+    from sandbox import certificates
     from sandbox.catalog import Catalog
     from sandbox.errors import ConnectorError
     from sandbox.policy import load_policies
 
     catalog = Catalog(data_dir)
-    start, done, skipped = time.perf_counter(), 0, []
+    start, done, skipped, issued = time.perf_counter(), 0, [], []
     with console.status(_("registering datasets (bounding ranks are computed once, here)")):
         for name, (policy, file) in load_policies(policies).items():
+            before = certificates.latest(data_dir, name)
             try:
                 catalog.register(policy, file)
                 done += 1
@@ -64,10 +68,32 @@ def register(data_dir: Path, policies: Path, *, skip_missing: bool = False) -> N
                 if not skip_missing:
                     raise
                 skipped.append(name)
+                continue
+            after = certificates.latest(data_dir, name)
+            if after is not None and (before is None or after["version"] != before["version"]):
+                issued.append((policy, after))
+    if issued:
+        _audit_registrations(store(data_dir, database_url), issued)
     seconds = f"{time.perf_counter() - start:.1f}"
     console.print(_("registered {n} datasets in {seconds}s").format(n=done, seconds=seconds))
     for note in skipped:
         console.print(_("skipped {dataset}: its source is not on this machine").format(dataset=note), soft_wrap=True)
+
+
+def _audit_registrations(db: Any, issued: list[tuple[Any, dict[str, Any]]]) -> None:
+    """One event per new certificate, in one transaction: what was registered, under which policy
+    and snapshot, and the ε its DP metadata spent (once per registration, not per query)."""
+    from sandbox import audit
+
+    with db.transaction() as conn:
+        for policy, certificate in issued:
+            audit.append(conn, action="dataset.registered", role="system", dataset=policy.name, details={
+                "owner": policy.owner, "version": certificate["version"],
+                "policy_sha256": certificate["policy_sha256"], "snapshot_sha256": certificate["snapshot_sha256"],
+                "rows": certificate["rows"], "units": certificate["units"],
+                "metadata_epsilon": 0.0 if policy.public else policy.metadata_epsilon,
+                "certificate_signature": certificate["signature"]})
+    db.close()
 
 
 # -- serving, and the PID file ----------------------------------------------------------------------
@@ -184,7 +210,7 @@ def serve(
 ) -> None:
     """Register the policies and serve the sandbox (API and console) until Ctrl-C or `sandbox stop`."""
     refuse_if_serving(data_dir, host, port)
-    register(data_dir, policies)
+    register(data_dir, policies, database_url=database_url)
     serve_app(data_dir, host, port, database_url)
 
 
@@ -216,10 +242,11 @@ def stop(data_dir: DataDir = Path("var"),
 
 
 # -- the catalog ----------------------------------------------------------------------------------
-def catalog_register(data_dir: DataDir = Path("var"), policies: Policies = REPO_POLICIES) -> None:
+def catalog_register(data_dir: DataDir = Path("var"), policies: Policies = REPO_POLICIES,
+                     database_url: DatabaseUrl = None) -> None:
     """Register (or re-check) every policy in a directory; unchanged datasets are only re-checked.
-    On the server machine."""
-    register(data_dir, policies)
+    On the server machine; each new certificate is an audit event."""
+    register(data_dir, policies, database_url=database_url)
 
 
 # -- administration on the server machine ---------------------------------------------------------

@@ -86,6 +86,18 @@ def test_banner_stop_restart_and_top_up(tmp_path: Path, demos: list[Demo]) -> No
     assert pasted.returncode == 0 and "Siming" in pasted.stdout, pasted.stderr
     assert " ± " in pasted.stdout or " [" in pasted.stdout  # ± when symmetric, [lower, upper] when not
 
+    # Each registration is audited with its certificate and the ε its DP metadata spent.
+    auditor = {"Authorization": f"Bearer {tokens['auditor']}"}
+
+    def registrations(url: str) -> list[dict]:
+        return httpx.get(url + "/audit", params={"action": "dataset.registered"}, headers=auditor,
+                         timeout=30).json()["events"]
+
+    first = {e["dataset"]: e["details"] for e in registrations(demo.url)}
+    assert {"residents", "medical_visits", "district_reference"} <= set(first), first
+    assert first["residents"]["metadata_epsilon"] > 0 and first["district_reference"]["metadata_epsilon"] == 0
+    assert first["residents"]["version"] == 1 and len(first["residents"]["snapshot_sha256"]) == 64
+
     # / leads to the console; a second demo on the same data directory is refused in one line.
     home = httpx.get(demo.url + "/", follow_redirects=False, timeout=10)
     assert home.status_code in (302, 307) and home.headers["location"] == "/console"
@@ -128,4 +140,5 @@ def test_banner_stop_restart_and_top_up(tmp_path: Path, demos: list[Demo]) -> No
     verified = httpx.get(restarted.url + "/audit/verify", headers={"Authorization": f"Bearer {tokens['auditor']}"},
                          timeout=60).json()
     assert verified["ok"] is True, verified
+    assert len(registrations(restarted.url)) == len(first), "unchanged data: re-checked, not registered again"
     assert "Stopped the sandbox" in make_stop(data).stdout and restarted.process.wait(30) == 0

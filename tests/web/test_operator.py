@@ -119,6 +119,10 @@ def test_the_catalog_renders_each_policy_in_words(console) -> None:
     assert "never shown or grouped by; only COUNT(DISTINCT)" in page  # an identifier
     assert "Siming" in page  # public keys of the district dimension
     assert "Public reference data" in page  # district_reference
+    # the declared metadata allowance each release's bias estimate is paid from (issue 16)
+    residents = page[page.index('id="residents"'):page.index("</section>", page.index('id="residents"'))]
+    assert "DP metadata" in residents and "spent once at each registration" in residents
+    assert "queries are planned against at most" in residents
 
 
 def test_the_catalog_shows_each_datasets_certificate(console, demo_catalog) -> None:
