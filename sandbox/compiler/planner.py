@@ -47,7 +47,7 @@ from sandbox.compiler.vocabulary import is_aggregate
 from sandbox.errors import InvalidParameter, SQLRejected
 from sandbox.notes import Note, note
 from sandbox.policy import Column
-from sandbox.privacy.grid import GRID_UNITS, center_units, clamp_bounds, grid_step, quantize
+from sandbox.privacy.grid import center_units, clamp_bounds, grid_step, quantize, step_for
 
 __all__ = ["build_plan"]
 
@@ -745,7 +745,7 @@ def _primitive(
     else:
         shift = float(math.floor((lo + hi) / 2)) if column.is_integer else (lo + hi) / 2
         t_lo, t_hi = 0.0, max(hi - shift, shift - lo) ** 2
-        step = 1.0 if column.is_integer and t_hi <= GRID_UNITS else 2.0 ** math.ceil(math.log2(t_hi / GRID_UNITS))
+        step = step_for(t_hi, integral=column.is_integer)
     q_lo, q_hi = quantize(t_lo, step), quantize(t_hi, step)
     center = center_units(column) if centered and need.power == 1 else 0
     q_max = max(abs(q_lo - center), abs(q_hi - center))

@@ -37,7 +37,7 @@ from sqlglot import exp
 
 from sandbox import privacy
 from sandbox.policy import Column
-from sandbox.privacy.grid import GRID_UNITS, clamp_bounds, clamped_sql
+from sandbox.privacy.grid import clamp_bounds, clamped_sql, step_for
 from sandbox.privacy.grid import sql_number as _num
 
 __all__ = ["PAIRED", "describe", "formula", "interval", "levels", "moment_sql", "primitive", "weight"]
@@ -136,13 +136,11 @@ def primitive(pid: str, need, columns: dict[str, Column], m: int, epsilon: float
     t_lo, t_hi = _product_range(_range(fx.deviation, px), _range(fy.deviation, py))
     largest = max(abs(t_lo), abs(t_hi))
     integral = (px == 0 or fx.integer) and (py == 0 or fy.integer)
-    if largest == 0 or (integral and largest <= GRID_UNITS):  # bounds of one value: every product is 0
-        step = 1.0
-    else:
-        step = 2.0 ** math.ceil(math.log2(largest / GRID_UNITS))
+    step = step_for(largest, integral=integral)  # 1 for bounds of one value: every product is 0
     q_max = math.floor(largest / step + 0.5)  # DuckDB's ROUND: half away from zero
     # q_max <= 2**20 and registration caps a dataset at 2**40 rows: every sum fits in 64 bits.
-    sensitivity = m * q_max
+    # At least 1: OpenDP's mechanisms take a sensitivity of at least 1 (as planner's sums).
+    sensitivity = max(m * q_max, 1)
     return Primitive(
         pid,
         "moment",

@@ -27,10 +27,19 @@ def grid_step(column: Column, power: int = 1) -> float:
     that keeps every clamped value within GRID_UNITS steps (a power of two is exact in binary)."""
     lo, hi = clamp_bounds(column)
     t_lo, t_hi = (lo, hi) if power == 1 else (0.0 if lo <= 0 <= hi else min(lo * lo, hi * hi), max(lo * lo, hi * hi))
-    largest = max(abs(t_lo), abs(t_hi))
-    if column.is_integer and largest <= GRID_UNITS:
+    return step_for(max(abs(t_lo), abs(t_hi)), integral=column.is_integer)
+
+
+def step_for(largest: float, *, integral: bool) -> float:
+    """The grid step for values within [-largest, largest]: 1 for whole numbers that fit in
+    GRID_UNITS steps, else the power of two that keeps them within GRID_UNITS steps (exact in
+    binary). Also 1 when there is nothing to keep: bounds at 0, or so close to 0 that
+    largest / GRID_UNITS underflows (VAR(x / 1e308) squares to 0; log2(0) raised, found by the
+    fuzzer): every value is then 0 on the grid."""
+    ratio = largest / GRID_UNITS
+    if (integral and largest <= GRID_UNITS) or not ratio > 0:
         return 1.0
-    return 2.0 ** math.ceil(math.log2(largest / GRID_UNITS))
+    return 2.0 ** math.ceil(math.log2(ratio))
 
 
 def quantize(value: float, step: float) -> int:

@@ -146,6 +146,24 @@ def test_a_variance_of_bounds_near_int64_releases(demo_catalog, join) -> None:
     assert table.num_rows == 1 and table.column("v")[0].as_py() is not None
 
 
+@pytest.mark.parametrize("sql", [
+    "SELECT VAR(amount / 1e308) AS x FROM visits",  # found by the fuzzer: the squared spread underflows to 0
+    "SELECT STD(amount * 1e-320) AS x FROM visits",
+    "SELECT COVAR_SAMP(amount * 1e-320, age) AS x, REGR_SLOPE(age, amount / 1e308) AS y FROM visits",
+])
+def test_bounds_near_zero_compile_and_release(whole, sql) -> None:
+    """Bounds so close to 0 that their grid's ratio underflows put every value on the grid's 0
+    (step 1); the compiler raised a math domain error, an internal error instead of a release."""
+    plan = compile_query(sql, whole, epsilon=1.0)
+    assert all(p.step > 0 and p.sensitivity >= 1 for p in plan.primitives if p.kind in ("sum", "moment"))
+    con = open_locked_connection({d.name: d.engine_path for d in whole.list()}, Limits(threads=1))
+    try:
+        table = run_plan(con, plan)["table"]
+    finally:
+        con.close()
+    assert table.num_rows == 1
+
+
 def test_median_of_an_expression_bins_its_clamped_value(whole) -> None:
     plan = compile_query("SELECT MEDIAN(amount / 10) FROM visits", whole, epsilon=1.0)
     p = next(p for p in plan.primitives if p.kind == "quantile")
