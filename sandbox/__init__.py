@@ -5,9 +5,9 @@ Only differentially private aggregates leave; see README.md and docs/ for the gu
 
 from __future__ import annotations
 
-__all__ = ["__version__"]
+from sandbox._version import __version__
 
-__version__ = "0.1.0"
+__all__ = ["__version__"]
 
 
 def load_ipython_extension(ipython: object) -> None:

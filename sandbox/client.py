@@ -37,9 +37,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import polars as pl
 
-from sandbox import __version__, i18n
 from sandbox import errors as _errors
+from sandbox import i18n
 from sandbox import notes as notes_module
+from sandbox._version import __version__
 from sandbox.errors import SandboxError
 from sandbox.i18n import N_
 from sandbox.mock import mock_frame

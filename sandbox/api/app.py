@@ -11,7 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sandbox import __version__, web
+from sandbox import web
+from sandbox._version import __version__
 from sandbox.api import abuse
 from sandbox.api.deps import Services
 from sandbox.api.routers import accounts, agreements, audit, catalog, jobs, register, stewardship
