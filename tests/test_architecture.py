@@ -16,20 +16,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "sandbox"
 
-# Cycles in files this check's author could not change, each with the way out. Any other cycle,
-# or a change to these, fails the test.
-KNOWN_CYCLES = [
-    # sandbox.client reads __version__ from the package root, whose `%load_ext sandbox` hook
-    # imports sandbox.magic, which imports the client: client.py taking the version from
-    # importlib.metadata (or a sandbox/_version.py) ends it.
-    {"sandbox", "sandbox.client", "sandbox.magic"},
-    # The compiler's binder (being rewritten): context -> bind only for a type (TYPE_CHECKING),
-    # bind <-> from_clause <-> preaggregate, typecheck <-> vocabulary. Moving `Bound` and the type
-    # rules next to what uses them (or a protocol in context.py) ends it.
-    {"sandbox.compiler.bind", "sandbox.compiler.context", "sandbox.compiler.preaggregate",
-     "sandbox.compiler.rules.from_clause", "sandbox.compiler.typecheck", "sandbox.compiler.vocabulary"},
-]
-
 # The job's path on the service side (route -> job service -> agreements, ledger, audit, store,
 # settle) and everything else the service owns: no function of 60 lines or more.
 SHORT = ("api", "audit", "jobs", "store", "web", "abuse.py", "accounts.py", "agreements.py", "ledger.py",
@@ -108,7 +94,7 @@ def test_the_import_graph_is_read() -> None:
 def test_no_import_cycles() -> None:
     known = modules()
     graph = {name: imports(name, path, known) for name, path in known.items()}
-    found = [c for c in cycles(graph) if c not in KNOWN_CYCLES]
+    found = cycles(graph)
     assert found == [], "modules that import each other (directly or around a loop): " + "; ".join(
         " <-> ".join(sorted(c)) for c in found)
 

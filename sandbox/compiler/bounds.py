@@ -27,7 +27,7 @@ from sandbox.compiler.types import BIGINT, BOOLEAN, DOUBLE
 from sandbox.policy import Column, Role
 
 if TYPE_CHECKING:
-    from sandbox.compiler.bind import Bound
+    from sandbox.compiler.scope import Bound
 
 __all__ = ["Range", "derive", "expression_column", "never_null", "affine", "plain_column", "value_columns"]
 

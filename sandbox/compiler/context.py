@@ -12,8 +12,8 @@ from sandbox.errors import SQLRejected
 
 if TYPE_CHECKING:
     from sandbox.catalog import Catalog
-    from sandbox.compiler.bind import Bound
     from sandbox.compiler.contribution import Contribution
+    from sandbox.compiler.scope import Bound
 
 __all__ = ["Context", "position", "suggest"]
 

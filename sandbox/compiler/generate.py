@@ -17,7 +17,7 @@ from sandbox.compiler.plan import Primitive
 from sandbox.compiler.render import Renderer
 from sandbox.compiler.scope import Relation, Scope
 from sandbox.compiler.shape import matches_key
-from sandbox.compiler.typecheck import Facts
+from sandbox.compiler.types import Facts
 from sandbox.compiler.vocabulary import is_aggregate
 from sandbox.policy import Column
 from sandbox.privacy.grid import clamped_sql, sql_double

@@ -28,6 +28,7 @@ from sqlglot import exp
 
 from sandbox import privacy
 from sandbox.compiler.plan import Primitive
+from sandbox.compiler.vocabulary import is_aggregate
 from sandbox.privacy.grid import sql_number as _num
 
 __all__ = ["Bias", "ColumnFacts", "Interval"]
@@ -378,8 +379,6 @@ def _power(base: Interval, exponent: exp.Expression) -> Interval:
 def noisy_quantities(node: exp.Expression) -> int:
     """How many noisy statistics an output combines (its union bound's k), counting each
     distinct aggregate once."""
-    from sandbox.compiler.vocabulary import is_aggregate
-
     seen: list[exp.Expression] = []
     total = 0
     for child in node.walk():

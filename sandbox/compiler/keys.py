@@ -19,7 +19,7 @@ from sandbox.compiler.render import Renderer
 from sandbox.policy import Column
 
 if TYPE_CHECKING:
-    from sandbox.compiler.bind import Bound
+    from sandbox.compiler.scope import Bound
 
 __all__ = ["public_key_set"]
 

@@ -38,10 +38,10 @@ from sqlglot import exp
 from sandbox import metadata, privacy
 from sandbox.compiler import bounds, extremes, intervals, products, work
 from sandbox.compiler import keys as key_sets
-from sandbox.compiler.bind import Bound
 from sandbox.compiler.contribution import Contribution
 from sandbox.compiler.plan import OutputColumn, OutputRules, Plan, Primitive, Selection
 from sandbox.compiler.render import Renderer
+from sandbox.compiler.scope import Bound
 from sandbox.compiler.shape import matches_key
 from sandbox.compiler.vocabulary import is_aggregate
 from sandbox.errors import InvalidParameter, SQLRejected

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
+from sandbox.compiler.binder import Binder
 from sandbox.compiler.context import suggest
 from sandbox.compiler.scope import Output, Relation, Scope, base_relation, derived_column
 from sandbox.compiler.types import Typed, policy_type
@@ -34,8 +35,6 @@ FIX = "Write (SELECT <unit>, SUM(col) AS total FROM <dataset> [WHERE ...] GROUP 
 
 
 def derived_relation(subquery: exp.Subquery, ctx: Context) -> Relation:
-    from sandbox.compiler.bind import Binder
-
     inner = _shape(subquery, ctx)
     table = inner.args["from_"].this
     dataset = _dataset(table, ctx)

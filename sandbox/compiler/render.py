@@ -25,8 +25,19 @@ from typing import Any
 
 from sqlglot import exp
 
-from sandbox.compiler.typecheck import DATE_PARTS, Facts
-from sandbox.compiler.types import BIGINT, BOOLEAN, DATE, DOUBLE, NULL, TIMESTAMP, VARCHAR, SqlType, convert_constant
+from sandbox.compiler.typecheck import DATE_PARTS
+from sandbox.compiler.types import (
+    BIGINT,
+    BOOLEAN,
+    DATE,
+    DOUBLE,
+    NULL,
+    TIMESTAMP,
+    VARCHAR,
+    Facts,
+    SqlType,
+    convert_constant,
+)
 
 __all__ = ["Renderer", "literal"]
 

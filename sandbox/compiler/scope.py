@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Literal
 from sqlglot import exp
 
 from sandbox.compiler.contribution import Contribution
-from sandbox.compiler.types import Typed, policy_type
+from sandbox.compiler.types import Facts, Typed, policy_type
 from sandbox.policy import Column, Role
 
 if TYPE_CHECKING:
     from sandbox.catalog import Dataset
 
-__all__ = ["BaseColumn", "Join", "Output", "Relation", "Scope", "base_relation", "walk_outer"]
+__all__ = ["BaseColumn", "Bound", "Join", "Output", "Relation", "Scope", "base_relation", "walk_outer"]
 
 
 @dataclass(frozen=True, order=True)
@@ -213,3 +213,39 @@ def derived_column(function: str, column: Column | None, max_rows: int, clamp: t
         description=f"per-unit {function}",
         nullable=function in ("avg", "min", "max"),
     )
+
+
+@dataclass
+class Bound:
+    """The bound query: its scope, what each column reference names, every node's type."""
+
+    scope: Scope | None
+    facts: Facts = field(default_factory=Facts)
+    refs: dict[int, tuple[Relation, str]] = field(default_factory=dict)
+    aliases: dict[str, exp.Expression] = field(default_factory=dict)  # output name -> SELECT expression
+
+    def ref(self, column: exp.Column) -> tuple[Relation, str] | None:
+        """(relation, output name) of a column reference; None for an output alias in HAVING
+        or ORDER BY, which refers to a released value."""
+        return self.refs.get(id(column))
+
+    def output(self, column: exp.Column) -> Output:
+        relation, name = self.refs[id(column)]
+        return relation.outputs[name]
+
+    def is_unit(self, node: exp.Expression) -> bool:
+        """The expression *is* a privacy unit: a column whose lineage is exactly a base unit."""
+        while isinstance(node, exp.Paren):
+            node = node.this
+        return isinstance(node, exp.Column) and id(node) in self.refs and self.output(node).unit
+
+    def reads(self) -> dict[str, set[str]]:
+        """Base columns read anywhere in the query, by dataset (the agreement's column scope)."""
+        found: dict[str, set[str]] = {d.name: set() for d in self.scope.datasets()}
+        for relation, name in self.refs.values():
+            for base in relation.outputs[name].reads:
+                found.setdefault(base.dataset, set()).add(base.name)
+        return found
+
+    def typed(self, node: exp.Expression) -> Typed:
+        return self.facts.of(node)

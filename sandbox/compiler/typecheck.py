@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlglot import exp
@@ -26,6 +25,7 @@ from sandbox.compiler.types import (
     TIMESTAMP,
     VARCHAR,
     Constant,
+    Facts,
     SqlType,
     Typed,
     add_ranges,
@@ -39,7 +39,7 @@ from sandbox.compiler.types import (
 if TYPE_CHECKING:
     from sandbox.compiler.context import Context
 
-__all__ = ["DATE_PARTS", "TRUNC_UNITS", "Facts", "TypeChecker"]
+__all__ = ["DATE_PARTS", "TRUNC_UNITS", "TypeChecker"]
 
 NAME = "types"
 
@@ -78,20 +78,6 @@ TEXT_BOOLEANS = {"1", "0", "true", "false", "t", "f", "y", "n", "yes", "no"}  # 
 SUBSTRING_LIMIT = 2**31 - 1
 
 
-@dataclass
-class Facts:
-    """What type checking found: the type of each node (by id), the type each comparison or
-    branch converts its operands to, and the operations render.py must guard."""
-
-    types: dict[int, Typed] = field(default_factory=dict)
-    operand: dict[int, SqlType] = field(default_factory=dict)
-    guarded: set[int] = field(default_factory=set)
-    booleans: set[int] = field(default_factory=set)  # text codes read as conditions (TRY_CAST AS BOOLEAN)
-
-    def of(self, node: exp.Expression) -> Typed:
-        return self.types[id(node)]
-
-
 class TypeChecker:
     """Types expressions of one scope. `column` gives a column reference's type (the binder
     resolves it by lineage); `keys` gives a column's public key set, if any."""
@@ -102,7 +88,7 @@ class TypeChecker:
         facts: Facts,
         column: Callable[[exp.Column], Typed],
         keys: Callable[[exp.Expression], tuple[Any, ...] | None],
-        aggregate: Callable[[exp.Expression, TypeChecker], Typed] | None = None,
+        aggregate: Callable[[exp.Expression, TypeChecker], Typed | None] | None = None,
     ) -> None:
         self.ctx, self.facts, self._column, self._keys, self._aggregate = ctx, facts, column, keys, aggregate
 
@@ -113,9 +99,8 @@ class TypeChecker:
             return known
         rule = RULES.get(type(node))
         if rule is None:
-            if self._aggregate is not None and _is_aggregate(node):
-                typed = self._aggregate(node, self)
-            else:
+            typed = self._aggregate(node, self) if self._aggregate is not None else None
+            if typed is None:
                 self.reject(
                     node,
                     f"The construct {_label(node)}",
@@ -761,12 +746,6 @@ RULES: dict[type[exp.Expression], Callable[[TypeChecker, Any], Typed]] = {
     exp.TimestampTrunc: _trunc,
     exp.TimeToStr: _strftime,
 }
-
-
-def _is_aggregate(node: exp.Expression) -> bool:
-    from sandbox.compiler.vocabulary import AGGREGATES
-
-    return isinstance(node, AGGREGATES)
 
 
 def _label(node: exp.Expression | None, limit: int = 60) -> str:

@@ -18,8 +18,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 __all__ = [
     "BIGINT",
@@ -31,6 +34,7 @@ __all__ = [
     "TIMESTAMP",
     "VARCHAR",
     "Constant",
+    "Facts",
     "SqlType",
     "Typed",
     "cast_allowed",
@@ -258,3 +262,17 @@ def mul_ranges(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
 
 def fits_int64(r: tuple[int, int]) -> bool:
     return INT64[0] <= r[0] and r[1] <= INT64[1]
+
+
+@dataclass
+class Facts:
+    """What type checking found: the type of each node (by id), the type each comparison or
+    branch converts its operands to, and the operations render.py must guard."""
+
+    types: dict[int, Typed] = field(default_factory=dict)
+    operand: dict[int, SqlType] = field(default_factory=dict)
+    guarded: set[int] = field(default_factory=set)
+    booleans: set[int] = field(default_factory=set)  # text codes read as conditions (TRY_CAST AS BOOLEAN)
+
+    def of(self, node: exp.Expression) -> Typed:
+        return self.types[id(node)]

@@ -31,11 +31,10 @@ from sqlglot import exp
 
 from sandbox.catalog import Catalog
 from sandbox.compiler import compile_query, typecheck
-from sandbox.compiler.bind import Bound
 from sandbox.compiler.parse import parse
 from sandbox.compiler.plan import Plan
 from sandbox.compiler.render import Renderer
-from sandbox.compiler.scope import Scope
+from sandbox.compiler.scope import Bound, Scope
 from sandbox.compiler.types import BIGINT, Typed
 from sandbox.engine.execute import run_plan
 from sandbox.engine.lockdown import open_locked_connection

@@ -7,7 +7,7 @@ from sqlglot import exp
 
 from sandbox.compiler.context import Context
 from sandbox.compiler.shape import same
-from sandbox.compiler.vocabulary import is_aggregate
+from sandbox.compiler.vocabulary import AGGREGATES, is_aggregate
 
 NAME = "having_on_released"
 
@@ -38,7 +38,7 @@ def _check_columns(clause: exp.Expression, query: exp.Select, ctx: Context) -> N
         if column.name in outputs and not column.table and ctx.bound.ref(column) is None:
             continue  # an output name (bind.py binds a grouped column's name in HAVING to the column)
         bad = covered(column, ctx.group_keys)
-        if bad is not None and not bad.find_ancestor(*_AGG_TYPES):
+        if bad is not None and not bad.find_ancestor(*AGGREGATES):
             ctx.reject(
                 bad,
                 f"The column {bad.name!r} in {clause.key.upper()}",
@@ -47,5 +47,3 @@ def _check_columns(clause: exp.Expression, query: exp.Select, ctx: Context) -> N
                 NAME,
             )
 
-
-from sandbox.compiler.vocabulary import AGGREGATES as _AGG_TYPES  # noqa: E402
