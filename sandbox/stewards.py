@@ -113,6 +113,31 @@ def _part(conn: Connection, steward: User, agreement_id: str, dataset: str, lock
     return agreement, row
 
 
+def _pending_part(conn: Connection, steward: User, agreement_id: str, dataset: str, verb: str) -> tuple[Any, Any]:
+    """The steward's part, locked, if it can still be decided: pending, in a request still open."""
+    agreement, row = _part(conn, steward, agreement_id, dataset)
+    if agreement.status not in OPEN or row.status != "pending":
+        raise Conflict(f"The part of {dataset} in agreement {agreement_id} is {row.status} and the agreement "
+                       f"{agreement.status}; only a pending part of a request waiting for decisions can be "
+                       f"{verb} (to stop its use now, suspend it).", agreement_id=agreement_id)
+    return agreement, row
+
+
+def _decide(conn: Connection, steward: User, agreement_id: str, dataset: str, status: str, reason: str,
+            values: Mapping[str, Any] | None = None) -> str:
+    """Record the steward's decision on their part; returns its time."""
+    stamp = now()
+    conn.execute(update(dataset_grants).where(dataset_grants.c.agreement_id == agreement_id,
+                                              dataset_grants.c.dataset == dataset).values(
+        status=status, decided_by=steward.id, decided_at=stamp, reason=reason, **(values or {})))
+    return stamp
+
+
+def _public_part(conn: Connection, agreement_id: str, dataset: str) -> dict[str, Any]:
+    return public(conn.execute(select(dataset_grants).where(dataset_grants.c.agreement_id == agreement_id,
+                                                            dataset_grants.c.dataset == dataset)).one())
+
+
 def approve(db: Database, steward: User, agreement_id: str, dataset: str, *, epsilon: float | None = None,
             columns: list[str] | None = None, valid_to: str | None = None, min_count: int | None = None,
             round_to: int | None = None, reason: str = "",
@@ -122,23 +147,15 @@ def approve(db: Database, steward: User, agreement_id: str, dataset: str, *, eps
     output rules of their own (`min_count`, `round_to`) for every query that reads it.
     The last approval an operator-approved agreement waits for makes it active."""
     with writing(db) as conn:
-        agreement, row = _part(conn, steward, agreement_id, dataset)
-        if agreement.status not in OPEN or row.status != "pending":
-            raise Conflict(f"The part of {dataset} in agreement {agreement_id} is {row.status} and the agreement "
-                           f"{agreement.status}; only a pending part of a request waiting for decisions can be "
-                           "approved (to stop its use now, suspend it).", agreement_id=agreement_id)
+        agreement, row = _pending_part(conn, steward, agreement_id, dataset, "approved")
         values = _limits(agreement, dataset, epsilon, columns, valid_to, known) | _rules(min_count, round_to)
-        stamp = now()
-        conn.execute(update(dataset_grants).where(dataset_grants.c.agreement_id == agreement_id,
-                                                  dataset_grants.c.dataset == dataset).values(
-            status="approved", decided_by=steward.id, decided_at=stamp, reason=reason, **values))
+        _decide(conn, steward, agreement_id, dataset, "approved", reason, values)
         audit.append(conn, action="dataset.approved", actor=steward.id, role=steward.role, agreement_id=agreement_id,
                      dataset=dataset, details={
                          "owner": row.owner, "epsilon": epsilon, "columns": columns, "valid_to": valid_to,
                          "min_count": min_count, "round_to": round_to, "reason": reason})
         _activate_if_ready(conn, agreement_id)
-        return public(conn.execute(select(dataset_grants).where(dataset_grants.c.agreement_id == agreement_id,
-                                                                dataset_grants.c.dataset == dataset)).one())
+        return _public_part(conn, agreement_id, dataset)
 
 
 def _limits(agreement: Any, dataset: str, epsilon: float | None, columns: list[str] | None, valid_to: str | None,
@@ -207,23 +224,15 @@ def reject(db: Database, steward: User, agreement_id: str, dataset: str, reason:
         raise InvalidParameter("Give a reason; the developer, the operator and the auditors will read it.",
                                parameter="reason")
     with writing(db) as conn:
-        agreement, row = _part(conn, steward, agreement_id, dataset)
-        if agreement.status not in OPEN or row.status != "pending":
-            raise Conflict(f"The part of {dataset} in agreement {agreement_id} is {row.status} and the agreement "
-                           f"{agreement.status}; only a pending part of a request waiting for decisions can be "
-                           "rejected (to stop its use now, suspend it).", agreement_id=agreement_id)
-        stamp = now()
-        conn.execute(update(dataset_grants).where(dataset_grants.c.agreement_id == agreement_id,
-                                                  dataset_grants.c.dataset == dataset).values(
-            status="rejected", decided_by=steward.id, decided_at=stamp, reason=reason))
+        _, row = _pending_part(conn, steward, agreement_id, dataset, "rejected")
+        stamp = _decide(conn, steward, agreement_id, dataset, "rejected", reason)
         audit.append(conn, action="dataset.rejected", actor=steward.id, role=steward.role, agreement_id=agreement_id,
                      dataset=dataset, details={"owner": row.owner, "reason": reason})
         conn.execute(update(agreements).where(agreements.c.id == agreement_id).values(
             status="rejected", decided_by=steward.id, decision_reason=reason, decided_at=stamp, updated_at=stamp))
         audit.append(conn, action="agreement.rejected", actor=steward.id, role=steward.role,
                      agreement_id=agreement_id, details={"reason": reason, "dataset": dataset, "owner": row.owner})
-        return public(conn.execute(select(dataset_grants).where(dataset_grants.c.agreement_id == agreement_id,
-                                                                dataset_grants.c.dataset == dataset)).one())
+        return _public_part(conn, agreement_id, dataset)
 
 
 def suspend(db: Database, steward: User, dataset: str, reason: str, *,
@@ -270,8 +279,7 @@ def _switch(db: Database, steward: User, dataset: str, reason: str, agreement_id
                          role=steward.role, agreement_id=agreement, dataset=dataset,
                          details={"owner": organisation, "reason": reason,
                                   "scope": "agreement" if agreement_id else "all agreements"})
-            done.append(public(conn.execute(select(dataset_grants).where(
-                dataset_grants.c.agreement_id == agreement, dataset_grants.c.dataset == dataset)).one()))
+            done.append(_public_part(conn, agreement, dataset))
         return done
 
 
