@@ -15,7 +15,7 @@ help:
 	@echo "make test      install (test tools and system packages too) and run the whole test suite"
 	@echo "make bench     benchmarks (not part of the tests)"
 	@echo "make audit     the thorough empirical privacy audit (minutes; a fast one is part of make test)"
-	@echo "make fuzz      a long fuzzing campaign of compiler and engine (over an hour; 5,000 queries are part of make test)"
+	@echo "make fuzz      a long fuzzing campaign of compiler and engine (over an hour; 2,000 queries are part of make test)"
 	@echo "make i18n      extract the translatable messages, update and compile the zh_CN catalog"
 
 # Runtime dependencies only: what `make demo` and `make notebook` need. pip >= 21.3 (any Python
