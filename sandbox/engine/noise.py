@@ -16,6 +16,7 @@ import pyarrow as pa
 from sandbox import privacy
 from sandbox.compiler.plan import Plan, Primitive
 from sandbox.engine.backend import Exact
+from sandbox.engine.statements import select_statement
 from sandbox.notes import Note, note
 
 __all__ = ["noisy_release", "run_output", "warm_up"]
@@ -80,7 +81,7 @@ def run_output(post: duckdb.DuckDBPyConnection, sql: str, released: pa.Table) ->
     statement is about copying the rows, of which there are a handful."""
     post.register("released", released)
     try:
-        post.execute(sql)
+        post.execute(select_statement(post, sql))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning)
             return post.to_arrow_table()
