@@ -14,7 +14,7 @@ from sandbox.errors import QueryFailed
 
 __all__ = ["select_statement"]
 
-_KEPT = 512  # statements per process; a full cache starts again (plans repeat in bursts)
+_KEPT = 128  # statements per process (some 60 KB each); a full cache starts again: plans repeat in bursts
 _PARSED: dict[str, duckdb.Statement] = {}
 
 
