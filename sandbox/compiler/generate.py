@@ -353,6 +353,15 @@ class _Released:
     def ref(self, kind: str, column: str | None = None, power: int = 1, alpha: float | None = None) -> str:
         return self.needs[(kind, column, power, alpha)]
 
+    def share(self, sql: str) -> str:
+        """A complete expression used more than once (an aggregate's value in its cell and its
+        interval, an interval's width at both ends) as a column of its own, computed once in a
+        level before the output (products.levels). DuckDB binds every node of the output SQL
+        anew for each job, and that binding is most of the engine's own time on small data."""
+        if len(sql) <= 24:
+            return sql
+        return self.pieces.setdefault(sql, f"__iv{len(self.pieces)}")
+
     def plain_sum(self, column: str) -> str:
         """SUM(x) from its primitive: a centred sum adds back centre x count."""
         s = self.ref("sum", column)
@@ -398,9 +407,9 @@ def _formula(node: exp.Expression, ctx: _Released) -> exp.Expression:
     if isinstance(node, exp.Count):
         text = intervals.at_least(count_ref(node, ctx), 0)
         cap = distinct_cap(node, ctx)
-        return exp.Paren(this=_parsed(text if cap is None else intervals.at_most(text, cap)).copy())
+        return _value(text if cap is None else intervals.at_most(ctx.share(text), cap), ctx)
     if isinstance(node, products.PAIRED):
-        return exp.Paren(this=_parsed(products.formula(node, ctx)).copy())
+        return _value(products.formula(node, ctx), ctx)
     column = ctx.key_of(node.this)
     lo, hi = ctx.columns[column].bounds
     if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile | exp.Min | exp.Max):
@@ -409,17 +418,17 @@ def _formula(node: exp.Expression, ctx: _Released) -> exp.Expression:
         s = ctx.ref("sum", column)
         text = s if s not in ctx.paired else ctx.plain_sum(column)
         if lo >= 0:
-            text = intervals.at_least(text, 0)
+            text = intervals.at_least(ctx.share(text), 0)
         elif hi <= 0:
-            text = intervals.at_most(text, 0)
-        return exp.Paren(this=_parsed(text).copy())
+            text = intervals.at_most(ctx.share(text), 0)
+        return _value(text, ctx)
     n = ctx.ref("count", column)
     if isinstance(node, exp.Avg):
         s = ctx.ref("sum", column)
         mean = f"{s} / GREATEST({n}, 1)"
         if s in ctx.paired:  # centred: AVG = c + SUM(x - c) / COUNT(x)
             mean = f"{_num(ctx.center(s))} + {mean}"
-        text = clamped_sql(mean, lo, hi)
+        text = clamped_sql(ctx.share(mean), lo, hi)
     else:
         # Q = sum of (x - c)^2 and S = sum of (x - c), for c the middle the squares were taken
         # from: VAR = (Q - S^2 / n) / (n - 1), whatever c is
@@ -430,8 +439,15 @@ def _formula(node: exp.Expression, ctx: _Released) -> exp.Expression:
             f"GREATEST({n}, 1)" if isinstance(node, exp.VariancePop | exp.StddevPop) else f"GREATEST({n} - 1, 1)"
         )
         variance = clamped_sql(f"({s2} - {s} * {s} / GREATEST({n}, 1)) / {denominator}", 0, (hi - lo) ** 2 / 4)
-        text = variance if isinstance(node, exp.Variance | exp.VariancePop) else f"SQRT({variance})"
-    return exp.Paren(this=_parsed(text).copy())
+        text = variance if isinstance(node, exp.Variance | exp.VariancePop) else f"SQRT({ctx.share(variance)})"
+    return _value(text, ctx)
+
+
+def _value(text: str, ctx: _Released) -> exp.Expression:
+    """A released value's formula in the user's expression: its shared column, or the formula
+    itself (short ones)."""
+    name = ctx.share(text)
+    return exp.column(name) if name != text else exp.Paren(this=_parsed(text).copy())
 
 
 @functools.lru_cache(maxsize=1024)
@@ -512,8 +528,9 @@ def output_sql(
     for i, (_, expression, column) in enumerate(outputs):
         lo, hi = (None, None) if column.kind == "key" else _interval(expression, ctx, bias, round_to)
         # a suppressed cell has no interval (GREATEST and LEAST skip its NULLs and would make one up)
-        ends.append(f"CAST(CASE WHEN __suppressed THEN NULL ELSE {lo or 'NULL'} END AS DOUBLE) AS __lo_{i}")
-        ends.append(f"CAST(CASE WHEN __suppressed THEN NULL ELSE {hi or 'NULL'} END AS DOUBLE) AS __hi_{i}")
+        for side, end in (("lo", lo), ("hi", hi)):
+            end = "NULL" if end is None else f"CASE WHEN __suppressed THEN NULL ELSE {end} END"
+            ends.append(f"CAST({end} AS DOUBLE) AS __{side}_{i}")
     relation = "released"
     for level in products.levels(ctx.pieces):  # named parts of intervals, each computed once
         relation = f"(SELECT *, {', '.join(f'{sql} AS {name}' for name, sql in level)} FROM {relation} AS __p)"
@@ -575,21 +592,23 @@ def _aggregate_interval(
     facts = bias.columns.get(column) or intervals.ColumnFacts(tuple(float(b) for b in ctx.columns[column].bounds))
     if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile | exp.Min | exp.Max):
         q = ctx.by_id[ctx.ref("quantile", column, alpha=extremes.quantile_level(node))]
-        found = intervals.quantile_interval(value, q, ctx.by_id[ctx.ref("count", column)], alpha, facts)
+        n = ctx.by_id[ctx.ref("count", column)]
+        found = intervals.quantile_interval(value, q, n, alpha, facts, share=ctx.share)
         return extremes.extreme_interval(node, found, facts.bounds) if extremes.is_extreme(node) else found
     s = ctx.by_id[ctx.ref("sum", column)]
     count = ctx.paired.get(s.id) or ctx.needs.get(("count", column, 1, None))
     if isinstance(node, exp.Sum):
         width = _sum_width(s, ctx, alpha)
         raw = s.id if s.id not in ctx.paired else ctx.plain_sum(column)  # the interval of the unclipped sum
-        return intervals.sum_interval(raw, width, facts, count)
+        return intervals.sum_interval(ctx.share(raw), width, facts, count, share=ctx.share)
     n = ctx.by_id[ctx.ref("count", column)]
     if isinstance(node, exp.Avg):
-        return intervals.avg_interval(value, s, n, alpha, facts)
+        return intervals.avg_interval(value, s, n, alpha, facts, share=ctx.share)
     s2 = ctx.by_id[ctx.ref("sum", column, power=2)]
     sample = not isinstance(node, exp.VariancePop | exp.StddevPop)
+    width = _sum_width(s, ctx, alpha / 3)
     lo, hi = intervals.var_interval(
-        s2, ctx.plain_sum(column), _sum_width(s, ctx, alpha / 3), s2.shift, n, alpha, facts, sample=sample
+        s2, ctx.plain_sum(column), width, s2.shift, n, alpha, facts, sample=sample, share=ctx.share
     )
     if isinstance(node, exp.Variance | exp.VariancePop):
         return lo, hi

@@ -22,6 +22,7 @@ average inside its bounds when nothing is clamped), which is free post-processin
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlglot import exp
@@ -60,6 +61,11 @@ class Bias:
 
 
 Interval = tuple[str | None, str | None]  # SQL of the lower and upper end (None: unbounded)
+Share = Callable[[str], str]  # a complete expression used more than once -> what to write for it
+
+
+def _same(sql: str) -> str:
+    return sql
 
 
 def _w(p: Primitive, alpha: float, round_to: int = 1) -> float:
@@ -100,7 +106,7 @@ def count_interval(value: str, p: Primitive, alpha: float, rows: float, round_to
     return lo, at_least(hi, 0)
 
 
-def sum_interval(value: str, w: float, facts: ColumnFacts, count: str | None) -> Interval:
+def sum_interval(value: str, w: float, facts: ColumnFacts, count: str | None, *, share: Share = _same) -> Interval:
     a, b = facts.bounds
     lo, hi = f"({value} - {w!r})", f"({value} + {w!r})"
     d = facts.rows_left_out
@@ -121,19 +127,21 @@ def sum_interval(value: str, w: float, facts: ColumnFacts, count: str | None) ->
     # the released sum is clipped to the sign its bounds make certain (generate._formula), so its
     # interval reaches that side too, whatever the noise (wider, never narrower: still 95%)
     if a >= 0:
-        lo, hi = (lo if facts.below else at_least(lo, 0)), at_least(hi, 0)
+        lo, hi = (lo if facts.below else at_least(share(lo), 0)), at_least(share(hi), 0)
     elif b <= 0:
-        lo, hi = at_most(lo, 0), (hi if facts.above else at_most(hi, 0))
+        lo, hi = at_most(share(lo), 0), (hi if facts.above else at_most(share(hi), 0))
     return lo, hi
 
 
-def avg_interval(value: str, s: Primitive, n: Primitive, alpha: float, facts: ColumnFacts) -> Interval:
+def avg_interval(
+    value: str, s: Primitive, n: Primitive, alpha: float, facts: ColumnFacts, *, share: Share = _same
+) -> Interval:
     """Union bound over the noisy (centred) sum and count: with v = sum / count the released
     mean's deviation from the centre, |error| <= (w_sum + |v| w_count) / (count - w_count)."""
     a, b = facts.bounds
     ws, wn = _w(s, alpha / 2), _w(n, alpha / 2)
     deviation = f"ABS({s.id} / GREATEST({n.id}, 1))"
-    width = f"LEAST(({ws!r} + {deviation} * {wn!r}) / GREATEST({n.id} - {wn!r}, 1), {_num(b - a)})"
+    width = share(f"LEAST(({ws!r} + {deviation} * {wn!r}) / GREATEST({n.id} - {wn!r}, 1), {_num(b - a)})")
     lo, hi = f"({value} - {width})", f"({value} + {width})"
     if facts.rows_left_out > 0:
         shift = facts.rows_left_out * 2 * (facts.spread if facts.spread is not None else (b - a) / 2)
@@ -144,7 +152,7 @@ def avg_interval(value: str, s: Primitive, n: Primitive, alpha: float, facts: Co
         hi = f"({hi} + {facts.above * facts.above_excess!r})"
     if facts.below:
         lo = f"({lo} - {facts.below * facts.below_excess!r})"
-    return at_least(lo, repr(lo_clip)), at_most(hi, repr(hi_clip))
+    return at_least(share(lo), repr(lo_clip)), at_most(share(hi), repr(hi_clip))
 
 
 def var_interval(
@@ -157,17 +165,18 @@ def var_interval(
     facts: ColumnFacts,
     *,
     sample: bool,
+    share: Share = _same,
 ) -> Interval:
     """VAR = (Q - S^2 / n) / (n - 1) with Q the sum of squared deviations from `center` and
     S = sum - center x count, each noisy: interval arithmetic over the three at alpha/3."""
     a, b = facts.bounds
     w2, wn = _w(s2, alpha / 3), _w(n, alpha / 3)
     w1 = s1_width + abs(center) * wn
-    s1c = f"({s1_plain} - {center!r} * {n.id})"
-    s_lo, s_hi = f"({s1c} - {w1!r})", f"({s1c} + {w1!r})"
+    s1c = share(f"({s1_plain} - {center!r} * {n.id})")
+    s_lo, s_hi = share(f"({s1c} - {w1!r})"), share(f"({s1c} + {w1!r})")
     max_sq = f"GREATEST({s_lo} * {s_lo}, {s_hi} * {s_hi})"
     min_sq = f"CASE WHEN {s_lo} <= 0 AND {s_hi} >= 0 THEN 0 ELSE LEAST({s_lo} * {s_lo}, {s_hi} * {s_hi}) END"
-    n_lo, n_hi = f"GREATEST({n.id} - {wn!r}, 1)", f"GREATEST({n.id} + {wn!r}, 1)"
+    n_lo, n_hi = share(f"GREATEST({n.id} - {wn!r}, 1)"), share(f"GREATEST({n.id} + {wn!r}, 1)")
     num_lo = f"GREATEST(({s2.id} - {w2!r}) - {max_sq} / {n_lo}, 0)"
     num_hi = f"GREATEST(({s2.id} + {w2!r}) - {min_sq} / {n_hi}, 0)"
     shift = 1 if sample else 0
@@ -181,10 +190,12 @@ def var_interval(
         extra = facts.above * (facts.above_excess + (b - a)) ** 2 + facts.below * (facts.below_excess + (b - a)) ** 2
         hi = f"({hi} + {extra!r})"
         top = math.inf
-    return at_least(lo, 0), (at_most(hi, repr(top)) if math.isfinite(top) else hi)
+    return at_least(share(lo), 0), (at_most(share(hi), repr(top)) if math.isfinite(top) else hi)
 
 
-def quantile_interval(value: str, q: Primitive, n: Primitive, alpha: float, facts: ColumnFacts) -> Interval:
+def quantile_interval(
+    value: str, q: Primitive, n: Primitive, alpha: float, facts: ColumnFacts, *, share: Share = _same
+) -> Interval:
     """The exponential mechanism's rank error t (records, at alpha/2), plus the rows bounding
     leaves out, as a share of the noisy count (at alpha/2), over the density near the value."""
     a, b = facts.bounds
@@ -192,16 +203,16 @@ def quantile_interval(value: str, q: Primitive, n: Primitive, alpha: float, fact
         return _num(a), _num(b)
     t = privacy.quantile_rank_error(q.scale, q.candidates, alpha / 2, quantile=q.alpha)
     wn = _w(n, alpha / 2)
-    share = f"({t!r} / GREATEST({n.id} - {wn!r}, 1) + {facts.rows_left_out!r})"
+    rank_share = f"({t!r} / GREATEST({n.id} - {wn!r}, 1) + {facts.rows_left_out!r})"
     density = "CASE " + " ".join(f"WHEN {value} <= {edge!r} THEN {f!r}" for edge, f in facts.density[:-1])
     density += f" ELSE {facts.density[-1][1]!r} END"
-    delta = f"({share} / GREATEST({density}, 1e-300) + {q.step / 2!r})"
+    delta = share(f"({rank_share} / GREATEST({density}, 1e-300) + {q.step / 2!r})")
     lo_clip = a if not facts.below else -math.inf
     hi_clip = b if not facts.above else math.inf
     lo = f"({value} - {delta})"
     hi = f"({value} + {delta})"
-    lo = at_least(lo, repr(lo_clip)) if math.isfinite(lo_clip) else f"({lo} - {facts.below_excess!r})"
-    hi = at_most(hi, repr(hi_clip)) if math.isfinite(hi_clip) else f"({hi} + {facts.above_excess!r})"
+    lo = at_least(share(lo), repr(lo_clip)) if math.isfinite(lo_clip) else f"({lo} - {facts.below_excess!r})"
+    hi = at_most(share(hi), repr(hi_clip)) if math.isfinite(hi_clip) else f"({hi} + {facts.above_excess!r})"
     return lo, hi
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sandbox.compiler import Plan, compile_query
 from sandbox.compiler.dialects import backend_of
 from sandbox.engine.backend import BackendChoice, SparkOptions
-from sandbox.engine.execute import run_plan, run_spark_plan
+from sandbox.engine.execute import from_worker, release_plan, release_spark_plan
 from sandbox.engine.release import Release
 from sandbox.engine.worker import WorkerLimits, WorkerPool
 from sandbox.errors import QueryFailed, SQLRejected
@@ -59,9 +59,9 @@ class Engine:
         if self.backend_of(plan) == "spark":
             output = self._execute_spark(plan)
         else:
-            output = self.pool.run(run_plan, plan, plan.attach, warm=True)
-        notes = tuple(output.get("notes", ()))
-        return Release.from_worker(plan, output["table"], time.perf_counter() - start, notes)
+            output = self.pool.run(release_plan, plan, plan.attach, warm=True)
+        table, notes = from_worker(output), tuple(output.get("notes", ()))
+        return Release.from_worker(plan, table, time.perf_counter() - start, notes)
 
     def backend_of(self, plan: Plan) -> str:
         """The backend of the plan's datasets (a query reads datasets of one backend only)."""
@@ -86,7 +86,7 @@ class Engine:
         except SQLRejected as refusal:  # a plan compiled for another catalog: nothing read, nothing charged
             raise QueryFailed(refusal.message, data_touched=False) from None
         job = SparkJob(self._spark_options(), statements)
-        return self.pool.run(run_spark_plan, (plan, job), {}, warm=True)
+        return self.pool.run(release_spark_plan, (plan, job), {}, warm=True)
 
     def _spark_options(self) -> SparkOptions:
         if self.backends.spark is None:

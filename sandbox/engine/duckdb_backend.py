@@ -15,11 +15,10 @@ import duckdb
 
 from sandbox.compiler.plan import Plan
 from sandbox.engine.backend import Exact
+from sandbox.engine.statements import select_statement
 from sandbox.errors import QueryFailed
 
 __all__ = ["DuckDBBackend", "check_statements"]
-
-_CHECKED: set[str] = set()  # statements this process has parsed and found to be one SELECT each
 
 
 class DuckDBBackend:
@@ -32,9 +31,11 @@ class DuckDBBackend:
         check_statements(self.con, plan)
         aggregate = None
         if plan.needs_aggregate:
-            cursor = self.con.execute(plan.aggregate_sql)
+            cursor = self.con.execute(select_statement(self.con, plan.aggregate_sql))
             aggregate = ([d[0] for d in cursor.description], cursor.fetchall())
-        histograms = {pid: self.con.execute(sql).fetchall() for pid, sql in plan.histogram_sql.items()}
+        histograms = {
+            pid: self.con.execute(select_statement(self.con, sql)).fetchall() for pid, sql in plan.histogram_sql.items()
+        }
         return Exact.from_rows(plan, aggregate, histograms)
 
 
@@ -46,18 +47,7 @@ def check_statements(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
     failure keeps the charge, because whether it happens may depend on the data."""
     try:
         for sql in (plan.aggregate_sql, *plan.histogram_sql.values(), plan.output_sql):
-            if sql in _CHECKED:
-                continue
-            statements = con.extract_statements(sql)
-            if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-                raise QueryFailed(
-                    "The compiled plan holds something other than one SELECT per statement, which the engine "
-                    "never runs. Nothing was read and nothing is charged. Report this to the operators.",
-                    data_touched=False,
-                )
-            if len(_CHECKED) >= 4096:
-                _CHECKED.clear()
-            _CHECKED.add(sql)
+            select_statement(con, sql)  # parsed once per process (statements.py), and kept for the run
     except duckdb.ParserException:
         raise QueryFailed(
             "The compiled query is too deeply nested for the engine (DuckDB parses at most 1000 "
