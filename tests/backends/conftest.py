@@ -37,15 +37,21 @@ def spark_session(spark_options: SparkOptions) -> Iterator[Any]:
     session.stop()
 
 
-def spark_exact(session: Any, options: SparkOptions, catalog: Catalog, plan: Plan) -> Exact:
-    """The plan's exact aggregates from Spark, as the worker computes them."""
+def spark_job(options: SparkOptions, catalog: Catalog, plan: Plan) -> SparkJob:
+    """The plan's statements rendered for Spark, as the calling process renders them (raises
+    SQLRejected where Spark cannot give DuckDB's meaning)."""
     datasets = {name: catalog.get(name) for name in plan.attach}
     statements = render_spark(
         plan,
         {name: dataset_schema(d) for name, d in datasets.items()},
         {name: str(d.artefact_path) for name, d in datasets.items()},
     )
-    return SparkBackend(session).exact(plan, SparkJob(options, statements))
+    return SparkJob(options, statements)
+
+
+def spark_exact(session: Any, options: SparkOptions, catalog: Catalog, plan: Plan) -> Exact:
+    """The plan's exact aggregates from Spark, as the worker computes them."""
+    return SparkBackend(session).exact(plan, spark_job(options, catalog, plan))
 
 
 def duckdb_exact(con: Any, plan: Plan) -> Exact:
