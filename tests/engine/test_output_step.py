@@ -3,14 +3,13 @@ running it bound once, releases exactly what the SQL written out in place releas
 
 For every accepted query of the compiler's fixtures, the noisy table a real release handed to the
 output step is kept, and the output SQL runs on it twice: as compiled (shared parts computed once,
-`generate._Released.share`; run by `noise.run_output`) and written out in place (sharing turned
+`generate._Released.share`; run by `noise.run_output_in_duckdb`) and written out in place (sharing turned
 off, run through DuckDB's relation as before). The tables must be equal, schema and every value,
 also on the same noisy table with its values moved to the edges (0, negative, huge, a suppressed
-row), where the clipping cases of the intervals take over."""
+row), where the clipping cases of the intervals take over. (That the output step in Python
+releases what DuckDB does: test_output_evaluator.py.)"""
 
 from __future__ import annotations
-
-import math
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,9 +21,9 @@ from sandbox.engine.execute import run_plan
 from sandbox.engine.lockdown import WorkerLimits, open_locked_connection
 from sandbox.engine.worker import post_connection
 from tests.compiler.cases import load_cases
+from tests.support.output import at_edges, same_table
 
 ACCEPTED = load_cases("accepted.sql") + load_cases("joins_accepted.sql") + load_cases("typed_accepted.sql")
-EDGES = (0.0, -3.0, 1e12, 7.0, -1e9, 2.5)
 
 
 def _released(plan, monkeypatch) -> pa.Table:
@@ -46,22 +45,6 @@ def _released(plan, monkeypatch) -> pa.Table:
     return seen[0]
 
 
-def _at_edges(released: pa.Table, primitives: list[str]) -> pa.Table:
-    """The same groups with every noisy value moved to an edge case, the last group suppressed."""
-    n = released.num_rows
-    if n == 0:
-        return released
-    suppressed = [False] * (n - 1) + [True]
-    for pid in primitives:
-        column = released.column(pid)
-        values = [None if s else EDGES[(i + len(pid)) % len(EDGES)] for i, s in enumerate(suppressed)]
-        released = released.set_column(
-            released.schema.get_field_index(pid), pid, pa.array(values).cast(column.type, safe=False)
-        )
-    index = released.schema.get_field_index("__suppressed")
-    return released.set_column(index, "__suppressed", pa.array(suppressed))
-
-
 def _before(sql: str, released: pa.Table) -> pa.Table:
     """The output step as it ran before: DuckDB's relation over the registered noisy table."""
     post = post_connection()
@@ -72,30 +55,16 @@ def _before(sql: str, released: pa.Table) -> pa.Table:
         post.unregister("released")
 
 
-def _same(a: pa.Table, b: pa.Table) -> bool:
-    if a.schema != b.schema or a.num_rows != b.num_rows:
-        return False
-    for x, y in zip(a.columns, b.columns, strict=True):
-        for u, v in zip(x.to_pylist(), y.to_pylist(), strict=True):
-            if isinstance(u, float) and isinstance(v, float) and math.isnan(u) and math.isnan(v):
-                continue
-            if u != v or type(u) is not type(v):
-                return False
-            if isinstance(u, float) and math.copysign(1, u) != math.copysign(1, v):  # -0.0 is not 0.0 here
-                return False
-    return True
-
-
 @pytest.mark.parametrize("case", ACCEPTED, ids=[c.title for c in ACCEPTED])
 def test_shared_output_sql_releases_what_the_written_out_sql_did(case, demo_catalog, monkeypatch) -> None:
     plan = compile_query(case.sql, demo_catalog, epsilon=1.0)
     written_out = _written_out(case.sql, demo_catalog, monkeypatch)
     released = _released(plan, monkeypatch)
     post = post_connection()
-    for table in (released, _at_edges(released, [p.id for p in plan.primitives])):
-        after = noise.run_output(post, plan.output_sql, table)
+    for table in (released, at_edges(released, [p.id for p in plan.primitives])):
+        after = noise.run_output_in_duckdb(post, plan.output_sql, table)
         before = _before(written_out, table)
-        assert _same(after, before), (case.title, after.to_pylist(), before.to_pylist())
+        assert same_table(after, before), (case.title, after.to_pylist(), before.to_pylist())
         assert pc.sum(pc.is_null(after.column("__suppressed"))).as_py() == 0
 
 
