@@ -9,7 +9,9 @@ accepts runs, as the worker runs it, on adversarial data registered for the same
    independently by sqlglot's optimizer), and they are the plan's scope, which the service
    checks against the agreement;
 3. removing one unit from the whole domain moves every exact primitive by at most its
-   declared sensitivity (every query over a dataset with max_rows > 1, fused or not).
+   declared sensitivity (every query over a dataset with max_rows > 1, fused or not);
+4. its output step releases the same table evaluated in Python (engine/output_evaluator.py)
+   as in DuckDB, on the noisy table the release had and on the same moved to edge values.
 
 `make test` runs FUZZ_EXAMPLES=2000 generated queries (the default: a regression net that keeps
 the suite short, with the broken controls below caught within a few hundred); `make fuzz` runs a long
@@ -25,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import duckdb
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
@@ -37,6 +40,7 @@ from sandbox.compiler.plan import Plan
 from sandbox.compiler.render import Renderer
 from sandbox.compiler.scope import Bound, Scope
 from sandbox.compiler.types import BIGINT, Typed
+from sandbox.engine import noise, output_evaluator
 from sandbox.engine.execute import run_plan
 from sandbox.engine.lockdown import open_locked_connection
 from sandbox.engine.worker import Limits
@@ -46,6 +50,7 @@ from tests.fuzz.data import build_catalog
 from tests.fuzz.grammar import Schema, queries
 from tests.fuzz.references import references
 from tests.support.exact import with_totals
+from tests.support.output import at_edges, check_both_ways
 
 pytestmark = pytest.mark.fuzz
 
@@ -54,6 +59,7 @@ MIN_ACCEPTED = int(os.environ.get("FUZZ_MIN_ACCEPTED", "0"))
 PROGRESS_EVERY = 1000  # accepted queries between progress reports (FUZZ_REPORT)
 NEIGHBOURS_PER_QUERY = int(os.environ.get("FUZZ_NEIGHBOURS", "1"))  # units removed per query
 REFUSALS = (SQLRejected, BudgetExceeded, InvalidParameter)
+EVALUATED = "output steps evaluated in Python, equal to DuckDB's"
 
 
 @dataclass
@@ -116,7 +122,7 @@ def check_query(world: World, data: st.DataObject) -> None:
         return
     world.tally["accepted"] += 1
     try:
-        run_plan(world.locked, plan)
+        released = _run_keeping_the_noisy_table(world, plan)
     except Exception as err:  # noqa: BLE001 - any failure is the finding
         world.tally["run-time failures"] += 1
         pytest.fail(
@@ -124,6 +130,7 @@ def check_query(world: World, data: st.DataObject) -> None:
             f"generated: {plan.aggregate_sql}\n{plan.histogram_sql}"
         )
     _check_scope(world, plan, sql)
+    _check_output_step(world, plan, released)
     if _multi_row(world, plan):
         world.tally["neighbour checks"] += _check_neighbours(world, plan, sql, data)
     if world.tally["accepted"] % PROGRESS_EVERY == 0:  # a long campaign shows how far it got
@@ -134,6 +141,7 @@ def test_campaign_size(world: World) -> None:
     """The campaign ran what it was asked to (runs after the fuzzing test in this module)."""
     assert world.tally["generated"] >= EXAMPLES
     assert world.tally["accepted"] >= max(MIN_ACCEPTED, EXAMPLES // 2), world.tally
+    assert world.tally[EVALUATED] >= world.tally["accepted"] // 2, world.tally  # property 4 is not vacuous
 
 
 def _unguarded_cast(self, node):
@@ -150,8 +158,10 @@ def _outer_reads_only(self):
     return found
 
 
+_TAG = output_evaluator._tag
 BROKEN = {
     "CAST without TRY": (Renderer, "_cast", _unguarded_cast),
+    "BIGINT evaluated as DOUBLE": (output_evaluator, "_tag", lambda t: "d" if pa.types.is_int64(t) else _TAG(t)),
     "no overflow guard": (typecheck, "_integer_result", lambda tc, node, r: Typed(BIGINT, None)),
     "scope ignores pre-aggregations": (Bound, "reads", _outer_reads_only),
     "sensitivity of one row": (Scope, "max_rows", property(lambda self: 1)),
@@ -181,6 +191,30 @@ def test_broken_controls_are_caught(world: World, control: str, monkeypatch: pyt
     with pytest.raises((AssertionError, pytest.fail.Exception)):
         campaign()
     world.tally[f"control caught after: {control}"] = shadow.tally["generated"]
+
+
+# -- property 4 ----------------------------------------------------------------------------
+def _run_keeping_the_noisy_table(world: World, plan: Plan) -> pa.Table:
+    """Run the plan as the worker does; the noisy table its output step was given."""
+    seen: list[pa.Table] = []
+    real = noise.run_output
+
+    def keep(post, sql, released):
+        seen.append(released)
+        return real(post, sql, released)
+
+    noise.run_output = keep
+    try:
+        run_plan(world.locked, plan)
+    finally:
+        noise.run_output = real
+    return seen[0]
+
+
+def _check_output_step(world: World, plan: Plan, released: pa.Table) -> None:
+    for table in (released, at_edges(released, [p.id for p in plan.primitives])):
+        if check_both_ways(plan.output_sql, table):
+            world.tally[EVALUATED] += 1
 
 
 # -- property 2 ----------------------------------------------------------------------------
@@ -297,6 +331,7 @@ def _report(world: World, final: bool = True) -> None:
         f"(run-time failures: {world.tally['run-time failures']})",
         f"refused at compile time: {world.tally['refused']}",
         f"neighbour checks (unit removed, every primitive within its sensitivity): {world.tally['neighbour checks']}",
+        f"{EVALUATED} (real and edge-value noisy tables): {world.tally[EVALUATED]}",
         "refusals by rule: " + ", ".join(f"{k} {v}" for k, v in world.rules.most_common()),
         *(
             f"broken {k.removeprefix('control caught after: ')}: caught after {v} queries"
