@@ -8,6 +8,7 @@ OpenDP proves; ``coverage_probability`` is the exact closed form, used by tests 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import opendp.prelude as dp
 
@@ -25,6 +26,13 @@ def half_width(scale: float, alpha: float = 0.05) -> float:
     alpha = _check_alpha(alpha)
     if scale == 0.0:
         return 0.0
+    return _accuracy(scale, alpha)
+
+
+@lru_cache(maxsize=4096)
+def _accuracy(scale: float, alpha: float) -> float:
+    """OpenDP's accuracy, kept: compiling asks it a few times a query for few distinct scales,
+    at some 80 microseconds a call."""
     return float(dp.discrete_laplacian_scale_to_accuracy(scale, alpha))
 
 
