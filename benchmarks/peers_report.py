@@ -108,7 +108,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"{meta['threads']} threads, memory_limit {meta['engine_memory_limit_mb']} MB (4,096 MB from 10M rows); "
         f"epsilon {meta['epsilon']} "
         f"per query (delta {meta['delta_private_keys']:g} for private keys); {meta['runs']} timed runs per system "
-        f"after {meta['warmup']} warm-up round(s) (peers: no warm-up); load average before/after: "
+        f"after {meta['warmup']} warm-up round(s) (peers: no warm-up), each after {meta.get('settle_seconds', 0):g} s "
+        "idle; load average before/after: "
         f"{', '.join(f'{x:.1f}' for x in meta['load_average_before'])} / "
         f"{', '.join(f'{x:.1f}' for x in meta.get('load_average_after', ()))}.",
         "",
