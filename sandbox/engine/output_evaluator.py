@@ -14,10 +14,11 @@ DuckDB's meaning, as the tests pin it: types as DuckDB gives them (a number with
 DECIMAL of as many digits as are written, a BIGINT beside it makes DECIMAL arithmetic, `/` is
 always DOUBLE division); doubles are IEEE (x/0 is ±inf, 0/0 and SQRT(-1) are NaN, overflow is
 inf); NaN equals NaN and is greater than every other double; a DECIMAL becomes the nearest double;
-GREATEST and LEAST skip NULLs; AND/OR/NOT are three-valued. A BIGINT or DECIMAL out of range
-(an error in DuckDB) hands the step to DuckDB, which fails or not as it does alone. Text, dates,
-ORDER BY and LIMIT (the order of ties is DuckDB's), DECIMAL multiplication and every function not
-listed in _HANDLERS are not evaluated: such an output step is DuckDB's.
+GREATEST and LEAST skip NULLs; AND/OR/NOT are three-valued; ORDER BY puts NULLs last either way
+and VARCHAR in byte order. A BIGINT or DECIMAL out of range (an error in DuckDB) or equal sort
+keys (an order DuckDB chooses) hand the step to DuckDB at run time. Text and date expressions,
+DECIMAL multiplication, ORDER BY an ordinal and every function not in _HANDLERS are not
+evaluated: such an output step is DuckDB's. Other key types (dates, ...) pass through as they are.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ Compiled = tuple[str, Callable[[Env, int], Column]]  # (type tag, column-wise ev
 
 # Type tags: "d" DOUBLE, "i" BIGINT (an input column), "x:w:s" DECIMAL(w, s), "b" BOOLEAN, "n" the
 # NULL literal, "il" an integer literal, "s" a VARCHAR input column (passed through, or a sort
-# key), "o" any other input column (passed through only)
+# key), "o" any other input column (passed through only), "u" one that DuckDB returns changed
 
 
 class Unsupported(Exception):
@@ -75,8 +76,12 @@ class Program:
             env = {**env, **{name: fn(env, n) for name, (_, fn) in level}}
         outputs = {name: item if isinstance(item, str) else item[1](env, n) for name, item in self.items}
         for name, value in outputs.items():  # what WHERE and ORDER BY may name
-            if name not in env:
-                env[name] = env[value] if isinstance(value, str) else value
+            if name in env:
+                continue
+            if not isinstance(value, str):
+                env[name] = value
+            elif value in env:  # not an "o" column, which nothing may name (_with_outputs)
+                env[name] = env[value]
         rows = self._rows(env, n)
         arrays = []
         for name, item in self.items:
@@ -140,12 +145,16 @@ def _tag(type_: pa.DataType) -> str:
         return "i"
     if pa.types.is_boolean(type_):
         return "b"
+    if pa.types.is_timestamp(type_) and type_.tz is not None:
+        return "u"  # DuckDB gives the zone back under another name (UTC -> Etc/UTC)
     return "o"
 
 
 def _compile(select: exp.Expression, inputs: dict[str, str]) -> Program:
     if not isinstance(select, exp.Select) or any(select.args.get(k) for k in _NOT_EVALUATED):
         raise Unsupported(select.key)
+    if "u" in inputs.values():
+        raise Unsupported("an input column DuckDB would not pass through unchanged")
     levels: list[list[tuple[str, Compiled]]] = []
     types = _relation(_source(select), inputs, levels)
     items: list[tuple[str, Compiled | str]] = []
