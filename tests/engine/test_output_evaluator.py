@@ -108,6 +108,7 @@ def _conditions(numbers: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 
 
 EXPRESSIONS = st.recursive(st.sampled_from(["a", "b", "k", *LITERALS]), _numbers, max_leaves=8)
+CONDITIONS = _conditions(EXPRESSIONS)
 TABLES = st.integers(1, 6).flatmap(
     lambda n: st.tuples(
         st.lists(st.sampled_from(DOUBLES), min_size=n, max_size=n),
@@ -133,8 +134,9 @@ def _outcome(run, sql: str, released: pa.Table) -> pa.Table | type:
         return type(error)
 
 
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")  # derandomize seeds from the strategies' repr
 @settings(max_examples=600, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
-@given(expression=EXPRESSIONS, condition=_conditions(EXPRESSIONS), columns=TABLES, ending=st.sampled_from(ENDINGS))
+@given(expression=EXPRESSIONS, condition=CONDITIONS, columns=TABLES, ending=st.sampled_from(ENDINGS))
 def test_random_expressions_mean_what_they_mean_in_duckdb(expression, condition, columns, ending) -> None:
     a, b, k, s = columns
     released = pa.table(
