@@ -341,10 +341,17 @@ def _exp(node: exp.Exp, bound: Bound) -> Range:
     a = derive(node.this, bound)
     if a.empty:
         return a
+    lo, hi = _exp_or_inf(a.lo), _exp_or_inf(a.hi)
+    return _clean(lo, hi, a.why if math.isfinite(hi) or not math.isfinite(a.hi) else "EXP of a large value overflows")
+
+
+def _exp_or_inf(x: float) -> float:
+    """e^x as DuckDB computes it: infinity past the largest double (not Python's OverflowError,
+    which once escaped the compiler for EXP of a constant above 709, both ends overflowing)."""
     try:
-        return _clean(math.exp(a.lo) if a.lo > -INF else 0.0, math.exp(a.hi), a.why)
+        return math.exp(x)
     except OverflowError:
-        return _clean(math.exp(a.lo) if a.lo > -INF else 0.0, INF, "EXP of a large value overflows")
+        return INF
 
 
 def _ln(node: exp.Ln, bound: Bound) -> Range:

@@ -202,6 +202,10 @@ SELECT AVG(TRY_CAST(district AS DOUBLE)) FROM residents;
 -- rule: aggregates
 -- expect: no bounds the sandbox can derive
 SELECT SUM(LENGTH(district)) FROM residents;
+-- title: EXP of a constant beyond the largest double (found by the backend fuzzer: an internal OverflowError)
+-- rule: aggregates
+-- expect: EXP of a large value overflows
+SELECT SUM(EXP(36266.345)) FROM residents;
 -- title: a clamp on one side only leaves the other unbounded
 -- rule: aggregates
 -- expect: no public bounds
