@@ -278,3 +278,18 @@ def test_what_a_review_found_is_duckdbs_or_equal(case: str) -> None:
     released = pa.table(columns)
     ours, duckdbs = _outcome(noise.run_output, sql, released), _outcome(noise.run_output_in_duckdb, sql, released)
     assert ours == duckdbs if isinstance(duckdbs, type) else same_table(ours, duckdbs), (ours, duckdbs)
+
+
+def test_a_query_is_released_in_python_from_its_second_release(monkeypatch) -> None:
+    """A fresh query's output step runs in DuckDB (faster than sqlglot's parse for long SQL);
+    the same SQL released again runs in Python; SQL past MAX_LENGTH always in DuckDB."""
+    in_duckdb: list[str] = []
+    real = noise.run_output_in_duckdb
+    monkeypatch.setattr(noise, "run_output_in_duckdb", lambda post, sql, t: in_duckdb.append(sql) or real(post, sql, t))
+    released = pa.table({"p0": [1.0, 2.0], "__suppressed": [False, False]})
+    fresh = f"SELECT p0 + {random.random()!r} AS v, __suppressed FROM released"
+    long = f"SELECT p0 + 1.5 AS v, __suppressed FROM released WHERE {' OR '.join(['p0 > 0'] * 900)}"
+    assert len(long) > output_evaluator.MAX_LENGTH
+    results = [noise.run_output(post_connection(), sql, released) for sql in (fresh, fresh, fresh, long, long)]
+    assert in_duckdb == [fresh, long, long]
+    assert same_table(results[0], results[1]) and same_table(results[3], results[4])
