@@ -84,7 +84,7 @@ def run_output(post: duckdb.DuckDBPyConnection, sql: str, released: pa.Table) ->
     if program is not None:
         try:
             return program(released)
-        except output_evaluator.Fallback:  # overflow or equal sort keys: DuckDB's to decide
+        except (output_evaluator.Fallback, RecursionError):  # overflow, equal sort keys, deep nesting
             pass
     return run_output_in_duckdb(post, sql, released)
 

@@ -152,8 +152,8 @@ def program(sql: str, schema: pa.Schema) -> Program | None:
 def _program(sql: str, inputs: tuple[tuple[str, str], ...]) -> Program | None:
     try:
         return _compile(sqlglot.parse_one(sql, read="duckdb"), dict(inputs))
-    except (Unsupported, sqlglot.errors.SqlglotError):
-        return None
+    except (Unsupported, sqlglot.errors.SqlglotError, RecursionError):  # sqlglot's parser recurses
+        return None  # some 20 frames a nesting level: 50 nested parentheses are too deep for it
 
 
 def _tag(type_: pa.DataType) -> str:

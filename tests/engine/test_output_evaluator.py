@@ -293,3 +293,18 @@ def test_a_query_is_released_in_python_from_its_second_release(monkeypatch) -> N
     results = [noise.run_output(post_connection(), sql, released) for sql in (fresh, fresh, fresh, long, long)]
     assert in_duckdb == [fresh, long, long]
     assert same_table(results[0], results[1]) and same_table(results[3], results[4])
+
+
+@pytest.mark.parametrize("depth", [50, 400])
+def test_deeply_nested_output_sql_is_duckdbs(depth: int) -> None:
+    """sqlglot's parser recurses some 20 frames a nesting level, and 50 levels exceed Python's
+    limit (found by review: a RecursionError would have failed the release)."""
+    released = pa.table({"p0": [1.0, 2.0], "__suppressed": [False, False]})
+    expression = "p0"
+    for _ in range(depth):
+        expression = f"({expression} + 1.5)"
+    sql = f"SELECT {expression} AS v, __suppressed FROM released"
+    assert output_evaluator.program(sql, released.schema) is None
+    expected = noise.run_output_in_duckdb(post_connection(), sql, released)
+    for _ in range(2):  # the second release would be Python's
+        assert same_table(noise.run_output(post_connection(), sql, released), expected)
