@@ -19,11 +19,9 @@ from hypothesis import strategies as st
 
 from sandbox.compiler import compile_query
 from sandbox.engine import noise, output_evaluator
-from sandbox.engine.execute import run_plan
-from sandbox.engine.lockdown import WorkerLimits, open_locked_connection
 from sandbox.engine.worker import post_connection
 from tests.compiler.cases import load_cases
-from tests.support.output import at_edges, check_both_ways, same_table
+from tests.support.output import at_edges, check_both_ways, noisy_table, same_table
 
 ACCEPTED = load_cases("accepted.sql") + load_cases("joins_accepted.sql") + load_cases("typed_accepted.sql")
 
@@ -31,27 +29,8 @@ ACCEPTED = load_cases("accepted.sql") + load_cases("joins_accepted.sql") + load_
 @pytest.fixture(scope="module")
 def releases(demo_catalog) -> dict[str, tuple]:
     """title -> (plan, the noisy table one real release handed to its output step)."""
-    seen: list[pa.Table] = []
-    real = noise.run_output
-
-    def keep(post, sql, released):
-        seen.append(released)
-        return real(post, sql, released)
-
-    noise.run_output = keep
-    try:
-        found = {}
-        for case in ACCEPTED:
-            plan = compile_query(case.sql, demo_catalog, epsilon=1.0)
-            con = open_locked_connection(plan.attach, WorkerLimits())
-            try:
-                run_plan(con, plan)
-            finally:
-                con.close()
-            found[case.title] = (plan, seen.pop())
-        return found
-    finally:
-        noise.run_output = real
+    plans = {case.title: compile_query(case.sql, demo_catalog, epsilon=1.0) for case in ACCEPTED}
+    return {title: (plan, noisy_table(plan)) for title, plan in plans.items()}
 
 
 @pytest.mark.parametrize("case", ACCEPTED, ids=[c.title for c in ACCEPTED])

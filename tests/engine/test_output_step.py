@@ -17,32 +17,11 @@ import pytest
 
 from sandbox.compiler import compile_query, generate
 from sandbox.engine import noise
-from sandbox.engine.execute import run_plan
-from sandbox.engine.lockdown import WorkerLimits, open_locked_connection
 from sandbox.engine.worker import post_connection
 from tests.compiler.cases import load_cases
-from tests.support.output import at_edges, same_table
+from tests.support.output import at_edges, noisy_table, same_table
 
 ACCEPTED = load_cases("accepted.sql") + load_cases("joins_accepted.sql") + load_cases("typed_accepted.sql")
-
-
-def _released(plan, monkeypatch) -> pa.Table:
-    """The noisy table one real release of `plan` handed to its output step."""
-    seen: list[pa.Table] = []
-    real = noise.run_output
-
-    def keep(post, sql, released):
-        seen.append(released)
-        return real(post, sql, released)
-
-    monkeypatch.setattr(noise, "run_output", keep)
-    con = open_locked_connection(plan.attach, WorkerLimits())
-    try:
-        run_plan(con, plan)
-    finally:
-        con.close()
-        monkeypatch.setattr(noise, "run_output", real)
-    return seen[0]
 
 
 def _before(sql: str, released: pa.Table) -> pa.Table:
@@ -59,7 +38,7 @@ def _before(sql: str, released: pa.Table) -> pa.Table:
 def test_shared_output_sql_releases_what_the_written_out_sql_did(case, demo_catalog, monkeypatch) -> None:
     plan = compile_query(case.sql, demo_catalog, epsilon=1.0)
     written_out = _written_out(case.sql, demo_catalog, monkeypatch)
-    released = _released(plan, monkeypatch)
+    released = noisy_table(plan)
     post = post_connection()
     for table in (released, at_edges(released, [p.id for p in plan.primitives])):
         after = noise.run_output_in_duckdb(post, plan.output_sql, table)

@@ -40,8 +40,7 @@ from sandbox.compiler.plan import Plan
 from sandbox.compiler.render import Renderer
 from sandbox.compiler.scope import Bound, Scope
 from sandbox.compiler.types import BIGINT, Typed
-from sandbox.engine import noise, output_evaluator
-from sandbox.engine.execute import run_plan
+from sandbox.engine import output_evaluator
 from sandbox.engine.lockdown import open_locked_connection
 from sandbox.engine.worker import Limits
 from sandbox.errors import BudgetExceeded, InvalidParameter, SQLRejected
@@ -50,7 +49,7 @@ from tests.fuzz.data import build_catalog
 from tests.fuzz.grammar import Schema, queries
 from tests.fuzz.references import references
 from tests.support.exact import with_totals
-from tests.support.output import at_edges, check_both_ways
+from tests.support.output import at_edges, check_both_ways, noisy_table
 
 pytestmark = pytest.mark.fuzz
 
@@ -122,7 +121,7 @@ def check_query(world: World, data: st.DataObject) -> None:
         return
     world.tally["accepted"] += 1
     try:
-        released = _run_keeping_the_noisy_table(world, plan)
+        released = noisy_table(plan, world.locked)
     except Exception as err:  # noqa: BLE001 - any failure is the finding
         world.tally["run-time failures"] += 1
         pytest.fail(
@@ -194,23 +193,6 @@ def test_broken_controls_are_caught(world: World, control: str, monkeypatch: pyt
 
 
 # -- property 4 ----------------------------------------------------------------------------
-def _run_keeping_the_noisy_table(world: World, plan: Plan) -> pa.Table:
-    """Run the plan as the worker does; the noisy table its output step was given."""
-    seen: list[pa.Table] = []
-    real = noise.run_output
-
-    def keep(post, sql, released):
-        seen.append(released)
-        return real(post, sql, released)
-
-    noise.run_output = keep
-    try:
-        run_plan(world.locked, plan)
-    finally:
-        noise.run_output = real
-    return seen[0]
-
-
 def _check_output_step(world: World, plan: Plan, released: pa.Table) -> None:
     for table in (released, at_edges(released, [p.id for p in plan.primitives])):
         if check_both_ways(plan.output_sql, table):

@@ -6,12 +6,37 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import duckdb
 import pyarrow as pa
 
+from sandbox.compiler.plan import Plan
 from sandbox.engine import noise, output_evaluator
+from sandbox.engine.execute import run_plan
+from sandbox.engine.lockdown import WorkerLimits, open_locked_connection
 from sandbox.engine.worker import post_connection
 
 EDGES = (0.0, -3.0, 1e12, 7.0, -1e9, 2.5)
+
+
+def noisy_table(plan: Plan, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+    """Run `plan` as the worker does (on `con`, or a fresh locked connection); the noisy table
+    its output step was given."""
+    seen: list[pa.Table] = []
+    real = noise.run_output
+
+    def keep(post: duckdb.DuckDBPyConnection, sql: str, released: pa.Table) -> pa.Table:
+        seen.append(released)
+        return real(post, sql, released)
+
+    noise.run_output = keep
+    locked = con or open_locked_connection(plan.attach, WorkerLimits())
+    try:
+        run_plan(locked, plan)
+    finally:
+        noise.run_output = real
+        if con is None:
+            locked.close()
+    return seen[0]
 
 
 def at_edges(released: pa.Table, primitives: Sequence[str], edges: Sequence[float] = EDGES) -> pa.Table:
