@@ -187,8 +187,9 @@ def _compile(select: exp.Expression, inputs: dict[str, str]) -> Program:
     items: list[tuple[str, Compiled | str]] = []
     for item in select.expressions:
         name, node = _named(item, types)
-        if isinstance(node, exp.Column) and _name(node, types) in inputs and _name(node, types) not in _added(levels):
-            items.append((name, _name(node, types)))
+        column = _name(node, types) if isinstance(node, exp.Column) else None
+        if column in inputs:  # (a level's names never repeat an input's: _relation)
+            items.append((name, column))
         else:
             compiled = _expr(node, types)
             if compiled[0] not in _ARROW:
@@ -257,7 +258,7 @@ def _sort_key(ordered: exp.Expression, types: dict[str, str]) -> tuple[Callable[
         name = _name(node, types)
         return (lambda env, n: env[name]), bool(ordered.args.get("desc"))
     tag, fn = _expr(node, types)
-    if tag not in ("d", "i", "b") and not tag.startswith("x:"):
+    if _kind(tag) not in ("d", "i", "x", "b"):
         raise Unsupported(f"ORDER BY a {tag}")
     return fn, bool(ordered.args.get("desc"))
 
@@ -312,10 +313,6 @@ def _relation(node: exp.Expression, inputs: dict[str, str], levels: list) -> dic
         types[name] = tag
     levels.append(level)
     return types
-
-
-def _added(levels: list) -> set[str]:
-    return {name for level in levels for name, _ in level}
 
 
 def _named(item: exp.Expression, types: dict[str, str]) -> tuple[str, exp.Expression]:
@@ -406,10 +403,15 @@ def _decimal_tag(width: int, scale: int) -> str:
     return f"x:{width}:{scale}"
 
 
+def _kind(tag: str) -> str:
+    """A tag with a DECIMAL's width and scale left out: "x"."""
+    return "x" if tag.startswith("x:") else tag
+
+
 def _decimal_of(tag: str, value_range: int = 0) -> tuple[int, int] | None:
     """(width, scale) of an operand in DECIMAL arithmetic: BIGINT is DECIMAL(19, 0), an
     INTEGER literal DECIMAL(10, 0); None for the NULL literal."""
-    if tag.startswith("x:"):
+    if _kind(tag) == "x":
         _, width, scale = tag.split(":")
         return int(width), int(scale)
     if tag == "i":
@@ -425,7 +427,7 @@ def _to_double(tag: str, fn: Callable[[Env, int], Column]) -> Callable[[Env, int
         return fn
     if tag in ("i", "il"):
         return lambda env, n: [None if v is None else float(v) for v in fn(env, n)]
-    if tag.startswith("x:"):
+    if _kind(tag) == "x":
         _, scale = _decimal_of(tag)  # type: ignore[misc]
         return lambda env, n: [None if v is None else _decimal_to_double(v, scale) for v in fn(env, n)]
     raise Unsupported(f"a {tag} where a number belongs")
@@ -452,8 +454,7 @@ def _numbers(operands: list[Compiled], widen: int) -> tuple[str, list[Callable[[
     operand is DOUBLE; else DECIMAL if one is DECIMAL (scale the largest, width the largest
     integer part + scale + `widen`: 1 for + and -, 0 for GREATEST, LEAST, CASE, comparisons);
     else BIGINT if one is a BIGINT column."""
-    tags = [tag for tag, _ in operands]
-    kinds = {tag if not tag.startswith("x:") else "x" for tag in tags}
+    kinds = {_kind(tag) for tag, _ in operands}
     if not kinds <= {"d", "i", "il", "n", "x"} or kinds <= {"il", "n"}:
         raise Unsupported(f"operands {sorted(kinds)}")
     if "d" in kinds:
@@ -481,10 +482,10 @@ _INT64 = range(-(2**63), 2**63)
 
 def _exact(tag: str) -> Callable[[Any], Any]:
     """A check on a computed value: a BIGINT or DECIMAL out of range is an error in DuckDB, so
-    the step is DuckDB's (Overflow); a DOUBLE is IEEE's."""
+    the step is DuckDB's (Fallback); a DOUBLE is IEEE's."""
     if tag == "i":
         limits = _INT64
-    elif tag.startswith("x:"):
+    elif _kind(tag) == "x":
         width = int(tag.split(":")[1])
         limits = range(-(10**width) + 1, 10**width)
     else:
@@ -520,7 +521,7 @@ def _arithmetic(node: exp.Binary, types: dict[str, str]) -> Compiled:
     tag, (left, right) = _numbers(operands, widen=1)
     if isinstance(node, exp.Div):  # `/` is DOUBLE division, of integers and DECIMALs too
         tag, (left, right) = "d", [_to_double(t, fn) for t, fn in operands]
-    elif isinstance(node, exp.Mul) and tag.startswith("x:"):
+    elif isinstance(node, exp.Mul) and _kind(tag) == "x":
         raise Unsupported("DECIMAL multiplication")
     exact = _exact(tag)
 
@@ -535,7 +536,7 @@ def _arithmetic(node: exp.Binary, types: dict[str, str]) -> Compiled:
 
 def _neg(node: exp.Neg, types: dict[str, str]) -> Compiled:
     tag, fn = _expr(node.this, types)
-    if tag not in ("d", "il", "i") and not tag.startswith("x:"):
+    if _kind(tag) not in ("d", "il", "i", "x"):
         raise Unsupported(f"minus on {tag}")
     exact = _exact(tag)
     return tag, lambda env, n: [None if v is None else exact(-v) for v in fn(env, n)]
@@ -543,7 +544,7 @@ def _neg(node: exp.Neg, types: dict[str, str]) -> Compiled:
 
 def _abs(node: exp.Abs, types: dict[str, str]) -> Compiled:
     tag, fn = _expr(node.this, types)
-    if tag not in ("d", "i") and not tag.startswith("x:"):
+    if _kind(tag) not in ("d", "i", "x"):
         raise Unsupported(f"ABS of {tag}")
     exact = _exact(tag)
     return tag, lambda env, n: [None if v is None else exact(abs(v)) for v in fn(env, n)]
@@ -551,7 +552,7 @@ def _abs(node: exp.Abs, types: dict[str, str]) -> Compiled:
 
 def _sqrt(node: exp.Sqrt, types: dict[str, str]) -> Compiled:
     tag, fn = _expr(node.this, types)
-    if tag not in ("d", "i") and not tag.startswith("x:"):
+    if _kind(tag) not in ("d", "i", "x"):
         raise Unsupported(f"SQRT of {tag}")
     double = _to_double(tag, fn)
     return "d", lambda env, n: [None if v is None else math.nan if v < 0 else math.sqrt(v) for v in double(env, n)]
