@@ -188,6 +188,7 @@ class Catalog:
         self._secret = _load_or_create_secret(self.data_dir / "secret.key")
         self._cache: dict[str, Dataset] = {}
         self._backends = backends
+        self.generation = 0  # counts registrations: plans compiled before one are compiled afresh (compiler/cache.py)
 
     @property
     def backends(self) -> BackendChoice:
@@ -262,7 +263,7 @@ class Catalog:
             fingerprint = self._fingerprint(policy, snapshot.parquet)
             existing = target / "manifest.json"
             if existing.exists() and json.loads(existing.read_text()).get("fingerprint") == fingerprint:
-                self._cache.pop(policy.name, None)
+                self._forget(policy.name)
                 return self._certified(policy.name)
             staged = work / "staged"
             staged.mkdir()
@@ -281,8 +282,12 @@ class Catalog:
                 _make_writable(target)
                 shutil.rmtree(target)
             os.replace(staged, target)
-        self._cache.pop(policy.name, None)
+        self._forget(policy.name)
         return self._certified(policy.name)
+
+    def _forget(self, name: str) -> None:
+        self._cache.pop(name, None)
+        self.generation += 1
 
     def _certified(self, name: str) -> Dataset:
         """The registered dataset, with a signed certificate of this registration (a new version

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.catalog import Catalog
+from sandbox.compiler.cache import PLANS
 from sandbox.demo import build_demo
 
 pytest_plugins = ["tests.support.postgres"]
@@ -15,6 +16,13 @@ REPO = Path(__file__).resolve().parents[1]
 POLICIES = REPO / "policies"
 PUMS = REPO.parent / "shared" / "data" / "pums"
 DEMO_SCALE = 5_000
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plans() -> None:
+    """Every test compiles afresh: a test that changes the compiler (monkeypatch) is never
+    answered with a plan an earlier test compiled (sandbox/compiler/cache.py)."""
+    PLANS.clear()
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from sqlglot import exp
 
 from sandbox.compiler import spellings
 from sandbox.compiler.bind import bind
+from sandbox.compiler.cache import PLANS
 from sandbox.compiler.context import Context
 from sandbox.compiler.contribution import Contribution
 from sandbox.compiler.dialects import check_backend
@@ -96,10 +97,29 @@ def compile_query(
     """Validate `sql` against the catalog's policies (and an agreement's `rules`) and plan it.
     Touches no data. The pipeline: parse -> syntax rules -> bind (lineage and types) -> rules
     on the bound query -> plan -> generate -> the backend's check (one backend per query; on
-    Spark, every construct rendered with DuckDB's meaning or refused)."""
+    Spark, every construct rendered with DuckDB's meaning or refused). A query compiled before
+    against the same catalog is not compiled again (cache.py)."""
     rules = rules or OutputRules()
     epsilon, delta = check_parameters(epsilon, delta)
     contribution = Contribution.parse(contribution)
+    key = (sql, epsilon, delta, rules, memory_mb, repr(contribution))
+    plan = PLANS.get(key, catalog)
+    if plan is None:
+        generation = getattr(catalog, "generation", None)
+        plan = _compile(sql, catalog, epsilon, delta, rules, memory_mb, contribution)
+        PLANS.put(key, catalog, generation, plan)
+    return plan
+
+
+def _compile(
+    sql: str,
+    catalog: Catalog,
+    epsilon: float,
+    delta: float | None,
+    rules: OutputRules,
+    memory_mb: int,
+    contribution: Contribution,
+) -> Plan:
     query = _distinct_as_group_by(spellings.rewrite(_normalize(parse(sql)), sql))
     ctx = Context(sql=sql, catalog=catalog, contribution=contribution)
     for rule in SYNTAX:

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pytest
 
 from sandbox.compiler import compile_query, generate
+from sandbox.compiler.cache import PLANS
 from sandbox.engine import noise
 from sandbox.engine.worker import post_connection
 from tests.compiler.cases import load_cases
@@ -49,7 +50,7 @@ def test_shared_output_sql_releases_what_the_written_out_sql_did(case, demo_cata
 
 def _written_out(sql: str, catalog, monkeypatch) -> str:
     """The output SQL with every part written out where it is used (no sharing)."""
-    with monkeypatch.context() as inline:
+    with monkeypatch.context() as inline, PLANS.disabled():
         inline.setattr(generate._Released, "share", lambda self, part: part)
         return compile_query(sql, catalog, epsilon=1.0).output_sql
 
