@@ -68,7 +68,7 @@ class Engine:
         return backend_of(plan, self.catalog)
 
     def spark_statements(self, plan: Plan) -> SparkStatements:
-        from sandbox.compiler.dialects.spark import dataset_schema, render_spark
+        from sandbox.compiler.dialects.spark import dataset_schema, dataset_version, render_spark
 
         options = self._spark_options()
         datasets = {name: self.catalog.get(name) for name in plan.attach}
@@ -76,6 +76,7 @@ class Engine:
             plan,
             {name: dataset_schema(d) for name, d in datasets.items()},
             {name: options.artefact_url(str(d.artefact_path)) for name, d in datasets.items()},
+            {name: dataset_version(d) for name, d in datasets.items()},
         )
 
     def _execute_spark(self, plan: Plan) -> dict:

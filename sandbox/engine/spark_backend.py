@@ -7,12 +7,18 @@ no further (noise.py). What the cluster must be trusted with is written in the R
 the engine artefacts and computes exact aggregates, like DuckDB does on this machine.
 
 Every session gets our settings before its first statement (spark_session.py: ANSI mode, UTC,
-our shuffle partitions). A failure after a statement started is generic: Spark's error messages
-quote data and SQL, so neither the message nor pyspark's own error log may leave the worker.
+our shuffle partitions), and a temporary view over each engine artefact it reads, created once
+(`CREATE TEMPORARY VIEW ... USING parquet`): Spark lists the file and reads its schema then, not
+at every statement. A view is named after one registration of its dataset (compiler/dialects/
+spark.py, `view_name`), so a dataset registered again is read through a new view. A failure
+after a statement started is generic: Spark's error messages quote data and SQL, so neither the
+message nor pyspark's own error log may leave the worker.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +40,8 @@ class SparkJob:
 
 
 _SESSIONS: dict[str, Any] = {}
+_VIEWS: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()  # session -> views it has
+_VIEWS_LOCK = threading.Lock()
 
 
 class SparkBackend:
@@ -61,6 +69,7 @@ class SparkBackend:
     def exact(self, plan: Plan, job: SparkJob) -> Exact:
         statements = job.statements
         try:
+            self.create_views(statements.views)
             aggregate = None
             if statements.aggregate is not None:
                 # The names from the rows themselves: `frame.columns` would have the server parse and
@@ -74,8 +83,27 @@ class SparkBackend:
             }
         except Exception:
             _SESSIONS.pop(next((k for k, v in _SESSIONS.items() if v is self.session), ""), None)
+            with _VIEWS_LOCK:
+                _VIEWS.pop(self.session, None)
             raise QueryFailed(data_touched=True) from None  # never Spark's message
         return Exact.from_rows(plan, aggregate, histograms)
+
+    def create_views(self, views: dict[str, str]) -> None:
+        """The session's temporary view over each artefact the statements read, once per session
+        (several threads may share one session: each view is created by one of them)."""
+        with _VIEWS_LOCK:
+            made = _VIEWS.setdefault(self.session, set())
+            for name, location in views.items():
+                if name not in made:
+                    self.session.sql(
+                        f"CREATE OR REPLACE TEMPORARY VIEW `{name}` USING parquet OPTIONS (path {_string(location)})"
+                    ).collect()
+                    made.add(name)
+
+
+def _string(text: str) -> str:
+    """A Spark SQL string literal (backslash escapes are on by default)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def warm_up() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from sandbox.catalog import Catalog
-from sandbox.compiler.dialects.spark import dataset_schema, render_spark
+from sandbox.compiler.dialects.spark import dataset_schema, dataset_version, render_spark
 from sandbox.compiler.plan import Plan
 from sandbox.engine.backend import Exact, SparkOptions
 from sandbox.engine.duckdb_backend import DuckDBBackend
@@ -45,6 +45,7 @@ def spark_job(options: SparkOptions, catalog: Catalog, plan: Plan) -> SparkJob:
         plan,
         {name: dataset_schema(d) for name, d in datasets.items()},
         {name: str(d.artefact_path) for name, d in datasets.items()},
+        {name: dataset_version(d) for name, d in datasets.items()},
     )
     return SparkJob(options, statements)
 

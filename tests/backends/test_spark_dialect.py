@@ -16,6 +16,7 @@ import duckdb
 import pytest
 
 from sandbox.compiler.dialects.spark import _render
+from sandbox.engine.spark_backend import SparkBackend
 
 ROWS = """
 SELECT * FROM (VALUES
@@ -56,6 +57,13 @@ def edge_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def edges(edge_file: Path, spark_session: Any) -> str:
+    """The file as the backend reads an artefact: through a temporary view (spark_backend.py)."""
+    SparkBackend(spark_session).create_views({"edges_view": str(edge_file)})
+    return "edges_view"
+
+
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return (math.isnan(a) and math.isnan(b)) or struct.pack("<d", a) == struct.pack("<d", b)
@@ -63,14 +71,16 @@ def _same(a: Any, b: Any) -> bool:
 
 
 @pytest.mark.parametrize("expression", EXPRESSIONS)
-def test_expression_means_what_it_means_in_duckdb(expression: str, edge_file: Path, spark_session: Any) -> None:
+def test_expression_means_what_it_means_in_duckdb(
+    expression: str, edge_file: Path, edges: str, spark_session: Any
+) -> None:
     sql = f'SELECT id, {expression} AS v FROM "edges".main.data'
     con = duckdb.connect()
     try:
         expected = dict(con.execute(sql.replace('"edges".main.data', f"'{edge_file}'")).fetchall())
     finally:
         con.close()
-    rendered = _render(sql, {"edges": SCHEMA}, {"edges": str(edge_file)})
+    rendered = _render(sql, {"edges": SCHEMA}, {"edges": edges})
     got = {row[0]: row[1] for row in spark_session.sql(rendered).collect()}
     wrong = {k: (expected[k], got.get(k)) for k in expected if not _same(expected[k], got.get(k))}
     assert not wrong, f"{expression}: DuckDB vs Spark differ on rows {wrong}\n{rendered}"
