@@ -112,3 +112,35 @@ def test_try_cast_stays_try_cast() -> None:
     """sqlglot writes a TryCast without `safe` as CAST for Spark; ours always says TRY_CAST."""
     rendered = _render('SELECT TRY_CAST(x AS INTEGER) AS v FROM "edges".main.data', {"edges": SCHEMA}, {"edges": "/x"})
     assert "TRY_CAST(" in rendered and " CAST(RINT" not in rendered.upper()
+
+
+def test_a_dataset_registered_again_is_read_through_a_new_view(tmp_path) -> None:
+    """A session keeps each view's file listing; the artefact of a registration that replaced it
+    (same location, new file) must be read through a view of its own."""
+    from sandbox.catalog import Catalog
+    from sandbox.compiler import compile_query
+    from sandbox.compiler.dialects.spark import dataset_schema, dataset_version, render_spark
+    from sandbox.policy import load_policy
+    from tests.conftest import POLICIES
+
+    file = POLICIES / "pums_null.yaml"
+    catalog = Catalog(tmp_path)
+    policy = load_policy(file)
+    views = []
+    for max_rows in (4, 2):
+        catalog.register(
+            policy.model_copy(update={"privacy_unit": policy.privacy_unit.model_copy(update={"max_rows": max_rows})}),
+            file,
+        )
+        dataset = catalog.get("pums_null")
+        plan = compile_query("SELECT COUNT(*) FROM pums_null", catalog, epsilon=1.0)
+        rendered = render_spark(
+            plan,
+            {"pums_null": dataset_schema(dataset)},
+            {"pums_null": str(dataset.artefact_path)},
+            {"pums_null": dataset_version(dataset)},
+        )
+        ((view, location),) = rendered.views.items()
+        assert location == str(dataset.artefact_path) and f"`{view}`" in rendered.aggregate
+        views.append(view)
+    assert views[0] != views[1]
