@@ -17,6 +17,7 @@ LABELS = {
     "duckdb_exact": "DuckDB exact",
     "duckdb_bounded": "DuckDB bounded",
     "engine": "our engine",
+    "engine_fresh": "our engine, compiled anew",
     "service": "our service (HTTP)",
     "smartnoise": "SmartNoise SQL",
     "opendp": "OpenDP Polars",
@@ -132,12 +133,15 @@ def markdown(report: dict[str, Any]) -> str:
         peers = [p for p in PEERS if p in systems]
         header = ["query", "DuckDB bounded / exact", "engine / exact", "service / exact"]
         header += [f"{LABELS[p]} / exact" for p in peers] + [f"{LABELS[p]} / engine" for p in peers]
+        fresh = "engine_fresh" in systems
+        header += [f"{LABELS[p]} / engine compiled anew" for p in peers] if fresh else []
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|---|" + "---|" * (len(header) - 1))
         for r in size["results"]:
             exact, engine = _median(r, "duckdb_exact"), _median(r, "engine")
             cells = [r["label"]] + [_ratio(_median(r, s), exact) for s in ("duckdb_bounded", "engine", "service")]
             cells += [_ratio(_median(r, p), exact) for p in peers] + [_ratio(_median(r, p), engine) for p in peers]
+            cells += [_ratio(_median(r, p), _median(r, "engine_fresh")) for p in peers] if fresh else []
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", "Peak resident memory (VmHWM):", "", "| system | peak RSS |", "|---|---|"]
         memory = size["memory_mib"]

@@ -72,7 +72,7 @@ def test_peers_benchmark_smoke_writes_json_markdown_and_plot(tmp_path: Path) -> 
     queries = {r["query"] for r in size["results"]}
     assert queries == {"count", "sum", "mean", "median", "private_keys", "filtered_count", "multirow"}
     for r in size["results"]:
-        assert set(r["stats"]) == {"duckdb_exact", "duckdb_bounded", "engine", "service"}, r["errors"]
+        assert set(r["stats"]) == {"duckdb_exact", "duckdb_bounded", "engine", "engine_fresh", "service"}, r["errors"]
         assert all(s["n"] == 1 and s["median_s"] > 0 for s in r["stats"].values())
         assert r["errors"]["smartnoise"].startswith("blocked: skipped")
         # registration already bounded every query (ranks, verified constant groups): no window
