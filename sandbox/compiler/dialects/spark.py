@@ -444,7 +444,9 @@ def _div(s: _Spark, node: exp.Div) -> exp.Expression:
         default=_double("-Infinity"),
     )
     return _case(
-        (exp.EQ(this=b.copy(), expression=_double("0")), by_zero), default=exp.Div(this=a.copy(), expression=b.copy())
+        (exp.Is(this=a.copy(), expression=exp.Null()), exp.cast(exp.Null(), "DOUBLE")),  # NULL / 0 is NULL
+        (exp.EQ(this=b.copy(), expression=_double("0")), by_zero),
+        default=exp.Div(this=a.copy(), expression=b.copy()),
     )
 
 
@@ -454,7 +456,9 @@ def _mod(s: _Spark, node: exp.Mod) -> exp.Expression:
     if not _is_double(node) or _nonzero_constant(node.expression):
         return exp.Mod(this=a, expression=b)
     return _case(
-        (exp.EQ(this=b, expression=_double("0")), _double("NaN")), default=exp.Mod(this=a.copy(), expression=b.copy())
+        (exp.Is(this=a.copy(), expression=exp.Null()), exp.cast(exp.Null(), "DOUBLE")),  # NULL % 0 is NULL
+        (exp.EQ(this=b, expression=_double("0")), _double("NaN")),
+        default=exp.Mod(this=a.copy(), expression=b.copy()),
     )
 
 
