@@ -5,9 +5,9 @@ dashboard, the service answering the same SQL under the same agreement) skips th
 A plan is a pure function of the query's text, its parameters and the catalog's datasets (the
 compiler reads nothing else: no clock, no settings, no data). So an entry is keyed by everything
 `compile_query` is given and the catalog it was compiled against, and used only while that
-catalog has registered nothing since (`Catalog.generation`): a dataset registered again, or a
-new `Catalog` object, and plans are compiled afresh. Refusals are not kept (they are cheap, and their text may
-name what the catalog holds). Plans are frozen dataclasses and nothing mutates one after
+catalog has registered nothing since (`Catalog.generation`): after a registration, or with a new
+`Catalog` object, plans are compiled afresh. Refusals are not kept (they are cheap, and their
+text may name what the catalog holds). Plans are frozen dataclasses and nothing mutates one after
 compiling; sharing them is safe for that reason.
 """
 
