@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.compiler import compile_query, planner
+from sandbox.compiler import compile_query
 from sandbox.engine.execute import run_plan
 from sandbox.engine.lockdown import open_locked_connection
 from sandbox.engine.worker import Limits
 from tests.compiler.test_exact_answers import ROWS, _register
+from tests.support import bias
 from tests.support.exact import exact_primitives
 
 # pid, dept, amount, age:
@@ -177,20 +178,19 @@ def test_median_of_an_expression_bins_its_clamped_value(whole) -> None:
 
 
 @pytest.mark.parametrize("rows_left_out", [0.0, 0.05])
-def test_a_clamped_input_column_is_said_for_its_expressions(demo_catalog, monkeypatch, rows_left_out) -> None:
+def test_a_clamped_input_column_is_said_for_its_expressions(demo_catalog, rows_left_out) -> None:
     """With monthly_income clamped to [0, 5000], most incomes lie above the bound: AVG(income * 12)
     is clamped with them, and the release says so (its interval cannot include that bias, which the
     DP metadata knows in the column's units); the analyst's own clamp changes nothing of that kind.
 
-    Only the clamping notes are compared: whether rows per unit are said to be left out is a
-    separate estimate from the noisy rows-per-unit histogram of this registration, and for one row
-    per resident its noise alone says so in about 1 registration in 30 (sandbox/metadata.py,
-    dropped_share; CI failed on exactly that once). Both of its outcomes are set here."""
-    monkeypatch.setattr(planner.metadata, "dropped_share", lambda _stats, _cap: rows_left_out)
+    Only the clamping notes are compared. Whether rows are said to be left out is a separate,
+    noisy estimate (tests/support/bias.py); CI failed once when it said so for one row per
+    resident. Both of its outcomes are set here."""
     clamp = {"clamp": {"residents.monthly_income": [0, 5000]}}
 
     def keys(sql: str) -> list[str]:
-        plan = compile_query(sql, demo_catalog, epsilon=1.0, contribution=clamp)
+        with bias.rows_left_out(rows_left_out):
+            plan = compile_query(sql, demo_catalog, epsilon=1.0, contribution=clamp)
         return [n.key for n in plan.notes if n.key.startswith("clamped")]
 
     # a * x + b: x's facts carry over to the interval, which allows for it, as the column's note says
