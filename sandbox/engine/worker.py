@@ -35,6 +35,7 @@ import resource
 import signal
 import threading
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from multiprocessing.connection import Connection
@@ -77,7 +78,7 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._workers: set[_Worker] = set()
         # Idle slots: a ready worker, or None for "start one when needed" (a failed restart).
-        self._idle: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
+        self._idle = _IdleSlots()
         self._closed = False
         starting = [self._spawn() for _ in range(size)]  # start all, then wait: in parallel
         try:
@@ -180,7 +181,7 @@ class WorkerPool:
         except Exception:
             if worker is not None:
                 self._discard(worker)
-            self._idle.put(None)  # keep the slot; the next job starts another worker
+            self._idle.put(None, last=True)  # keep the slot; a job with no ready worker starts another
             log.exception("could not start a sandbox worker")
             raise QueryFailed(data_touched=False) from None
         return worker
@@ -198,15 +199,43 @@ class WorkerPool:
         if self._closed:
             return
         try:
-            self._idle.put(self._spawn())
+            self._idle.put(self._spawn(), last=True)  # still starting: a ready worker goes first
         except Exception:
             log.exception("could not start a replacement sandbox worker")
-            self._idle.put(None)
+            self._idle.put(None, last=True)
 
     def _discard(self, worker: _Worker) -> None:
         worker.stop()
         with self._lock:
             self._workers.discard(worker)
+
+
+class _IdleSlots:
+    """Idle slots, the most recently used worker first: when jobs come one at a time, the worker
+    that just answered takes the next one, with its caches and kept connections still warm. The
+    filtered COUNT at 1M rows after 0.2 s idle, other work in between, FIFO and this A/B in one
+    process: medians 0.3-2.3 ms lower in four runs (of 6.4-15 ms; a noisy host). A slot whose
+    worker is still starting, or has none, is taken last."""
+
+    def __init__(self) -> None:
+        self._slots: deque[_Worker | None] = deque()
+        self._changed = threading.Condition()
+
+    def put(self, slot: _Worker | None, *, last: bool = False) -> None:
+        with self._changed:
+            (self._slots.appendleft if last else self._slots.append)(slot)
+            self._changed.notify()
+
+    def get(self) -> _Worker | None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._slots)
+            return self._slots.pop()
+
+    def get_nowait(self) -> _Worker | None:
+        with self._changed:
+            if not self._slots:
+                raise queue.Empty
+            return self._slots.pop()
 
 
 class _Worker:

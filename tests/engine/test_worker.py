@@ -185,6 +185,24 @@ def test_concurrent_runs(pool: WorkerPool, attach: dict[str, Path]) -> None:
     assert pids <= set(pool.pids()) and len(pids) <= 2
 
 
+def test_jobs_one_at_a_time_go_to_the_worker_that_answered_last(attach: dict[str, Path]) -> None:
+    """Its caches and kept connections are warm; taking turns left every job a cold worker."""
+    with WorkerPool(2, WorkerLimits(wall_seconds=WALL_SECONDS)) as pool:
+        answered = [pool.run(tasks.worker_pid, None, attach) for _ in range(5)]
+        assert len(set(answered)) == 1, answered
+
+
+def test_a_replacement_still_starting_is_taken_after_a_ready_worker(attach: dict[str, Path]) -> None:
+    """After a kill, the next job goes to the other, ready worker instead of waiting for the
+    replacement's start-up (about a second: it imports DuckDB)."""
+    with WorkerPool(2, WorkerLimits(wall_seconds=WALL_SECONDS)) as pool:
+        before = set(pool.pids())
+        with pytest.raises(QueryTimeout):
+            pool.run(tasks.run_raw_sql, "SELECT count(*) FROM range(1000000000000)", attach)
+        (ready,) = before & set(pool.pids())
+        assert pool.run(tasks.worker_pid, None, attach) == ready
+
+
 def test_worker_with_a_grown_address_space_retires(attach: dict[str, Path]) -> None:
     """A worker whose heap stays large after a job is replaced, so every job gets headroom."""
     with WorkerPool(1, WorkerLimits(address_space_mb=2048)) as pool:
