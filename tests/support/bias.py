@@ -3,9 +3,9 @@
 Tests of intervals and notes run on data where bounding leaves nothing out (one row per person).
 The estimate comes from a noisy rows-per-unit histogram (sandbox/metadata.py, dropped_share).
 On such data that noise alone reports rows left out in about 1 registration in 25. The
-intervals then widen for it, by design, and their coverage or width tests failed in CI.
-Where the estimate is not what a test is about, the test fixes it to the data's truth. The
-estimate itself is tested in tests/privacy/test_metadata_estimates.py.
+intervals then widen for it, by design, and tests of their coverage or width fail (a notes test
+failed in CI that way). Where the estimate is not what a test is about, the test fixes it to the
+data's truth. The estimate itself is tested in tests/privacy/test_metadata_estimates.py.
 """
 
 from __future__ import annotations
