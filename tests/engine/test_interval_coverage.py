@@ -39,7 +39,7 @@ KINDS = ["n", "total", "mean", "var", "sd", "median", "ratio"]
 
 @pytest.fixture(scope="module")
 def releases(demo_catalog):
-    with rows_left_out(0.0):  # one row per person: nothing is (tests/support/bias.py)
+    with rows_left_out(0.0):  # one row per person: nothing is left out (tests/support/bias.py)
         plan = compile_query(SQL, demo_catalog, epsilon=0.5)
     truth = {
         row[0]: dict(zip(KINDS, row[1:], strict=True))
@@ -98,7 +98,7 @@ EXPRESSION_KINDS = ["share", "seniors", "minors", "months", "clamped", "per_1000
 
 @pytest.fixture(scope="module")
 def expression_releases(demo_catalog):
-    with rows_left_out(0.0):  # one row per person: nothing is (tests/support/bias.py)
+    with rows_left_out(0.0):  # one row per person: nothing is left out (tests/support/bias.py)
         plan = compile_query(EXPRESSIONS, demo_catalog, epsilon=0.5)
     paths = {"residents": demo_catalog.get("residents").parquet_path,
              "reference": demo_catalog.get("district_reference").parquet_path}

@@ -36,7 +36,7 @@ KINDS = ["ages", "youngest", "oldest"]
 
 @pytest.fixture(scope="module")
 def releases(demo_catalog):
-    with rows_left_out(0.0):  # one row per person: nothing is (tests/support/bias.py)
+    with rows_left_out(0.0):  # one row per person: nothing is left out (tests/support/bias.py)
         plan = compile_query(SQL, demo_catalog, epsilon=0.5)
     truth = {
         row[0]: dict(zip([*KINDS, "q01", "q99"], row[1:], strict=True))
@@ -110,7 +110,7 @@ PAIRED = ["r", "cs", "cp", "b", "a", "n"]
 @pytest.fixture(scope="module")
 def paired(demo_catalog):
     """Adults' income against age, per district (values inside their bounds: nothing clamped)."""
-    with rows_left_out(0.0):  # one row per person: nothing is (tests/support/bias.py)
+    with rows_left_out(0.0):  # one row per person: nothing is left out (tests/support/bias.py)
         plan = compile_query(PAIRED_SQL, demo_catalog, epsilon=1.0)
     parquet = demo_catalog.get("residents").parquet_path
     rows = duckdb.sql(PAIRED_TRUTH.format(parquet=parquet)).fetchall()
@@ -160,7 +160,7 @@ def test_correlation_and_slope_are_informative(tmp_path) -> None:
     })
     catalog = Catalog(tmp_path)
     catalog.register(policy)
-    with rows_left_out(0.0):  # one row per person: nothing is (tests/support/bias.py)
+    with rows_left_out(0.0):  # one row per person: nothing is left out (tests/support/bias.py)
         plan = compile_query("SELECT CORR(y, x) AS r, REGR_SLOPE(y, x) AS b FROM pairs", catalog, epsilon=1.0)
     r, b = duckdb.sql(f"SELECT CORR(y, x), REGR_SLOPE(y, x) FROM '{tmp_path / 'pairs.parquet'}'").fetchall()[0]
     con = open_locked_connection(plan.attach, Limits(threads=1))
