@@ -444,7 +444,7 @@ def _div(s: _Spark, node: exp.Div) -> exp.Expression:
         default=_double("-Infinity"),
     )
     return _case(
-        (exp.Is(this=a.copy(), expression=exp.Null()), exp.cast(exp.Null(), "DOUBLE")),  # NULL / 0 is NULL
+        _null_dividend(a),
         (exp.EQ(this=b.copy(), expression=_double("0")), by_zero),
         default=exp.Div(this=a.copy(), expression=b.copy()),
     )
@@ -456,10 +456,16 @@ def _mod(s: _Spark, node: exp.Mod) -> exp.Expression:
     if not _is_double(node) or _nonzero_constant(node.expression):
         return exp.Mod(this=a, expression=b)
     return _case(
-        (exp.Is(this=a.copy(), expression=exp.Null()), exp.cast(exp.Null(), "DOUBLE")),  # NULL % 0 is NULL
+        _null_dividend(a),
         (exp.EQ(this=b, expression=_double("0")), _double("NaN")),
         default=exp.Mod(this=a.copy(), expression=b.copy()),
     )
+
+
+def _null_dividend(a: exp.Expression) -> tuple[exp.Expression, exp.Expression]:
+    """The first branch of a guarded DOUBLE division or remainder: a NULL dividend gives NULL, as
+    in DuckDB, before the by-zero branch (Spark gave -Infinity for NULL / 0.0 and NaN for NULL % 0.0)."""
+    return exp.Is(this=a.copy(), expression=exp.Null()), exp.cast(exp.Null(), "DOUBLE")
 
 
 @_rule(exp.IntDiv)
