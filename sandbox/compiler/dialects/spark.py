@@ -735,13 +735,14 @@ def _strftime(s: _Spark, node: exp.TimeToStr) -> exp.Expression:
     d = s.c(node.this)
     pieces: list[exp.Expression] = []
     text, i = fmt.this, 0
-    literal = ""
+    literal, reads_date = "", False
     while i < len(text):
         if text[i] == "%" and i + 1 < len(text):
             if literal:
                 pieces.append(exp.Literal.string(literal))
                 literal = ""
             pieces.append(_strftime_piece(text[i + 1], d))
+            reads_date = reads_date or text[i + 1] != "%"
             i += 2
         else:
             literal += text[i]
@@ -749,9 +750,12 @@ def _strftime(s: _Spark, node: exp.TimeToStr) -> exp.Expression:
     if literal:
         pieces.append(exp.Literal.string(literal))
     if not pieces:
-        return _case((exp.Is(this=d.copy(), expression=exp.Null()), exp.Null()), default=exp.Literal.string(""))
-    # concat is NULL when the date is: every piece reads it
-    return _func("concat", *pieces) if len(pieces) > 1 else exp.cast(pieces[0], "STRING")
+        pieces.append(exp.Literal.string(""))
+    text_of = _func("concat", *pieces) if len(pieces) > 1 else exp.cast(pieces[0], "STRING")
+    if reads_date:
+        return text_of  # concat is NULL when the date is: a piece reads it
+    # '', '%%', 'text': a constant, yet NULL for a NULL date, as in DuckDB
+    return _case((exp.Is(this=d.copy(), expression=exp.Null()), exp.Null()), default=text_of)
 
 
 # -- text ------------------------------------------------------------------------------------------
