@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import build_formatted_time
+from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.helper import seq_get
 from sqlglot.tokens import TokenType
 
 from sandbox.errors import SQLRejected
@@ -12,6 +15,23 @@ from sandbox.errors import SQLRejected
 __all__ = ["parse"]
 
 MAX_SQL_CHARS = 20_000
+_STRFTIME = build_formatted_time(exp.TimeToStr)
+
+
+def _strftime(args: list, dialect: sqlglot.Dialect) -> exp.TimeToStr:
+    """sqlglot reads strftime(d, '') as strftime(d, 'None'); the empty format stays empty, for
+    the type checker to refuse as DuckDB would."""
+    fmt = seq_get(args, 1)
+    if isinstance(fmt, exp.Literal) and fmt.is_string and fmt.this == "":
+        return exp.TimeToStr(this=seq_get(args, 0), format=fmt)
+    return _STRFTIME(args, dialect)
+
+
+class _UsersDuckDB(DuckDB):
+    """DuckDB's dialect as sqlglot reads it, with the user's strftime format kept as written."""
+
+    class Parser(DuckDB.Parser):
+        FUNCTIONS = {**DuckDB.Parser.FUNCTIONS, "STRFTIME": _strftime}
 
 
 def _top(sql: str) -> tuple[str, int | None]:
@@ -51,7 +71,7 @@ def parse(sql: str) -> exp.Expression:
     text, top = _top(sql)
     try:
         statements = [
-            s for s in sqlglot.parse(text, read="duckdb") if s is not None and not isinstance(s, exp.Semicolon)
+            s for s in sqlglot.parse(text, read=_UsersDuckDB) if s is not None and not isinstance(s, exp.Semicolon)
         ]
     except ParseError as err:
         first = err.errors[0] if err.errors else {}

@@ -664,8 +664,10 @@ def _trunc(tc: TypeChecker, node: exp.Expression) -> Typed:
 def _strftime(tc: TypeChecker, node: exp.TimeToStr) -> Typed:
     tc.temporal(node.this, "strftime")
     fmt = tc.constant(node.args.get("format"), "The strftime format", "Write e.g. strftime(d, '%Y-%m').")
-    if not isinstance(fmt, str) or len(fmt) > 100:
-        tc.reject(node, "The strftime format", "it must be a short string", "Write e.g. '%Y-%m'.")
+    if not isinstance(fmt, str) or not 0 < len(fmt) <= 100:  # DuckDB refuses '' when it runs
+        tc.reject(
+            node, "The strftime format", "it must be a short string with at least one character", "Write e.g. '%Y-%m'."
+        )
     for spec in _SPECIFIER.findall(fmt):
         if spec not in STRFTIME:
             tc.reject(

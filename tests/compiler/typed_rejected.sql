@@ -54,6 +54,14 @@ SELECT COUNT(*) FROM medical_visits WHERE strftime(visit_date, '%Q') = 'x';
 -- rule: types
 -- expect: The strftime specifier %e
 SELECT COUNT(*) FROM medical_visits WHERE strftime(visit_date, '%e') = 'x';
+-- title: an empty strftime format, which DuckDB refuses when the statement runs (found comparing engines)
+-- rule: types
+-- expect: it must be a short string with at least one character
+SELECT COUNT(*) FROM medical_visits WHERE strftime(visit_date, '') = 'x';
+-- title: a trailing percent sign in a strftime format
+-- rule: types
+-- expect: The strftime specifier %
+SELECT COUNT(*) FROM medical_visits WHERE strftime(visit_date, 'year %') = 'x';
 -- title: a format that is not a constant
 -- rule: types
 -- expect: it must be a constant written in the query
