@@ -48,6 +48,7 @@ from sandbox.catalog import Catalog
 from sandbox.engine import BackendChoice, Engine, WorkerLimits
 from sandbox.engine.backend import SparkOptions
 from sandbox.engine.spark_backend import SparkBackend
+from sandbox.engine.spark_session import query_rows
 from sandbox.policy import load_policy
 
 POLICIES = peer_data.POLICIES
@@ -148,8 +149,9 @@ def bench_size(
             contenders: dict[str, Callable[[], object]] = {
                 "duckdb_exact": lambda exact=exact, exact_sql=exact_sql: exact.execute(exact_sql).fetchall(),
                 "duckdb_engine": lambda sql=sql: duck.run(sql, epsilon=1.0),
-                "spark_raw": lambda raw_sql=raw_sql: session.sql(raw_sql).collect(),
-                "spark_bounded": lambda s=statements: session.sql(s.aggregate).collect(),
+                # both planned once, as the worker's statements are (spark_session.query_rows)
+                "spark_raw": lambda raw_sql=raw_sql: query_rows(session, raw_sql),
+                "spark_bounded": lambda s=statements: query_rows(session, s.aggregate),
                 "spark_engine": lambda sql=sql: spark.run(sql, epsilon=1.0),
             }
             print(f"  {nominal:,} rows, {label}: {warmup} warm-up + {runs} runs", flush=True)

@@ -25,7 +25,7 @@ from typing import Any
 from sandbox.compiler.dialects.spark import SparkStatements
 from sandbox.compiler.plan import Plan
 from sandbox.engine.backend import Exact, SparkOptions
-from sandbox.engine.spark_session import connect, quiet
+from sandbox.engine.spark_session import connect, query_rows, quiet
 from sandbox.errors import QueryFailed
 
 __all__ = ["SparkBackend", "SparkJob", "warm_up"]
@@ -75,11 +75,10 @@ class SparkBackend:
                 # The names from the rows themselves: `frame.columns` would have the server parse and
                 # analyse the statement once more (an AnalyzePlan call, some 15% of a query's cost);
                 # with no rows there is nothing to name.
-                rows = self.session.sql(statements.aggregate).collect()
+                rows = query_rows(self.session, statements.aggregate)
                 aggregate = (list(rows[0].__fields__) if rows else [], [tuple(row) for row in rows])
             histograms = {
-                pid: [tuple(row) for row in self.session.sql(sql).collect()]
-                for pid, sql in statements.histograms.items()
+                pid: [tuple(row) for row in query_rows(self.session, sql)] for pid, sql in statements.histograms.items()
             }
         except Exception:
             _SESSIONS.pop(next((k for k, v in _SESSIONS.items() if v is self.session), ""), None)

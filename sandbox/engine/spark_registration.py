@@ -37,6 +37,7 @@ from sandbox.artefact import (
 )
 from sandbox.engine.backend import SparkOptions
 from sandbox.engine.row_text import double_text
+from sandbox.engine.spark_session import query_rows
 from sandbox.errors import SchemaMismatch
 from sandbox.metadata import advice, release_metadata
 from sandbox.policy import Policy, Role
@@ -142,7 +143,7 @@ def _metadata_query(session: Any, data: Any) -> Any:
 
     def query(sql: str) -> list[tuple]:
         spark_sql = sqlglot.transpile(sql, read="duckdb", write="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)[0]
-        return [tuple(row) for row in session.sql(spark_sql).collect()]
+        return [tuple(row) for row in query_rows(session, spark_sql)]
 
     return query
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sandbox.engine.backend import SparkOptions
 
-__all__ = ["SESSION_SETTINGS", "connect", "quiet", "session_settings"]
+__all__ = ["SESSION_SETTINGS", "connect", "query_rows", "quiet", "session_settings"]
 
 
 def session_settings(options: SparkOptions) -> dict[str, str]:
@@ -49,3 +49,14 @@ def connect(options: SparkOptions) -> Any:
     for key, value in session_settings(options).items():
         session.conf.set(key, value)
     return session
+
+
+def query_rows(session: Any, sql: str) -> list[Any]:
+    """A SELECT's rows, planned once. `session.sql(text)` is a command on Spark Connect: the
+    server parses, analyses and plans the statement to answer it, and `collect()` then sends it
+    again to be parsed, analysed and planned anew. A relation that only holds the text is sent
+    once, by `collect()`. (Commands, such as CREATE VIEW, still go through `session.sql`.)"""
+    from pyspark.sql.connect.dataframe import DataFrame
+    from pyspark.sql.connect.plan import SQL
+
+    return DataFrame(SQL(sql), session).collect()

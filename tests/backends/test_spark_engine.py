@@ -13,7 +13,7 @@ from sandbox.catalog import Catalog
 from sandbox.demo import build_demo
 from sandbox.engine import BackendChoice, Engine, WorkerLimits
 from sandbox.engine.backend import SparkOptions
-from sandbox.engine.spark_session import SESSION_SETTINGS, connect
+from sandbox.engine.spark_session import SESSION_SETTINGS, connect, query_rows
 from sandbox.errors import QueryFailed, SQLRejected
 from sandbox.policy import load_policies
 from tests.conftest import POLICIES
@@ -93,6 +93,17 @@ def test_session_settings_are_ours(spark_options: SparkOptions) -> None:
         )
     finally:
         session.stop()
+
+
+def test_a_select_is_sent_once(spark_session: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`query_rows` sends the statement with `collect()` alone: no command round trip first, in
+    which the server would parse, analyse and plan it once more (spark_session.py)."""
+
+    def no_command(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a command was sent")
+
+    monkeypatch.setattr(spark_session.client, "execute_command", no_command)
+    assert [tuple(row) for row in query_rows(spark_session, "SELECT 1 + 1 AS two")] == [(2,)]
 
 
 def test_spark_failure_is_generic(spark_engine: Engine, catalogs, caplog: pytest.LogCaptureFixture) -> None:
