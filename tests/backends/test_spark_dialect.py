@@ -47,8 +47,8 @@ EXPRESSIONS = [
     "EXTRACT(MINUTE FROM ts)", "EXTRACT(SECOND FROM ts)", "YEAR(d) * 1000000000",
     "CAST(date_trunc('WEEK', d) AS VARCHAR)", "CAST(date_trunc('MONTH', ts) AS VARCHAR)", "CAST(d AS VARCHAR)",
     "CAST(ts AS VARCHAR)", "strftime(ts, '%Y-%m-%d %H:%M:%S|%j|%y|%w|%u|%V|%G|%U|%W|%I|%p|%b|%B|%a|%A|%%')",
-    "strftime(d, '%Y')", "strftime(d, '%%Y')", "strftime(d, 'year')", "SUBSTRING(s, 0, 3)", "SUBSTRING(s, -2, 5)",
-    "SUBSTRING(s, 2)", "TRIM(s)", "LENGTH(s)",
+    "strftime(d, '%Y')", "strftime(d, '%%Y')", "strftime(d, 'year')", "strftime(ts, '%p')", "SUBSTRING(s, 0, 3)",
+    "SUBSTRING(s, -2, 5)", "SUBSTRING(s, 2)", "TRIM(s)", "LENGTH(s)",
     "s LIKE 'a\\b%'", "s LIKE '%b %'", "s LIKE '_'", "starts_with(s, 'a')", "COALESCE(s, 'none')",
 ]  # fmt: skip
 

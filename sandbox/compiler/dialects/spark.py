@@ -712,7 +712,8 @@ def _strftime_piece(spec: str, d: exp.Expression) -> exp.Expression:
             ),
             2,
         ),
-        "p": lambda: _case(
+        "p": lambda: _case(  # NULL for a NULL time, as every other piece is
+            (exp.Is(this=part("HOUR"), expression=exp.Null()), exp.Null()),
             (exp.LT(this=part("HOUR"), expression=exp.Literal.number(12)), exp.Literal.string("AM")),
             default=exp.Literal.string("PM"),
         ),
