@@ -19,12 +19,17 @@ _STRFTIME = build_formatted_time(exp.TimeToStr)
 
 
 def _strftime(args: list, dialect: sqlglot.Dialect) -> exp.TimeToStr:
-    """sqlglot reads strftime(d, '') as strftime(d, 'None'); the empty format stays empty, for
-    the type checker to refuse as DuckDB would."""
+    """sqlglot reads strftime(d, '') as strftime(d, 'None') and drops a third argument; the empty
+    format stays empty and the third argument stays, for the type checker to refuse both as
+    DuckDB would."""
     fmt = seq_get(args, 1)
     if isinstance(fmt, exp.Literal) and fmt.is_string and fmt.this == "":
-        return exp.TimeToStr(this=seq_get(args, 0), format=fmt)
-    return _STRFTIME(args, dialect)
+        node = exp.TimeToStr(this=seq_get(args, 0), format=fmt)
+    else:
+        node = _STRFTIME(args, dialect)
+    if len(args) > 2:
+        node.set("zone", args[2])  # refused: "this form of strftime is not supported"
+    return node
 
 
 class _UsersDuckDB(DuckDB):

@@ -58,6 +58,10 @@ SELECT COUNT(*) FROM medical_visits WHERE strftime(visit_date, '%e') = 'x';
 -- rule: types
 -- expect: it must be a short string with at least one character
 SELECT COUNT(*) FROM medical_visits WHERE strftime(visit_date, '') = 'x';
+-- title: a third strftime argument, which sqlglot would drop and DuckDB refuses
+-- rule: types
+-- expect: this form of strftime is not supported
+SELECT COUNT(*) FROM medical_visits WHERE strftime(visit_date, '%Y', 'x') = '2024';
 -- title: a trailing percent sign in a strftime format
 -- rule: types
 -- expect: The strftime specifier %

@@ -755,7 +755,7 @@ def _strftime(s: _Spark, node: exp.TimeToStr) -> exp.Expression:
     text_of = _func("concat", *pieces) if len(pieces) > 1 else exp.cast(pieces[0], "STRING")
     if reads_date:
         return text_of  # concat is NULL when the date is: a piece reads it
-    # '', '%%', 'text': a constant, yet NULL for a NULL date, as in DuckDB
+    # '%%', 'text': a constant, yet NULL for a NULL date, as in DuckDB
     return _case((exp.Is(this=d.copy(), expression=exp.Null()), exp.Null()), default=text_of)
 
 
