@@ -23,8 +23,8 @@ NUMERIC = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "DOUBLE", "FLOAT"}
 DATE_PARTS = ["year", "month", "day", "quarter", "week", "dow", "dayofweek", "doy", "isodow", "hour", "minute"]
 BAD_DATE_PARTS = ["foo", "epoch", "millennium", "microseconds", "", "timezone"]
 TRUNC_UNITS = ["year", "quarter", "month", "week", "day", "hour"]
-FORMATS = ["%Y", "%Y-%m", "%m/%d", "%j", "%a %b", "%H:%M", "%U-%w", "%G-%V", "%%Y", "%p", "day", ""]
-BAD_FORMATS = ["%Q", "%z", "%Z", "%", "%Y-%", "%-d"]
+FORMATS = ["%Y", "%Y-%m", "%m/%d", "%j", "%a %b", "%H:%M", "%U-%w", "%G-%V", "%%Y", "%p", "day"]
+BAD_FORMATS = ["%Q", "", "%z", "%Z", "%", "%Y-%", "%-d"]
 EXTREMES = ["9223372036854775807", "-9223372036854775808", "4294967296", "3037000500", "2147483647", "0", "-1"]
 TEXT_LITERALS = [
     "",
@@ -240,7 +240,7 @@ def expr(draw, cols: list[Col], kind: str, depth: int = 2) -> str:
         if choice == 2:
             return f"CAST({draw(sub(draw(st.sampled_from(['num', 'date', 'bool']))))} AS VARCHAR)"
         if choice == 3:
-            fmt = draw(st.sampled_from(FORMATS + BAD_FORMATS[:2]))
+            fmt = draw(st.sampled_from(FORMATS + BAD_FORMATS[:3]))
             return f"strftime({draw(sub('date'))}, '{fmt}')"
         if choice == 4:
             return f"COALESCE({draw(sub('text'))}, {draw(literal('text'))})"
