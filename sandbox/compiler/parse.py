@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.dialects.dialect import build_formatted_time
 from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.helper import seq_get
@@ -15,7 +14,7 @@ from sandbox.errors import SQLRejected
 __all__ = ["parse"]
 
 MAX_SQL_CHARS = 20_000
-_STRFTIME = build_formatted_time(exp.TimeToStr)
+_STRFTIME = DuckDB.Parser.FUNCTIONS["STRFTIME"]  # sqlglot's own builder, for every other format
 
 
 def _strftime(args: list, dialect: sqlglot.Dialect) -> exp.TimeToStr:
